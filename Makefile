@@ -1,0 +1,36 @@
+# optsweep — developer targets. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DATA   ?= ../shared/datasets
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint format bench quickstart clean
+
+help:  ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install:  ## create .venv and install optsweep with pinned dependencies (constraints.txt)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,postgres]'
+
+test:  ## run the test suite (no network; a few minutes on 2 cores)
+	$(BIN)/pytest -q
+
+lint:  ## ruff check and format check
+	$(BIN)/ruff check optsweep tests bench
+	$(BIN)/ruff format --check optsweep tests bench
+
+format:  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix optsweep tests bench
+	$(BIN)/ruff format optsweep tests bench
+
+bench:  ## print throughput figures (conventional loop vs optsweep); DATA=path to datasets
+	$(BIN)/python bench/throughput.py --data-dir $(DATA)
+
+quickstart:  ## run configs/quickstart.yaml on the bundled mnist-mini data
+	$(BIN)/optsweep run configs/quickstart.yaml
+
+clean:  ## remove caches (keeps .venv and results/)
+	rm -rf .pytest_cache .ruff_cache build *.egg-info
