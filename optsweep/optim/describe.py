@@ -1,0 +1,147 @@
+"""Rich views of the registry (``optsweep optimizers [NAME]``).
+
+The information is computed as plain data first (:func:`registry_rows`,
+:func:`parameter_rows`) and drawn second, so tests check the data without rendering.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from .registry import COMMON_KNOBS, OPTIMIZERS, SEMANTICS, optimizer_info
+
+__all__ = [
+    "ParameterRow",
+    "RegistryRow",
+    "optimizer_details",
+    "parameter_rows",
+    "registry_rows",
+    "registry_table",
+]
+
+
+def format_value(value: Any) -> str:
+    """A default as a config file would write it (``null`` = off)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+class RegistryRow(NamedTuple):
+    """One optimizer in the overview."""
+
+    name: str
+    summary: str
+    parameters: str  # own parameters with "torch default / keras default"
+    reference: str
+    differences: str
+
+
+class ParameterRow(NamedTuple):
+    """One parameter of one optimizer in the detail view."""
+
+    name: str
+    aliases: str
+    torch_default: str
+    keras_default: str
+    valid: str
+    structural: bool
+    doc: str
+
+
+def _defaults_text(torch_value: Any, keras_value: Any) -> str:
+    t, k = format_value(torch_value), format_value(keras_value)
+    return t if t == k else f"{t} / {k}"
+
+
+def registry_rows() -> list[RegistryRow]:
+    """The overview as data: each optimizer with its own parameters and defaults."""
+    rows = []
+    for info in OPTIMIZERS.values():
+        params = ", ".join(
+            f"{p.name}={_defaults_text(p.default('torch'), p.default('keras'))}"
+            for p in info.own_params.values()
+        )
+        rows.append(RegistryRow(info.name, info.summary, params, info.reference, info.differences))
+    return rows
+
+
+def parameter_rows(name: str) -> list[ParameterRow]:
+    """Every parameter of optimizer ``name`` (own, then the common knobs) as data."""
+    info = optimizer_info(name)
+    return [
+        ParameterRow(
+            p.name,
+            ", ".join(p.aliases),
+            format_value(p.default("torch")),
+            format_value(p.default("keras")),
+            p.valid,
+            p.structural,
+            p.doc,
+        )
+        for p in info.params.values()
+    ]
+
+
+def registry_table() -> Table:
+    """All optimizers: parameters with defaults (torch / keras), reference, differences."""
+    table = Table(
+        title="optsweep optimizers (defaults: torch / keras when they differ)",
+        show_lines=True,
+        expand=False,
+    )
+    table.add_column("optimizer", style="bold cyan", no_wrap=True)
+    table.add_column("parameters (torch / keras default)")
+    table.add_column("reference")
+    table.add_column("torch vs keras")
+    for row in registry_rows():
+        table.add_row(
+            Text(row.name),
+            Text(f"{row.summary}\n{row.parameters}"),
+            Text(row.reference),
+            Text(row.differences),
+        )
+    table.caption = (
+        "every optimizer also takes " + ", ".join(COMMON_KNOBS) + "; `optsweep optimizers NAME`"
+        " shows one in detail"
+    )
+    return table
+
+
+def optimizer_details(name: str) -> Group:
+    """One optimizer: summary, update rule per semantics, every parameter, differences."""
+    info = optimizer_info(name)
+    rules = Table.grid(padding=(0, 2))
+    rules.add_column(style="bold")
+    rules.add_column()
+    for semantics in SEMANTICS:
+        rules.add_row(semantics, Text(info.update_rule[semantics]))
+    params = Table(title=f"{name} parameters", show_lines=False)
+    for column in ("parameter", "aliases", "torch", "keras", "valid", "batched", "meaning"):
+        params.add_column(column, no_wrap=column in ("parameter", "torch", "keras"))
+    for row in parameter_rows(name):
+        params.add_row(
+            Text(row.name, style="bold" if row.name not in COMMON_KNOBS else ""),
+            Text(row.aliases),
+            Text(row.torch_default),
+            Text(row.keras_default),
+            Text(row.valid),
+            Text("no (structural)" if row.structural else "yes"),
+            Text(row.doc),
+        )
+    header = Text.assemble((info.name, "bold cyan"), f" — {info.summary}. ", info.reference)
+    return Group(
+        header,
+        Panel(rules, title="update rule", expand=False),
+        params,
+        Text.assemble(("torch vs keras: ", "bold"), info.differences),
+    )

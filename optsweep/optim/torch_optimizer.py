@@ -1,0 +1,177 @@
+"""A ``torch.optim.Optimizer`` that runs any registry optimizer in a plain PyTorch loop.
+
+    opt = optsweep.optim.create(model.parameters(), "rmsprop", semantics="keras", rho=0.9)
+    loss.backward(); opt.step(); opt.zero_grad()
+
+Parameter groups hold canonical (keras-style) names, except the learning rate, which is
+stored under torch's ``"lr"`` so that ``torch.optim.lr_scheduler`` works unchanged.
+State is kept per parameter under the rule's names (``exp_avg``, ``exp_avg_sq``,
+``step``...), so ``state_dict()`` / ``load_state_dict()`` round-trip as with
+``torch.optim``. Step counters are shared by a group (keras-like): a parameter that had
+no gradient for some steps is stepped with the group's count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .base import Transformation, flatten_state, unflatten_state
+from .build import build
+from .registry import Semantics, canonicalize, check_semantics, optimizer_info, resolve
+
+__all__ = ["SweepOptimizer", "create"]
+
+_LR_KEY = "lr"
+
+
+def _to_group(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {(_LR_KEY if k == "learning_rate" else k): v for k, v in values.items()}
+
+
+class SweepOptimizer(torch.optim.Optimizer):
+    """Any optimizer of the registry as a ``torch.optim.Optimizer``.
+
+    Args:
+        params: parameters or parameter groups (dicts with ``"params"`` and overrides,
+            keras or torch names).
+        name: registry name (``"adam"``, ``"rmsprop"``...).
+        semantics: ``"torch"`` (torch.optim's rule and defaults) or ``"keras"``.
+        **hyperparameters: keras or torch names (``learning_rate`` or ``lr``, ``betas``...).
+
+    Raises:
+        ValueError: unknown optimizer, unknown parameter (with "did you mean"), or an
+            invalid value, naming the optimizer, the parameter and its valid range.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        name: str,
+        *,
+        semantics: Semantics = "torch",
+        **hyperparameters: Any,
+    ) -> None:
+        check_semantics(semantics)
+        self.optimizer_name = name
+        self.semantics: Semantics = semantics
+        self._info = optimizer_info(name)
+        self._transformations: dict[tuple[Any, ...], tuple[Transformation, Any]] = {}
+        defaults = _to_group(resolve(name, semantics, hyperparameters))
+        super().__init__(params, defaults)
+
+    # -- groups ---------------------------------------------------------------------------------
+
+    def _canonical(self, group: Mapping[str, Any]) -> dict[str, Any]:
+        """A group's hyperparameters under canonical names (ignoring keys such as
+        ``initial_lr`` that torch's schedulers add)."""
+        out = {}
+        for key, value in group.items():
+            name = "learning_rate" if key == _LR_KEY else key
+            if name in self._info.params:
+                out[name] = value
+        return out
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group; its overrides may use keras or torch names and are validated."""
+        group = dict(param_group)
+        params = group.pop("params")
+        overrides = canonicalize(self.optimizer_name, group)
+        merged = {**self._canonical(self.defaults), **overrides}
+        values = resolve(self.optimizer_name, self.semantics, merged)
+        super().add_param_group({"params": params, **_to_group(values)})
+
+    def _transformation(self, values: Mapping[str, Any]) -> tuple[Transformation, Any]:
+        """The built rule for a group's structural values, and its state skeleton."""
+        key = tuple((name, values[name]) for name, p in self._info.params.items() if p.structural)
+        if key not in self._transformations:
+            tf = build(self.optimizer_name, self.semantics, values)
+            skeleton = tf.init([torch.zeros(1)])
+            self._transformations[key] = (tf, skeleton)
+        return self._transformations[key]
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _gather(self, tf: Transformation, skeleton: Any, params: list[Tensor]) -> Any:
+        fresh = [p for p in params if not self.state[p]]
+        if fresh:
+            leaves = flatten_state(tf.init(fresh))
+            for i, p in enumerate(fresh):
+                self.state[p].update(
+                    {k: v[i] if isinstance(v, list) else v for k, v in leaves.items()}
+                )
+        gathered: dict[str, Tensor | list[Tensor]] = {}
+        for key, leaf in flatten_state(skeleton).items():
+            if isinstance(leaf, list):
+                gathered[key] = [self.state[p][key] for p in params]
+            else:
+                gathered[key] = self.state[params[0]][key]
+        return unflatten_state(skeleton, gathered)
+
+    def _scatter(self, state: Any, params: list[Tensor]) -> None:
+        for key, leaf in flatten_state(state).items():
+            for i, p in enumerate(params):
+                self.state[p][key] = leaf[i] if isinstance(leaf, list) else leaf
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """As ``torch.optim``, but state tensors keep their saved dtype (integer
+        counters and float64 products are not cast to the parameter dtype)."""
+        super().load_state_dict(state_dict)
+        saved_ids = [i for g in state_dict["param_groups"] for i in g["params"]]
+        params = [p for g in self.param_groups for p in g["params"]]
+        for saved_id, p in zip(saved_ids, params, strict=True):
+            for key, value in state_dict["state"].get(saved_id, {}).items():
+                if isinstance(value, Tensor) and value.dtype != self.state[p][key].dtype:
+                    self.state[p][key] = value.detach().clone().to(p.device)
+
+    # -- step -----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        """One update of every parameter that has a gradient."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            if any(p.grad.is_sparse for p in params):
+                raise RuntimeError(f"{self.optimizer_name}: sparse gradients are not supported")
+            values = self._canonical(group)
+            tf, skeleton = self._transformation(values)
+            state = self._gather(tf, skeleton, params)
+            device = params[0].device
+            dtype = torch.float32 if device.type == "mps" else torch.float64
+            hp = {}
+            for name in tf.hyperparameters:
+                value = values[name]
+                if value is None:
+                    value = self._info.params[name].neutral
+                hp[name] = torch.tensor(value, dtype=dtype, device=device)
+            grads = [p.grad for p in params]
+            new_params, new_state = tf.update(grads, state, params, hp)
+            for p, q in zip(params, new_params, strict=True):
+                p.copy_(q)
+            self._scatter(new_state, params)
+        return loss
+
+
+def create(
+    params: Iterable[Tensor] | Iterable[dict[str, Any]],
+    name: str,
+    *,
+    semantics: Semantics = "torch",
+    **hyperparameters: Any,
+) -> SweepOptimizer:
+    """A ``torch.optim.Optimizer`` running registry optimizer ``name``.
+
+    ``create(model.parameters(), "adam", semantics="keras", learning_rate=1e-3)`` and
+    ``create(model.parameters(), "adam", lr=1e-3, betas=(0.9, 0.99))`` both work; keras
+    and torch names denote the same parameter (giving both is an error).
+    """
+    return SweepOptimizer(params, name, semantics=semantics, **hyperparameters)

@@ -1,0 +1,204 @@
+"""`optsweep run`: a SweepSpec becomes trained trials in its study and a results folder.
+
+The flow is the architecture's: expand the grid, enqueue what is not done yet, pop batches
+of compatible waiting trials, train each batch together, tell the study, and rebuild the
+results folder from the study. Re-running the same command resumes: completed and diverged
+grid points are never trained again; interrupted or failed ones are.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+import yaml
+from optuna.trial import Trial
+
+import optsweep
+from optsweep import study as studies
+from optsweep.config import SweepSpec, TrialSpec, expand
+from optsweep.data import load_dataset
+from optsweep.engine import EpochMetrics, TrialOutcome, resolve_device, train_batch
+from optsweep.models import build_model
+from optsweep.progress import Finished, Progress
+from optsweep.report import TrialRecord, trial_label, write_results
+
+# Trials trained together when the config does not say (train.trials_per_batch).
+DEFAULT_TRIALS_PER_BATCH = 32
+# At most this many per-step losses are stored per trial (evenly thinned).
+MAX_STEP_POINTS = 1000
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the running trials were marked interrupted; the next run retrains them."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"{done} of {total} trials done")
+        self.done, self.total = done, total
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Where the results went and what they are."""
+
+    folder: Path
+    storage: str
+    records: list[TrialRecord]
+    trained: int
+
+
+def results_folder(spec: SweepSpec, out: Path | None) -> Path:
+    """``--out DIR`` is the sweep's folder; by default ``results/<name>``."""
+    return out if out is not None else Path("results") / spec.name
+
+
+def provenance() -> dict[str, Any]:
+    """Versions, git revision and time, written next to the resolved config."""
+    try:
+        revision = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(optsweep.__file__).parent,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        revision = "unknown"
+    return {
+        "optsweep": optsweep.__version__,
+        "git_revision": revision,
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "optuna": optuna.__version__,
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_config(spec: SweepSpec, folder: Path) -> None:
+    """``config.yaml``: the resolved config (after --set) and its provenance."""
+    text = yaml.safe_dump({**spec.raw, "provenance": provenance()}, sort_keys=False)
+    (folder / "config.yaml").write_text(text)
+
+
+def _thin(steps: list[int], losses: list[float]) -> tuple[list[int], list[float]]:
+    stride = -(-len(steps) // MAX_STEP_POINTS)
+    return steps[::stride], losses[::stride]
+
+
+def _attrs(outcome: TrialOutcome, batch_size: int) -> dict[str, Any]:
+    steps, losses = _thin(outcome.steps, outcome.step_losses)
+    return {
+        "epochs": [vars(e) for e in outcome.epochs],
+        "steps": steps,
+        "step_losses": losses,
+        "seconds": round(outcome.seconds, 3),
+        "stopped_step": outcome.stopped_step,
+        "trials_in_batch": batch_size,
+    }
+
+
+def label_of(spec: TrialSpec) -> str:
+    """The trial's one-line label, parameters under their YAML names."""
+    params = {spec.display.get(k, k): v for k, v in spec.params.items()}
+    return trial_label(spec.optimizer, spec.semantics, params, spec.seed)
+
+
+def run_sweep(
+    spec: SweepSpec,
+    progress: Progress,
+    *,
+    out: Path | None = None,
+    storage: str | None = None,
+    data_dir: Path | None = None,
+    device: str | None = None,
+) -> RunResult:
+    """Train every grid point of ``spec`` that is not done yet; rebuild the results folder."""
+    folder = results_folder(spec, out)
+    folder.mkdir(parents=True, exist_ok=True)
+    storage = storage or studies.sqlite_url(folder)
+    study = studies.open_study(spec.name, storage)
+    trials = expand(spec)
+    synced = studies.sync_grid(study, trials)
+    studies.store_config(study, spec)
+    write_config(spec, folder)
+    specs = {t.key: t for t in trials}
+
+    trained = 0
+    if synced.done == synced.total:
+        progress.start(synced.total, synced.done)
+    else:
+        target = resolve_device(device or spec.train.device)
+        dataset = load_dataset(spec.dataset, data_dir, target, spec.subset_train, spec.subset_test)
+        model = build_model(
+            spec.model.name, dataset.input_shape, dataset.num_classes, **spec.model.options
+        )
+        limit = spec.train.trials_per_batch or DEFAULT_TRIALS_PER_BATCH
+        progress.start(synced.total, synced.done)
+        try:
+            while claimed := studies.pop_batch(study, specs, limit):
+                trained += _train_claimed(study, claimed, dataset, model, spec, target, progress)
+        except KeyboardInterrupt:
+            progress.stop()
+            write_results(study, folder, spec.name)
+            done = len(studies.done_keys(study) & specs.keys())
+            raise Interrupted(done, synced.total) from None
+    progress.stop()
+    records = write_results(study, folder, spec.name)
+    return RunResult(folder, storage, records, trained)
+
+
+def _train_claimed(
+    study: optuna.Study,
+    claimed: list[tuple[Trial, TrialSpec]],
+    dataset: Any,
+    model: Any,
+    spec: SweepSpec,
+    device: torch.device,
+    progress: Progress,
+) -> int:
+    """Train one batch of claimed trials and tell the study how each ended."""
+    trials = [t for t, _ in claimed]
+    specs = [s for _, s in claimed]
+    progress.batch([label_of(s) for s in specs], spec.train.epochs)
+
+    def on_epoch(epoch: int, metrics: Mapping[int, EpochMetrics]) -> list[int]:
+        for index, m in metrics.items():
+            studies.report_epoch(trials[index], epoch, m.test_accuracy)
+        return []
+
+    try:
+        outcomes = train_batch(
+            dataset,
+            model,
+            specs,
+            spec.train,
+            device=device,
+            on_epoch=on_epoch,
+            on_step=progress.step,
+        )
+    except KeyboardInterrupt:
+        for trial in trials:
+            studies.finish(study, trial, "interrupted", None, {})
+        raise
+    except Exception as error:  # one bad batch must not end the sweep; it is retried next run
+        for trial in trials:
+            studies.finish(
+                study, trial, "failed", None, {"error": f"{type(error).__name__}: {error}"}
+            )
+        progress.finished([Finished(label_of(s), "failed", float("nan")) for s in specs])
+        return 0
+    finished = []
+    for trial, trial_spec, outcome in zip(trials, specs, outcomes, strict=True):
+        accuracy = outcome.epochs[-1].test_accuracy if outcome.epochs else float("nan")
+        studies.finish(study, trial, outcome.status, accuracy, _attrs(outcome, len(specs)))
+        finished.append(Finished(label_of(trial_spec), outcome.status, accuracy))
+    progress.finished(finished)
+    return len(specs)

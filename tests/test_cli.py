@@ -1,0 +1,99 @@
+"""The optsweep command through Typer's CliRunner: exit codes and what it prints."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from optsweep.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate(config):
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "ok" in result.output
+
+
+def test_adam_config_is_the_seed_grid():
+    result = runner.invoke(app, ["run", str(REPO / "configs" / "adam.yaml"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("160 trials")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "name: x\ndataset: mnist\nmodel: mlp\noptimizers:\n  - name: adamm\n",
+            r"sweep\.yaml:5: optimizers\[0\]\.name: .*adam",
+        ),
+        (
+            "name: x\ndataset: mnist\nmodel: mlp\ntrain: {epochs: 0}\n"
+            "optimizers:\n  - name: adam\n",
+            r"sweep\.yaml:4: train\.epochs: ",
+        ),
+        ("- just\n- a list\n", r"sweep\.yaml:1: "),
+    ],
+    ids=["unknown-optimizer", "epochs-zero", "top-level-list"],
+)
+def test_validate_bad_file_prints_one_line_per_problem(write_yaml, text, expected):
+    result = runner.invoke(app, ["validate", str(write_yaml(text))])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert re.search(expected, lines[0]), lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_run_and_report(tiny_sweep, tmp_path):
+    config = tiny_sweep("  - name: adam\n    grid: {learning_rate: [0.001, 0.01]}\n", epochs=1)
+    out = tmp_path / "res"
+    result = runner.invoke(app, ["run", str(config), "--out", str(out), "--set", "train.epochs=2"])
+    assert result.exit_code == 0, result.output
+    assert "best first" in result.output
+    assert (out / "trials.csv").read_text().count("\n") == 3
+    (out / "table.md").unlink()
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "table.md").is_file()
+
+
+def test_quiet_run_prints_nothing(tiny_sweep, tmp_path):
+    config = tiny_sweep("  - name: sgd\n    grid: {learning_rate: [0.1]}\n", epochs=1)
+    result = runner.invoke(app, ["run", str(config), "--out", str(tmp_path / "q"), "--quiet"])
+    assert result.exit_code == 0
+    assert result.output == ""
+
+
+def test_missing_data_is_one_line(tiny_sweep, tmp_path):
+    config = tiny_sweep("  - name: sgd\n    grid: {learning_rate: [0.1]}\n")
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(config),
+            "--out",
+            str(tmp_path / "m"),
+            "--set",
+            "dataset=fashion-mnist",
+            "--data-dir",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert str(tmp_path) in result.stderr
+
+
+@pytest.mark.parametrize("args", [["optimizers"], ["optimizers", "adam"]])
+def test_optimizers_lists_registry(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "adam" in result.output

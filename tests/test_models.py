@@ -1,0 +1,294 @@
+"""Tests for optsweep.models: batched K-trial forward against reference nn.Modules."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from optsweep.models import MODELS, build_model
+
+# ------------------------------------------------------------------------------- reference modules
+
+
+class RefMLP(nn.Module):
+    """Plain MLP; with no hidden layer it is logistic regression (one layer named ``fc``)."""
+
+    def __init__(self, in_features: int, hidden: list[int], num_classes: int) -> None:
+        super().__init__()
+        widths = [in_features, *hidden, num_classes]
+        self.names = ["fc"] if not hidden else [f"fc{i + 1}" for i in range(len(widths) - 1)]
+        for name, a, b in zip(self.names, widths[:-1], widths[1:], strict=True):
+            self.add_module(name, nn.Linear(a, b))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(1)
+        for i, name in enumerate(self.names):
+            h = getattr(self, name)(h if i == 0 else F.relu(h))
+        return h
+
+
+class RefCNN(nn.Module):
+    """pytorch/examples mnist/main.py ``Net`` (returning logits, not log_softmax)."""
+
+    def __init__(self, channels: int = 1, flat: int = 9216, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 32, 3, 1)
+        self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(flat, 128)
+        self.fc2 = nn.Linear(128, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+        x = F.relu(self.fc1(torch.flatten(self.dropout1(x), 1)))
+        return self.fc2(self.dropout2(x))
+
+
+def tf_same_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """DeepOBS tfmaxpool2d(tf_padding_type='same'), written independently."""
+    pads = []
+    for size in (x.shape[-1], x.shape[-2]):
+        out = math.ceil(size / stride)
+        total = max((out - 1) * stride + kernel - size, 0)
+        pads += [total // 2, total - total // 2]
+    return F.max_pool2d(F.pad(x, pads), kernel, stride)
+
+
+class Ref2c2d(nn.Module):
+    """DeepOBS net_mnist_2c2d."""
+
+    def __init__(self, flat: int = 3136, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 5, padding=2)
+        self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
+        self.dense1 = nn.Linear(flat, 1024)
+        self.dense2 = nn.Linear(1024, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = tf_same_pool(F.relu(self.conv1(x)), 2, 2)
+        x = tf_same_pool(F.relu(self.conv2(x)), 2, 2)
+        return self.dense2(F.relu(self.dense1(x.flatten(1))))
+
+
+class Ref3c3d(nn.Module):
+    """DeepOBS net_cifar10_3c3d."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 5)
+        self.conv2 = nn.Conv2d(64, 96, 3)
+        self.conv3 = nn.Conv2d(96, 128, 3, padding=1)
+        self.dense1 = nn.Linear(3 * 3 * 128, 512)
+        self.dense2 = nn.Linear(512, 256)
+        self.dense3 = nn.Linear(256, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = tf_same_pool(F.relu(self.conv1(x)), 3, 2)
+        x = tf_same_pool(F.relu(self.conv2(x)), 3, 2)
+        x = tf_same_pool(F.relu(self.conv3(x)), 3, 2)
+        x = F.relu(self.dense2(F.relu(self.dense1(x.flatten(1)))))
+        return self.dense3(x)
+
+
+MNIST, CIFAR = (1, 28, 28), (3, 32, 32)
+# (model, input shape, options, reference factory)
+CASES = [
+    ("logreg", MNIST, {}, lambda: RefMLP(784, [], 10)),
+    ("mlp", MNIST, {}, lambda: RefMLP(784, [128], 10)),
+    ("mlp", MNIST, {"hidden": [16, 8]}, lambda: RefMLP(784, [16, 8], 10)),
+    ("cnn", MNIST, {}, lambda: RefCNN()),
+    ("2c2d", MNIST, {}, lambda: Ref2c2d()),
+    ("3c3d", CIFAR, {}, lambda: Ref3c3d()),
+]
+IDS = [f"{name}{options.get('hidden', '')}" for name, _, options, _ in CASES]
+SEEDS = [3, 4, 5]
+
+
+def make_reference(factory, model, params, k: int) -> nn.Module:
+    ref = factory().eval()
+    ref.load_state_dict({n: p[k] for n, p in zip(model.param_names, params, strict=True)})
+    return ref
+
+
+# --------------------------------------------------------------------------------------- exactness
+
+
+# None: all K trials in one hand-batched call (grouped convs); 2: K=3 split 2 + 1 (CPU path)
+CHUNKS = pytest.mark.parametrize("chunk", [None, 2], ids=["all-trials", "chunks-of-2"])
+
+
+@CHUNKS
+@pytest.mark.parametrize(("name", "shape", "options", "factory"), CASES, ids=IDS)
+def test_forward_matches_reference_module(name, shape, options, factory, chunk) -> None:
+    model = dataclasses.replace(build_model(name, shape, 10, **options), cpu_trial_chunk=chunk)
+    params = model.init_stacked(SEEDS)
+    x = torch.randn(3, *shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model.forward(params, x)
+        assert out.shape == (len(SEEDS), 3, 10)
+        for k in range(len(SEEDS)):
+            expected = make_reference(factory, model, params, k)(x)
+            torch.testing.assert_close(out[k], expected, rtol=1e-4, atol=1e-5)
+
+
+@CHUNKS
+@pytest.mark.parametrize(("name", "shape", "options", "factory"), CASES, ids=IDS)
+def test_stacked_equals_separate_and_gradients_match(name, shape, options, factory, chunk) -> None:
+    model = dataclasses.replace(build_model(name, shape, 10, **options), cpu_trial_chunk=chunk)
+    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([1, 7])
+    stacked = [p.requires_grad_() for p in model.init_stacked(SEEDS)]
+    out = model.forward(stacked, x)
+    # sum over trials: trial k's gradient is its own loss's gradient
+    F.cross_entropy(out.flatten(0, 1), y.repeat(len(SEEDS)), reduction="sum").backward()
+    for k, seed in enumerate(SEEDS):
+        single = [p.requires_grad_() for p in model.init_stacked([seed])]
+        out_k = model.forward(single, x)
+        torch.testing.assert_close(out[k].detach(), out_k[0].detach(), rtol=1e-4, atol=1e-5)
+        F.cross_entropy(out_k[0], y, reduction="sum").backward()
+        for p_stacked, p_single in zip(stacked, single, strict=True):
+            torch.testing.assert_close(p_stacked.grad[k], p_single.grad[0], rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------- initialisation
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_init_depends_only_on_seed(name: str) -> None:
+    model = build_model(name, CIFAR if name == "3c3d" else MNIST, 10)
+    a, b, other = model.init(7), model.init(7), model.init(8)
+    assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+    assert any(not torch.equal(p, q) for p, q in zip(a, other, strict=True))
+    assert all(p.dtype == torch.float32 and p.device.type == "cpu" for p in a)
+    stacked = model.init_stacked([8, 7, 7])  # position and K do not matter
+    for p, q, r in zip(stacked, a, other, strict=True):
+        assert torch.equal(p[1], q) and torch.equal(p[2], q) and torch.equal(p[0], r)
+
+
+@pytest.mark.parametrize(
+    ("name", "factory"),
+    [
+        ("logreg", lambda: RefMLP(784, [], 10)),
+        ("mlp", lambda: RefMLP(784, [128], 10)),
+        ("cnn", lambda: RefCNN()),
+    ],
+)
+def test_default_init_is_torch_default(name: str, factory) -> None:
+    """Same draws as ``torch.manual_seed(seed); Module()``: the torch default init, bit for bit."""
+    with torch.random.fork_rng():
+        torch.manual_seed(11)
+        ref = factory()
+    model = build_model(name, MNIST, 10)
+    for param_name, p in zip(model.param_names, model.init(11), strict=True):
+        assert torch.equal(p, ref.state_dict()[param_name]), param_name
+
+
+def test_deepobs_inits() -> None:
+    m2 = build_model("2c2d", MNIST, 10)
+    for name, p in zip(m2.param_names, m2.init(0), strict=True):
+        if name.endswith("bias"):
+            assert torch.all(p == 0.05)
+        else:  # truncated normal(0, 0.05) at 2 std
+            assert p.abs().max() <= 0.1 and abs(p.std().item() - 0.05 * 0.88) < 0.01
+    m3 = build_model("3c3d", CIFAR, 10)
+    for name, p in zip(m3.param_names, m3.init(0), strict=True):
+        if name.endswith("bias"):
+            assert torch.all(p == 0)
+        else:  # xavier: std = sqrt(2 / (fan_in + fan_out))
+            fan_in, fan_out = math.prod(p.shape[1:]), p.shape[0] * math.prod(p.shape[2:])
+            assert abs(p.std().item() / math.sqrt(2 / (fan_in + fan_out)) - 1) < 0.1, name
+
+
+# ----------------------------------------------------------------------------------------- dropout
+
+
+@CHUNKS
+def test_dropout_masks_do_not_depend_on_k(chunk) -> None:
+    model = dataclasses.replace(build_model("cnn", MNIST, 10), cpu_trial_chunk=chunk)
+    x = torch.randn(4, *MNIST, generator=torch.Generator().manual_seed(2))
+    stacked = model.init_stacked(SEEDS)
+    with torch.no_grad():
+        out = model.forward(stacked, x, train=True, generator=torch.Generator().manual_seed(9))
+        for k, seed in enumerate(SEEDS):
+            single = model.init_stacked([seed])
+            out_k = model.forward(single, x, train=True, generator=torch.Generator().manual_seed(9))
+            torch.testing.assert_close(out[k], out_k[0], rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(out, model.forward(stacked, x))  # dropout did something
+        again = model.forward(stacked, x, train=True, generator=torch.Generator().manual_seed(9))
+        assert torch.equal(out, again)
+
+
+def test_dropout_off() -> None:
+    model = build_model("cnn", MNIST, 10, dropout=False)
+    params = model.init_stacked([0, 1])
+    x = torch.randn(2, *MNIST)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward(params, x, train=True), model.forward(params, x))
+
+
+# --------------------------------------------------------------------------- shapes, flops, errors
+
+SHAPES = [  # model, input, options, expected (name, shape) of the first dense layer's weight
+    ("logreg", MNIST, {}, ("fc.weight", (10, 784))),
+    ("mlp", CIFAR, {"hidden": [64]}, ("fc1.weight", (64, 3072))),
+    ("cnn", MNIST, {}, ("fc1.weight", (128, 9216))),
+    ("cnn", CIFAR, {}, ("fc1.weight", (128, 12544))),
+    ("2c2d", MNIST, {}, ("dense1.weight", (1024, 3136))),
+    ("2c2d", (1, 27, 27), {}, ("dense1.weight", (1024, 3136))),
+    ("3c3d", CIFAR, {}, ("dense1.weight", (512, 1152))),
+    ("3c3d", MNIST, {}, ("dense1.weight", (512, 1152))),
+]
+
+
+@pytest.mark.parametrize(("name", "shape", "options", "dense"), SHAPES)
+def test_shapes(name, shape, options, dense) -> None:
+    model = build_model(name, shape, 10, **options)
+    assert dict(zip(model.param_names, model.param_shapes, strict=True))[dense[0]] == dense[1]
+    params = model.init_stacked([0, 1])
+    assert model.forward(params, torch.zeros(5, *shape)).shape == (2, 5, 10)
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "count"),
+    [("cnn", MNIST, 1_199_882), ("2c2d", MNIST, 3_274_634), ("3c3d", CIFAR, 895_210)],
+)
+def test_parameter_counts_match_published(name, shape, count) -> None:
+    assert build_model(name, shape, 10).num_params() == count
+
+
+def test_flops_per_sample_by_hand() -> None:
+    assert build_model("mlp", MNIST, 10).flops_per_sample() == 2 * (784 * 128 + 128 * 10)
+    assert build_model("mlp", MNIST, 10, hidden=[32, 16]).flops_per_sample() == 2 * (
+        784 * 32 + 32 * 16 + 16 * 10
+    )
+    assert build_model("logreg", MNIST, 10).flops_per_sample() == 2 * 7840
+    cnn = 32 * 26 * 26 * 9 + 64 * 24 * 24 * 32 * 9 + 9216 * 128 + 128 * 10
+    assert build_model("cnn", MNIST, 10).flops_per_sample() == 2 * cnn
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("resnet", {}, "valid: logreg, mlp, cnn, 2c2d, 3c3d"),
+        ("mlp", {"hiden": [3]}, "no option 'hiden'; valid options: hidden"),
+        ("cnn", {"hidden": [3]}, "valid options: dropout"),
+        ("3c3d", {"dropout": True}, "valid options: none"),
+        ("mlp", {"hidden": [0]}, "positive ints"),
+        ("cnn", {"dropout": "yes"}, "true or false"),
+    ],
+)
+def test_bad_names_and_options(name, options, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_model(name, MNIST, 10, **options)
+
+
+def test_forward_checks_input() -> None:
+    model = build_model("mlp", MNIST, 10)
+    with pytest.raises(ValueError, match="expected"):
+        model.forward(model.init_stacked([0]), torch.zeros(2, 3, 32, 32))

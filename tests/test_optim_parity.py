@@ -1,0 +1,663 @@
+"""Parity of every optimizer with an independent implementation, 100 steps in float64.
+
+Oracles: ``torch.optim`` for torch semantics (rtol 1e-9), Keras 3 on its torch backend
+for keras semantics, and a plain float64 transcription of the formula for what no
+library ships (nadamax, and nadam without its momentum schedule).
+
+The gradient is that of a fixed quadratic plus a seeded noise sequence, evaluated at
+each implementation's own parameters, so the trajectories must agree step by step.
+
+Keras keeps the learning rate in a float32 variable. Our side is fed that float32 value
+(as a float64 number), and keras's decoupled weight decay factor 1 − λη, which keras
+computes in float32, is fed as the λ that reproduces it; the remaining deviation is
+float64 rounding (see ``KERAS_RTOL``).
+
+Print the table of deviations: ``python tests/test_optim_parity.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+
+os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported anywhere
+try:
+    import keras
+except ImportError:  # pragma: no cover - keras is a test dependency
+    keras = None
+
+from optsweep.optim import (
+    OPTIMIZERS,
+    SEMANTICS,
+    build,
+    resolve,
+    stack_hyperparameters,
+)
+from optsweep.optim.registry import COMMON_KNOBS
+from optsweep.optim.schedules import ScheduleSpec, learning_rate_at
+
+F64 = torch.float64
+STEPS = 100
+SHAPES = ((3, 4), (5,), (2, 1, 3))
+TORCH_RTOL = 1e-9
+ATOL = 1e-12
+# Keras with η (and the decay factor) fed as float32: float64 rounding only.
+KERAS_RTOL = 1e-9
+# Keras clips by norm in float32: on the torch backend ops.maximum / ops.minimum of a
+# 0-d float64 norm and a Python float return float32, so the clip factor carries float32
+# rounding (~6e-8 relative per step) that no float64 implementation can reproduce.
+KERAS_CLIP_RTOL, KERAS_CLIP_ATOL = 2e-5, 1e-7
+
+# keras on torch calls numpy on tensors without copy=; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+
+# ---------------------------------------------------------------------------------------------
+# The problem: a quadratic with a seeded noise sequence
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """g_t(θ) = d ⊙ (θ − c) + ξ_t for every tensor, ξ_t a fixed seeded sequence."""
+
+    theta0: tuple[Tensor, ...]
+    centers: tuple[Tensor, ...]
+    curvature: tuple[Tensor, ...]
+    noise: tuple[tuple[Tensor, ...], ...]
+
+    def grad(self, t: int, params: list[Tensor]) -> list[Tensor]:
+        return [
+            d * (p - c) + n
+            for p, c, d, n in zip(params, self.centers, self.curvature, self.noise[t], strict=True)
+        ]
+
+
+def make_problem(seed: int = 0, steps: int = STEPS, scale: float = 1.0) -> Problem:
+    gen = torch.Generator().manual_seed(seed)
+
+    def randn(shape: tuple[int, ...]) -> Tensor:
+        return torch.randn(shape, generator=gen, dtype=F64)
+
+    return Problem(
+        theta0=tuple(scale * randn(s) for s in SHAPES),
+        centers=tuple(randn(s) for s in SHAPES),
+        curvature=tuple(0.2 + 2 * torch.rand(s, generator=gen, dtype=F64) for s in SHAPES),
+        noise=tuple(tuple(0.3 * randn(s) for s in SHAPES) for _ in range(steps)),
+    )
+
+
+PROBLEM = make_problem()
+
+
+def flat(params: list[Tensor]) -> Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in params])
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """torch.optim keeps scalar state (NAdam's mu_product) in the default dtype."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One optimizer × semantics × hyperparameters, and the oracle that checks it."""
+
+    optimizer: str
+    semantics: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    oracle: str = ""  # "torch", "keras" or "formula"; default: the semantics' library
+    schedule: ScheduleSpec | None = None  # learning rate per step ("epoch" = step here)
+
+    @property
+    def id(self) -> str:
+        parts = [self.optimizer, self.semantics]
+        parts += [f"{k}={_short(v)}" for k, v in self.kwargs.items()]
+        if self.schedule is not None:
+            parts.append(self.schedule.kind)
+        return "-".join(parts)
+
+    @property
+    def oracle_name(self) -> str:
+        return self.oracle or self.semantics
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, tuple):
+        return ",".join(_short(x) for x in v)
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+LRS = (0.01, 0.001, 0.0001, 0.00001)  # seed 002: every optimizer
+
+
+def _seed_grid_cases(semantics: str) -> list[Case]:
+    """Every value of seed 002's grids, each at least once, cycling through the lrs."""
+    cases: list[Case] = []
+    # Nesterov SGD, momentum ("rho" in the notes) 0.1 ... 0.999, clipnorm 1 on some.
+    for i, mu in enumerate((0.1, 0.25, 0.5, 0.75, 0.9, 0.999)):
+        kw: dict[str, Any] = {"learning_rate": LRS[i % 4] * 10, "momentum": mu}
+        if i % 2:
+            kw["clipnorm"] = 1.0
+        cases.append(Case("nesterov", semantics, kw))
+    for i, iav in enumerate((0.1, 0.05, 0.25)):
+        cases.append(
+            Case(
+                "adagrad",
+                semantics,
+                {"learning_rate": LRS[i], "epsilon": 1e-7, "initial_accumulator_value": iav},
+            )
+        )
+    for i, rho in enumerate((0.9, 0.75, 0.5, 0.25, 0.1)):
+        for centered in (False, True):
+            kw = {"learning_rate": LRS[i % 4], "rho": rho, "epsilon": 1e-7, "momentum": 0.0}
+            kw["centered"] = centered
+            cases.append(Case("rmsprop", semantics, kw))
+    betas = [(b1, b2) for b1 in (0.9, 0.85, 0.8, 0.75, 0.5) for b2 in (0.999, 0.999999, 0.95, 0.9)]
+    for i, (b1, b2) in enumerate(betas):
+        kw = {"learning_rate": LRS[i % 4] * 10, "beta_1": b1, "beta_2": b2, "epsilon": 1e-7}
+        kw["amsgrad"] = bool(i % 2)
+        if i % 5 == 0:
+            kw["clipnorm"] = 1.0
+        cases.append(Case("adam", semantics, kw))
+    return cases
+
+
+def _flag_and_knob_cases(semantics: str) -> list[Case]:
+    """Defaults of every optimizer, every flag, every knob."""
+    sem = semantics
+    cases = [Case(name, sem) for name in _LIBRARY_OPTIMIZERS]
+    cases += [
+        Case("momentum", sem, {"learning_rate": 0.05, "momentum": 0.9}),
+        Case("momentum", sem, {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}),
+        Case("sgd", sem, {"learning_rate": 0.05, "weight_decay": 0.1}),
+        Case("momentum", sem, {"learning_rate": 0.05, "weight_decay": 0.05}),
+        Case("rmsprop", sem, {"momentum": 0.9, "centered": True, "weight_decay": 0.01}),
+        Case("rmsprop", sem, {"momentum": 0.5, "global_clipnorm": 1.0}),
+        Case("adagrad", sem, {"learning_rate": 0.1, "clipvalue": 0.5, "weight_decay": 0.01}),
+        Case("adadelta", sem, {"learning_rate": 1.0, "rho": 0.9, "weight_decay": 0.01}),
+        Case("adam", sem, {"learning_rate": 0.01, "weight_decay": 0.01, "global_clipnorm": 0.5}),
+        Case("amsgrad", sem, {"learning_rate": 0.01, "clipvalue": 0.2}),
+        Case("adamax", sem, {"learning_rate": 0.01, "weight_decay": 0.01, "clipnorm": 0.5}),
+        Case("nadam", sem, {"learning_rate": 0.01, "weight_decay": 0.01}),
+        Case("adamw", sem, {"learning_rate": 0.01, "amsgrad": True, "clipnorm": 1.0}),
+        Case("adamw", sem, {"learning_rate": 0.01, "weight_decay": 0.1}),
+        Case("adam", sem, {"learning_rate": 0.01, "gradient_accumulation_steps": 3}),
+        Case("momentum", sem, {"learning_rate": 0.05, "gradient_accumulation_steps": 2}),
+        Case(
+            "nadam",
+            sem,
+            {"learning_rate": 0.01, "gradient_accumulation_steps": 4, "global_clipnorm": 0.5},
+        ),
+        Case(
+            "rmsprop",
+            sem,
+            {"learning_rate": 0.01, "loss_scale_factor": 1024.0, "weight_decay": 0.01},
+        ),
+        Case("adam", sem, {"learning_rate": 0.01, "loss_scale_factor": 128.0}),
+        Case("adam", sem, {"learning_rate": 0.05}, schedule=ScheduleSpec("cosine", T_max=STEPS)),
+    ]
+    if semantics == "torch":  # torch-only parameters
+        cases += [
+            Case("momentum", sem, {"learning_rate": 0.05, "momentum": 0.9, "dampening": 0.5}),
+            Case("momentum", sem, {"learning_rate": 0.05, "momentum": 0.0, "dampening": 0.5}),
+            Case("adagrad", sem, {"learning_rate": 0.1, "lr_decay": 0.01}),
+            Case("adagrad", sem, {"initial_accumulator_value": 0.1}),
+            Case("nadam", sem, {"momentum_decay": 0.01}),
+            # seed 000: NAdam lr 0.002, betas (0.9, 0.999), eps 1e-8 with CosineAnnealingLR.
+            Case(
+                "nadam",
+                sem,
+                {"lr": 0.002, "betas": (0.9, 0.999), "eps": 1e-8},
+                schedule=ScheduleSpec("cosine", T_max=50, eta_min=0.0),
+            ),
+            Case(
+                "sgd",
+                sem,
+                {"lr": 0.1},
+                schedule=ScheduleSpec("cosine_warm_restarts", T_0=10, T_mult=2, eta_min=0.001),
+            ),
+        ]
+    return cases
+
+
+def _formula_cases() -> list[Case]:
+    """What no library ships: checked against the float64 transcription below."""
+    cases = []
+    for sem in ("torch", "keras"):
+        cases += [
+            Case("nadamax", sem, oracle="formula"),
+            Case("nadamax", sem, {"learning_rate": 0.01, "beta_1": 0.8}, oracle="formula"),
+            Case("nadamax", sem, {"momentum_schedule": False}, oracle="formula"),
+            Case("nadam", sem, {"momentum_schedule": False}, oracle="formula"),
+            Case(
+                "nadam",
+                sem,
+                {"learning_rate": 0.01, "beta_2": 0.95, "momentum_schedule": False},
+                oracle="formula",
+            ),
+            Case("nadamax", sem, {"momentum_decay": 0.1}, oracle="formula"),
+        ]
+    return cases
+
+
+# Everything but nadamax, which no library ships.
+_LIBRARY_OPTIMIZERS = tuple(name for name in OPTIMIZERS if name != "nadamax")
+
+CASES: list[Case] = [
+    *_seed_grid_cases("torch"),
+    *_flag_and_knob_cases("torch"),
+    *_seed_grid_cases("keras"),
+    *_flag_and_knob_cases("keras"),
+    *_formula_cases(),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Our side
+# ---------------------------------------------------------------------------------------------
+
+
+def _lr_sequence(case: Case, base_lr: float) -> list[float]:
+    if case.schedule is None:
+        return [base_lr] * STEPS
+    base = torch.tensor(base_lr, dtype=F64)
+    return [float(learning_rate_at(case.schedule, base, t, STEPS)) for t in range(STEPS)]
+
+
+def run_ours(
+    case: Case,
+    problem: Problem = PROBLEM,
+    *,
+    lr_map: Callable[[float], float] = float,
+    wd_map: Callable[[float, float], float] | None = None,
+) -> Tensor:
+    """Our trajectory, ``(STEPS, n)``; ``lr_map``/``wd_map`` model the oracle's float32."""
+    values = resolve(case.optimizer, case.semantics, case.kwargs)
+    rule = build(case.optimizer, case.semantics, values)
+    hp = {k: v[0] for k, v in stack_hyperparameters(case.optimizer, [values]).items()}
+    scale = values["loss_scale_factor"] or 1.0
+    params = [p.clone() for p in problem.theta0]
+    state = rule.init(params)
+    traj = []
+    for t, lr in enumerate(_lr_sequence(case, values["learning_rate"])):
+        lr = lr_map(lr)
+        hp["learning_rate"] = torch.tensor(lr, dtype=F64)
+        if wd_map is not None and values["weight_decay"] is not None:
+            hp["weight_decay"] = torch.tensor(wd_map(values["weight_decay"], lr), dtype=F64)
+        grads = [scale * g for g in problem.grad(t, params)]
+        params, state = rule.update(grads, state, params, hp)
+        traj.append(flat(params))
+    return torch.stack(traj)
+
+
+# ---------------------------------------------------------------------------------------------
+# Oracle 1: torch.optim
+# ---------------------------------------------------------------------------------------------
+
+
+def _torch_optimizer(name: str, params: list[Tensor], v: Mapping[str, Any]) -> Any:
+    lr, wd = v["learning_rate"], v["weight_decay"]
+    o = torch.optim
+    if name == "sgd":
+        return o.SGD(params, lr=lr, weight_decay=wd)
+    if name in ("momentum", "nesterov"):
+        nesterov = name == "nesterov" or v["nesterov"]
+        return o.SGD(
+            params,
+            lr=lr,
+            momentum=v["momentum"],
+            dampening=v["dampening"],
+            nesterov=nesterov,
+            weight_decay=wd,
+        )
+    if name == "adagrad":
+        return o.Adagrad(
+            params,
+            lr=lr,
+            lr_decay=v["lr_decay"],
+            weight_decay=wd,
+            initial_accumulator_value=v["initial_accumulator_value"],
+            eps=v["epsilon"],
+        )
+    if name == "rmsprop":
+        return o.RMSprop(
+            params,
+            lr=lr,
+            alpha=v["rho"],
+            eps=v["epsilon"],
+            weight_decay=wd,
+            momentum=v["momentum"],
+            centered=v["centered"],
+        )
+    if name == "adadelta":
+        return o.Adadelta(params, lr=lr, rho=v["rho"], eps=v["epsilon"], weight_decay=wd)
+    betas = (v["beta_1"], v["beta_2"])
+    if name in ("adam", "amsgrad"):
+        amsgrad = name == "amsgrad" or v["amsgrad"]
+        return o.Adam(
+            params, lr=lr, betas=betas, eps=v["epsilon"], weight_decay=wd, amsgrad=amsgrad
+        )
+    if name == "adamw":
+        return o.AdamW(
+            params, lr=lr, betas=betas, eps=v["epsilon"], weight_decay=wd, amsgrad=v["amsgrad"]
+        )
+    if name == "adamax":
+        return o.Adamax(params, lr=lr, betas=betas, eps=v["epsilon"], weight_decay=wd)
+    if name == "nadam":
+        return o.NAdam(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=v["epsilon"],
+            weight_decay=wd,
+            momentum_decay=v["momentum_decay"],
+        )
+    raise KeyError(name)
+
+
+def _torch_scheduler(case: Case, opt: Any) -> Any:
+    spec = case.schedule
+    if spec is None:
+        return None
+    sched = torch.optim.lr_scheduler
+    if spec.kind == "cosine":
+        return sched.CosineAnnealingLR(opt, T_max=spec.T_max, eta_min=spec.eta_min)
+    return sched.CosineAnnealingWarmRestarts(
+        opt, T_0=spec.T_0, T_mult=spec.T_mult, eta_min=spec.eta_min
+    )
+
+
+def run_torch(case: Case, problem: Problem = PROBLEM) -> Tensor:
+    """torch.optim, with clipping, accumulation and loss scale done as a torch user does."""
+    v = resolve(case.optimizer, "torch", case.kwargs)
+    params = [p.clone().requires_grad_(True) for p in problem.theta0]
+    with default_dtype(F64):
+        opt = _torch_optimizer(case.optimizer, params, v)
+    scheduler = _torch_scheduler(case, opt)
+    n = v["gradient_accumulation_steps"] or 1
+    scale = v["loss_scale_factor"] or 1.0
+    acc: list[Tensor] | None = None
+    traj = []
+    for t in range(STEPS):
+        grads = [(scale * g) / scale for g in problem.grad(t, [p.detach() for p in params])]
+        acc = grads if acc is None else [a + g for a, g in zip(acc, grads, strict=True)]
+        if (t + 1) % n == 0:
+            for p, a in zip(params, acc, strict=True):
+                p.grad = a / n
+            if v["clipnorm"] is not None:
+                for p in params:
+                    torch.nn.utils.clip_grad_norm_([p], v["clipnorm"])
+            if v["global_clipnorm"] is not None:
+                torch.nn.utils.clip_grad_norm_(params, v["global_clipnorm"])
+            if v["clipvalue"] is not None:
+                torch.nn.utils.clip_grad_value_(params, v["clipvalue"])
+            with default_dtype(F64):
+                opt.step()
+            acc = None
+        if scheduler is not None:
+            scheduler.step()
+        traj.append(flat(params))
+    return torch.stack(traj)
+
+
+# ---------------------------------------------------------------------------------------------
+# Oracle 2: Keras 3 on the torch backend
+# ---------------------------------------------------------------------------------------------
+
+
+def _keras_optimizer(name: str, v: Mapping[str, Any]) -> Any:
+    o = keras.optimizers
+    common = {
+        k: v[k]
+        for k in (
+            "clipnorm",
+            "global_clipnorm",
+            "clipvalue",
+            "loss_scale_factor",
+            "gradient_accumulation_steps",
+        )
+        if v[k] is not None
+    }
+    if name != "adamw" and v["weight_decay"] is not None:
+        common["weight_decay"] = v["weight_decay"]
+    lr = v["learning_rate"]
+    if name == "sgd":
+        return o.SGD(learning_rate=lr, **common)
+    if name in ("momentum", "nesterov"):
+        nesterov = name == "nesterov" or v["nesterov"]
+        return o.SGD(learning_rate=lr, momentum=v["momentum"], nesterov=nesterov, **common)
+    if name == "adagrad":
+        return o.Adagrad(
+            learning_rate=lr,
+            initial_accumulator_value=v["initial_accumulator_value"],
+            epsilon=v["epsilon"],
+            **common,
+        )
+    if name == "rmsprop":
+        return o.RMSprop(
+            learning_rate=lr,
+            rho=v["rho"],
+            momentum=v["momentum"],
+            epsilon=v["epsilon"],
+            centered=v["centered"],
+            **common,
+        )
+    if name == "adadelta":
+        return o.Adadelta(learning_rate=lr, rho=v["rho"], epsilon=v["epsilon"], **common)
+    moments = {"beta_1": v["beta_1"], "beta_2": v["beta_2"], "epsilon": v["epsilon"]}
+    if name in ("adam", "amsgrad"):
+        amsgrad = name == "amsgrad" or v["amsgrad"]
+        return o.Adam(learning_rate=lr, amsgrad=amsgrad, **moments, **common)
+    if name == "adamw":
+        return o.AdamW(
+            learning_rate=lr,
+            weight_decay=v["weight_decay"],
+            amsgrad=v["amsgrad"],
+            **moments,
+            **common,
+        )
+    if name == "adamax":
+        return o.Adamax(learning_rate=lr, **moments, **common)
+    if name == "nadam":
+        assert v["momentum_decay"] == 1.0 and v["momentum_schedule"]
+        return o.Nadam(learning_rate=lr, **moments, **common)
+    raise KeyError(name)
+
+
+def float32(x: float) -> float:
+    """``x`` as keras's float32 learning-rate variable holds it."""
+    return float(np.float32(x))
+
+
+def keras_decay(weight_decay: float, lr: float) -> float:
+    """The λ for which our θ·(1 − ηλ) equals keras's θ·fl32(1 − fl32(λ)·fl32(η))."""
+    factor = np.float32(1) - np.float32(weight_decay) * np.float32(lr)
+    return (1.0 - float(factor)) / lr
+
+
+def run_keras(case: Case, problem: Problem = PROBLEM) -> Tensor:
+    v = resolve(case.optimizer, "keras", case.kwargs)
+    variables = [keras.Variable(p.numpy(), dtype="float64") for p in problem.theta0]
+    opt = _keras_optimizer(case.optimizer, v)
+    scale = v["loss_scale_factor"] or 1.0
+    lrs = _lr_sequence(case, v["learning_rate"])
+    traj = []
+    for t in range(STEPS):
+        if case.schedule is not None:
+            opt.learning_rate = lrs[t]
+        grads = [scale * g for g in problem.grad(t, [x.value.detach() for x in variables])]
+        opt.apply_gradients(zip(grads, variables, strict=True))
+        traj.append(flat([x.value for x in variables]))
+    return torch.stack(traj)
+
+
+# ---------------------------------------------------------------------------------------------
+# Oracle 3: float64 transcription of the formulas (optimizers.md), scalar by scalar
+# ---------------------------------------------------------------------------------------------
+
+
+def run_formula(case: Case, problem: Problem = PROBLEM) -> Tensor:
+    """NAdam / NAdaMax exactly as optimizers.md writes them, Python floats for scalars.
+
+    μₜ = β₁(1 − ½·0.96^(tψ)) (no schedule: μₜ = β₁, Πμ = β₁ᵗ as in seed 000);
+    m̂ = μₜ₊₁ m/(1 − Π₁..ₜ₊₁ μ) + (1 − μₜ) g/(1 − Π₁..ₜ μ).
+    NAdam: θ ← θ − η m̂/(√(v/(1 − β₂ᵗ)) + ε).
+    NAdaMax torch: u ← max(β₂u, |g| + ε), θ ← θ − η m̂/u; keras: u ← max(β₂u, |g|),
+    θ ← θ − η m̂/(u + ε).
+    """
+    v = resolve(case.optimizer, case.semantics, case.kwargs)
+    lr, b1, b2, eps, psi = (
+        v["learning_rate"],
+        v["beta_1"],
+        v["beta_2"],
+        v["epsilon"],
+        v["momentum_decay"],
+    )
+    keras_form = case.semantics == "keras"
+    params = [p.clone() for p in problem.theta0]
+    m = [torch.zeros_like(p) for p in params]
+    s = [torch.zeros_like(p) for p in params]
+    product = 1.0
+    traj = []
+    for t in range(1, STEPS + 1):
+        grads = problem.grad(t - 1, params)
+        if v["momentum_schedule"]:
+            mu_t = b1 * (1 - 0.5 * 0.96 ** (t * psi))
+            mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
+            product *= mu_t
+            product_next = product * mu_next
+        else:  # seed 000's plain form
+            mu_t = mu_next = b1
+            product, product_next = b1**t, b1 ** (t + 1)
+        new = []
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            m[i] = b1 * m[i] + (1 - b1) * g
+            if case.optimizer == "nadamax":
+                if keras_form:
+                    s[i] = torch.maximum(b2 * s[i], g.abs())
+                    denom = s[i] + eps
+                else:
+                    s[i] = torch.maximum(b2 * s[i], g.abs() + eps)
+                    denom = s[i]
+            else:
+                s[i] = b2 * s[i] + (1 - b2) * g * g
+                denom = torch.sqrt(s[i] / (1 - b2**t)) + eps
+            m_hat = mu_next * m[i] / (1 - product_next) + (1 - mu_t) * g / (1 - product)
+            new.append(p - lr * m_hat / denom)
+        params = new
+        traj.append(flat(params))
+    return torch.stack(traj)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deviation:
+    max_abs: float
+    max_rel: float  # max |ours − oracle| / |oracle| over elements with |oracle| > 1e-6
+
+
+def deviation(ours: Tensor, ref: Tensor) -> Deviation:
+    diff = (ours - ref).abs()
+    mask = ref.abs() > 1e-6
+    rel = (diff[mask] / ref.abs()[mask]).max() if mask.any() else torch.tensor(0.0)
+    return Deviation(float(diff.max()), float(rel))
+
+
+def compare(case: Case) -> tuple[Tensor, Tensor, float]:
+    """(ours, oracle, rtol) for a case; atol is ``ATOL``, or ``KERAS_CLIP_ATOL`` when rtol
+    is ``KERAS_CLIP_RTOL``."""
+    oracle = case.oracle_name
+    if oracle == "torch":
+        return run_ours(case), run_torch(case), TORCH_RTOL
+    if oracle == "keras":
+        # keras.ops.clip turns the Python float clipvalue into float32 too.
+        kwargs = {k: float32(v) if k == "clipvalue" else v for k, v in case.kwargs.items()}
+        mirrored = replace(case, kwargs=kwargs)
+        ours = run_ours(mirrored, lr_map=float32, wd_map=keras_decay)
+        clipped = {"clipnorm", "global_clipnorm"} & set(case.kwargs)
+        return ours, run_keras(case), KERAS_CLIP_RTOL if clipped else KERAS_RTOL
+    return run_ours(case), run_formula(case), TORCH_RTOL
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_parity(case: Case) -> None:
+    if case.oracle_name == "keras" and keras is None:
+        pytest.skip("keras is not installed")
+    ours, ref, rtol = compare(case)
+    assert torch.isfinite(ref).all(), "oracle diverged: pick a gentler case"
+    assert ref[-1].sub(flat(list(PROBLEM.theta0))).abs().max() > 0, "oracle did not move"
+    atol = KERAS_CLIP_ATOL if rtol == KERAS_CLIP_RTOL else ATOL
+    torch.testing.assert_close(ours, ref, rtol=rtol, atol=atol)
+
+
+def test_cases_cover_every_optimizer_and_flag() -> None:
+    covered = {(c.optimizer, c.semantics) for c in CASES}
+    assert covered == {(o, s) for o in OPTIMIZERS for s in SEMANTICS}
+    flags = {(k, v) for c in CASES for k, v in c.kwargs.items() if isinstance(v, bool)}
+    for flag in ("nesterov", "centered", "amsgrad", "momentum_schedule"):
+        assert {(flag, True), (flag, False)} & flags, flag
+    for semantics in SEMANTICS:
+        knobs = {k for c in CASES if c.semantics == semantics for k in c.kwargs}
+        assert set(COMMON_KNOBS) <= knobs, semantics
+    assert {c.schedule.kind for c in CASES if c.schedule} == {"cosine", "cosine_warm_restarts"}
+
+
+def test_keras_lr_is_float32() -> None:
+    """Why ``lr_map=float32``: keras stores η in a float32 variable."""
+    if keras is None:
+        pytest.skip("keras is not installed")
+    opt = keras.optimizers.SGD(learning_rate=0.01)
+    assert opt.learning_rate.dtype == "float32"
+    assert float(opt.learning_rate.numpy()) == float32(0.01) != 0.01
+
+
+def deviation_table() -> list[tuple[str, str, str, int, Deviation]]:
+    """Max deviation per optimizer × semantics × oracle over all cases."""
+    worst: dict[tuple[str, str, str], tuple[int, Deviation]] = {}
+    for case in CASES:
+        if case.oracle_name == "keras" and keras is None:
+            continue
+        ours, ref, _ = compare(case)
+        d = deviation(ours, ref)
+        oracle = case.oracle_name
+        if oracle == "keras" and {"clipnorm", "global_clipnorm"} & set(case.kwargs):
+            oracle = "keras, clip by norm"
+        key = (case.optimizer, case.semantics, oracle)
+        n, old = worst.get(key, (0, Deviation(0.0, 0.0)))
+        worst[key] = (
+            n + 1,
+            Deviation(max(old.max_abs, d.max_abs), max(old.max_rel, d.max_rel)),
+        )
+    return [(*k, n, d) for k, (n, d) in sorted(worst.items())]
+
+
+if __name__ == "__main__":  # python tests/test_optim_parity.py
+    print(
+        f"{'optimizer':10} {'semantics':9} {'oracle':20} {'cases':>5} {'max abs':>9} {'max rel':>9}"
+    )
+    for opt_name, sem, oracle, n, d in deviation_table():
+        print(f"{opt_name:10} {sem:9} {oracle:20} {n:5d} {d.max_abs:9.2e} {d.max_rel:9.2e}")

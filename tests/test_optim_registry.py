@@ -1,0 +1,243 @@
+"""The registry: names, aliases, defaults (checked against the libraries), bad values."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+import pytest
+import torch
+
+os.environ["KERAS_BACKEND"] = "torch"
+try:
+    import keras
+except ImportError:  # pragma: no cover
+    keras = None
+
+from optsweep.optim import (
+    OPTIMIZERS,
+    SEMANTICS,
+    UnknownParameterError,
+    create,
+    resolve,
+    resolve_name,
+)
+from optsweep.optim.registry import COMMON_KNOBS
+
+# keras on torch calls numpy on tensors without copy=; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+NAMES = (
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "adadelta",
+    "adam",
+    "amsgrad",
+    "adamax",
+    "nadam",
+    "nadamax",
+    "adamw",
+)
+
+
+def test_every_optimizer_is_registered() -> None:
+    assert tuple(OPTIMIZERS) == NAMES
+    for info in OPTIMIZERS.values():
+        assert set(COMMON_KNOBS) <= set(info.params)
+        assert set(info.update_rule) == set(SEMANTICS)
+        assert info.summary and info.reference and info.differences
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("optimizer", NAMES)
+def test_defaults_are_valid_and_resolve_is_idempotent(optimizer: str, semantics: str) -> None:
+    info = OPTIMIZERS[optimizer]
+    for p in info.params.values():
+        assert p.check(p.default(semantics)) is None, p.name
+        assert p.valid and p.doc
+    values = resolve(optimizer, semantics, {})
+    assert values == info.defaults(semantics)
+    assert resolve(optimizer, semantics, values) == values
+
+
+# ---------------------------------------------------------------------------------------------
+# Defaults against the libraries' own signatures
+# ---------------------------------------------------------------------------------------------
+
+TORCH_CLASSES = {
+    "sgd": "SGD",
+    "momentum": "SGD",
+    "nesterov": "SGD",
+    "adagrad": "Adagrad",
+    "rmsprop": "RMSprop",
+    "adadelta": "Adadelta",
+    "adam": "Adam",
+    "amsgrad": "Adam",
+    "adamax": "Adamax",
+    "nadam": "NAdam",
+    "adamw": "AdamW",
+}
+KERAS_CLASSES = {
+    **{k: v for k, v in TORCH_CLASSES.items() if v in ("SGD", "Adagrad", "RMSprop")},
+    "adadelta": "Adadelta",
+    "adam": "Adam",
+    "amsgrad": "Adam",
+    "adamax": "Adamax",
+    "nadam": "Nadam",
+    "adamw": "AdamW",
+}
+# Deliberate differences from the library signature, each with its reason.
+NOT_LIBRARY_DEFAULTS = {
+    ("momentum", "momentum"): "library default 0 is plain SGD; the momentum optimizers use 0.9",
+    ("nesterov", "momentum"): "same",
+}
+TORCH_NAMES = {"learning_rate": "lr", "epsilon": "eps"}
+
+
+def _signature_defaults(cls: type) -> dict[str, Any]:
+    return {
+        name: p.default
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+@pytest.mark.parametrize("optimizer", list(TORCH_CLASSES))
+def test_torch_defaults_are_torch_optim_defaults(optimizer: str) -> None:
+    lib = _signature_defaults(getattr(torch.optim, TORCH_CLASSES[optimizer]))
+    checked = 0
+    for name, value in resolve(optimizer, "torch", {}).items():
+        if (optimizer, name) in NOT_LIBRARY_DEFAULTS:
+            continue
+        lib_name = "alpha" if (optimizer, name) == ("rmsprop", "rho") else TORCH_NAMES.get(name)
+        lib_name = lib_name or name
+        if name in ("beta_1", "beta_2"):
+            assert value == lib["betas"][int(name[-1]) - 1], name
+        elif lib_name in lib:
+            assert value == lib[lib_name], name
+        else:
+            continue
+        checked += 1
+    assert checked >= 2
+
+
+@pytest.mark.skipif(keras is None, reason="keras is not installed")
+@pytest.mark.parametrize("optimizer", list(KERAS_CLASSES))
+def test_keras_defaults_are_keras_defaults(optimizer: str) -> None:
+    lib = _signature_defaults(getattr(keras.optimizers, KERAS_CLASSES[optimizer]))
+    checked = 0
+    for name, value in resolve(optimizer, "keras", {}).items():
+        if (optimizer, name) in NOT_LIBRARY_DEFAULTS or name not in lib:
+            continue
+        expected = lib[name]
+        assert value == expected, name
+        checked += 1
+    assert checked >= 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+# ---------------------------------------------------------------------------------------------
+
+NAME_CASES = [
+    ("adam", "betas", ("beta_1", "beta_2")),
+    ("adam", "lr", ("learning_rate",)),
+    ("adam", "eps", ("epsilon",)),
+    ("adam", "beta1", ("beta_1",)),
+    ("rmsprop", "alpha", ("rho",)),
+    ("adadelta", "rho", ("rho",)),
+    ("adamw", "weight_decay", ("weight_decay",)),
+    ("sgd", "max_grad_norm", ("global_clipnorm",)),
+]
+
+
+@pytest.mark.parametrize(("optimizer", "written", "canonical"), NAME_CASES)
+def test_resolve_name(optimizer: str, written: str, canonical: tuple[str, ...]) -> None:
+    assert resolve_name(optimizer, written) == canonical
+
+
+UNKNOWN_CASES = [
+    ("momentum", "rho", r"momentum: unknown parameter 'rho'; did you mean 'momentum'\?"),
+    ("nesterov", "rho", r"did you mean 'momentum'\?"),
+    ("sgd", "momentum", r"sgd: .*use optimizer 'momentum'"),
+    ("adam", "betaa_1", r"adam: unknown parameter 'betaa_1'; did you mean 'beta_1'\?"),
+    ("adam", "alpha", r"adam: unknown parameter 'alpha'"),
+    ("adam", "momentum", r"adam: unknown parameter 'momentum'"),
+    ("rmsprop", "centred", r"did you mean 'centered'\?"),
+]
+
+
+@pytest.mark.parametrize(("optimizer", "written", "pattern"), UNKNOWN_CASES)
+def test_unknown_parameter(optimizer: str, written: str, pattern: str) -> None:
+    with pytest.raises(UnknownParameterError, match=pattern):
+        resolve_name(optimizer, written)
+    with pytest.raises(ValueError, match=pattern):
+        create([torch.zeros(2, requires_grad=True)], optimizer, **{written: 0.5})
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad values: kwargs -> ValueError naming optimizer, parameter and valid range
+# ---------------------------------------------------------------------------------------------
+
+BAD = [
+    ("lr-zero", "adam", "torch", {"lr": 0.0}, r"adam .*learning_rate = 0.0 .*learning_rate > 0"),
+    ("lr-negative", "sgd", "keras", {"learning_rate": -0.1}, r"sgd \(keras.*learning_rate > 0"),
+    ("lr-string", "adam", "torch", {"lr": "1e-3"}, r"adam.*learning_rate = '1e-3' is not a number"),
+    ("lr-nan", "adam", "torch", {"lr": float("nan")}, r"adam.*learning_rate.*not finite"),
+    ("beta1-one", "adam", "torch", {"beta_1": 1.0}, r"adam.*beta_1 = 1.0.*0 <= beta_1 < 1"),
+    ("betas-pair", "adam", "torch", {"betas": (0.9, 1.2)}, r"adam.*beta_2 = 1.2.*0 <= beta_2 < 1"),
+    ("betas-short", "nadam", "torch", {"betas": (0.9,)}, r"nadam: betas = \(0.9,\) must be a pair"),
+    ("beta2-negative", "adamax", "keras", {"beta_2": -0.1}, r"adamax.*beta_2.*0 <= beta_2 < 1"),
+    ("eps-negative", "adam", "keras", {"eps": -1e-8}, r"adam.*epsilon = -1e-08.*epsilon >= 0"),
+    ("rho-one", "rmsprop", "torch", {"alpha": 1.0}, r"rmsprop.*rho = 1.0.*0 <= rho < 1"),
+    ("rho-above", "adadelta", "torch", {"rho": 1.5}, r"adadelta.*rho.*0 <= rho <= 1"),
+    ("momentum-big", "momentum", "torch", {"momentum": 1.5}, r"momentum.*0 <= momentum <= 1"),
+    ("iav-negative", "adagrad", "keras", {"initial_accumulator_value": -0.1}, r"adagrad.*>= 0"),
+    ("wd-negative", "adamw", "torch", {"weight_decay": -0.01}, r"adamw.*weight_decay >= 0"),
+    ("bool-word", "adam", "torch", {"amsgrad": "yes"}, r"adam.*amsgrad = 'yes' is not a boolean"),
+    ("bool-int", "rmsprop", "keras", {"centered": 1}, r"rmsprop.*centered = 1 is not a boolean"),
+    ("acc-zero", "adam", "torch", {"gradient_accumulation_steps": 0}, r"adam.*>= 1 \(an integer"),
+    ("acc-frac", "sgd", "torch", {"gradient_accumulation_steps": 2.5}, r"sgd.*not an integer"),
+    ("clip-zero", "adam", "keras", {"clipnorm": 0.0}, r"adam.*clipnorm > 0"),
+    ("two-clips", "adam", "keras", {"clipnorm": 1.0, "clipvalue": 1.0}, r"adam: at most one of"),
+    ("same-twice", "adam", "torch", {"lr": 0.1, "learning_rate": 0.1}, r"'lr' and 'learning_rate'"),
+    ("eps-twice", "adam", "torch", {"eps": 0.1, "epsilon": 0.1}, r"'eps' and 'epsilon' both"),
+    ("nag-damp", "nesterov", "torch", {"dampening": 0.5}, r"nesterov \(torch.*dampening = 0"),
+    ("nag-zero", "momentum", "torch", {"nesterov": True, "momentum": 0.0}, r"momentum > 0"),
+    ("scale-neg", "adam", "torch", {"loss_scale_factor": -1.0}, r"loss_scale_factor > 0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "semantics", "kwargs", "pattern"),
+    [pytest.param(*case[1:], id=case[0]) for case in BAD],
+)
+def test_bad_values(optimizer: str, semantics: str, kwargs: dict, pattern: str) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        resolve(optimizer, semantics, kwargs)
+    with pytest.raises(ValueError, match=pattern):
+        create([torch.zeros(2, requires_grad=True)], optimizer, semantics=semantics, **kwargs)
+
+
+def test_unknown_optimizer_and_semantics() -> None:
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adamm'; did you mean 'adam'\?"):
+        resolve("adamm", "torch", {})
+    with pytest.raises(ValueError, match=r"semantics = 'tf' is invalid"):
+        resolve("adam", "tf", {})  # type: ignore[arg-type]
+
+
+def test_keras_nesterov_without_momentum_is_plain_sgd() -> None:
+    """Keras accepts nesterov with momentum 0 (plain SGD); torch refuses it."""
+    assert resolve("momentum", "keras", {"nesterov": True, "momentum": 0.0})["momentum"] == 0.0
+
+
+def test_values_are_coerced() -> None:
+    v = resolve("adam", "torch", {"lr": 1, "gradient_accumulation_steps": 2.0})
+    assert isinstance(v["learning_rate"], float)
+    assert v["gradient_accumulation_steps"] == 2 and isinstance(
+        v["gradient_accumulation_steps"], int
+    )

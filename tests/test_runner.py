@@ -1,0 +1,128 @@
+"""Sweeps end to end on tiny real data: results files, divergence, resume, K-invariance."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from optsweep import study as studies
+from optsweep.config import expand, load_sweep
+from optsweep.data import load_dataset
+from optsweep.engine import train_batch
+from optsweep.models import build_model
+from optsweep.progress import QuietProgress
+from optsweep.runner import Interrupted, run_sweep
+
+TWO_OPTIMIZERS = """\
+  - name: sgd
+    grid: {learning_rate: [0.1, 1.0e+10]}
+  - name: adam
+    semantics: keras
+    grid: {learning_rate: [0.001, 0.01]}
+"""
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_sweep_writes_every_file_and_records_divergence(tiny_sweep, tmp_path):
+    spec = load_sweep(tiny_sweep(TWO_OPTIMIZERS))
+    result = run_sweep(spec, QuietProgress(), out=tmp_path / "out")
+    folder = result.folder
+    for name in (
+        "study.db",
+        "config.yaml",
+        "trials.csv",
+        "history.csv",
+        "table.md",
+        "curves/train_loss.png",
+        "curves/test_accuracy.png",
+        "curves/best_per_optimizer.png",
+    ):
+        assert (folder / name).is_file(), name
+    rows = read_csv(folder / "trials.csv")
+    assert len(rows) == 4
+    status = {(r["optimizer"], float(r["learning_rate"])): r["status"] for r in rows}
+    assert status == {
+        ("sgd", 0.1): "complete",
+        ("sgd", 1e10): "diverged",
+        ("adam", 0.001): "complete",
+        ("adam", 0.01): "complete",
+    }
+    complete = [r for r in rows if r["status"] == "complete"]
+    assert all(float(r["final_test_accuracy"]) > 0.5 for r in complete)
+    history = read_csv(folder / "history.csv")
+    assert {r["kind"] for r in history} == {"epoch", "step"}
+    table = (folder / "table.md").read_text()
+    assert table.index("adam") < table.index("diverged")
+
+
+def test_rerun_trains_nothing_and_keeps_results(tiny_sweep, tmp_path):
+    spec = load_sweep(tiny_sweep(TWO_OPTIMIZERS, epochs=1))
+    first = run_sweep(spec, QuietProgress(), out=tmp_path / "out")
+    again = run_sweep(spec, QuietProgress(), out=tmp_path / "out")
+    assert (first.trained, again.trained) == (4, 0)
+    assert [(r.trial, r.final_test_accuracy) for r in first.records] == [
+        (r.trial, r.final_test_accuracy) for r in again.records
+    ]
+
+
+class StopAfterFirstBatch(QuietProgress):
+    """Raises KeyboardInterrupt (a Ctrl-C) once the first batch has been told."""
+
+    def finished(self, trials) -> None:
+        raise KeyboardInterrupt
+
+
+def test_interrupted_sweep_resumes_without_retraining(tiny_sweep, tmp_path):
+    spec = load_sweep(tiny_sweep(TWO_OPTIMIZERS, epochs=1, k=1))
+    with pytest.raises(Interrupted) as stopped:
+        run_sweep(spec, StopAfterFirstBatch(), out=tmp_path / "out")
+    assert (stopped.value.done, stopped.value.total) == (1, 4)
+    resumed = run_sweep(spec, QuietProgress(), out=tmp_path / "out")
+    assert resumed.trained == 3
+    assert sorted(r.status for r in resumed.records) == ["complete"] * 3 + ["diverged"]
+
+
+def test_trials_left_running_by_a_killed_run_are_retrained(tiny_sweep, tmp_path):
+    spec = load_sweep(tiny_sweep(TWO_OPTIMIZERS, epochs=1))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    study = studies.open_study(spec.name, studies.sqlite_url(folder))
+    studies.sync_grid(study, expand(spec))
+    claimed = studies.pop_batch(study, {t.key: t for t in expand(spec)}, 2)
+    assert len(claimed) == 2  # claimed, then the process "dies": they stay RUNNING
+    result = run_sweep(spec, QuietProgress(), out=folder)
+    assert result.trained == 4
+    states = [studies.status_of(t) for t in study.get_trials()]
+    assert states.count("interrupted") == 2
+    assert len(result.records) == 4
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_results_do_not_depend_on_how_many_trials_train_together(tiny_sweep, model):
+    spec = load_sweep(
+        tiny_sweep(
+            "  - name: adam\n    grid: {learning_rate: [0.01, 0.001, 0.0001]}\n",
+            train=256,
+            test=128,
+            epochs=2,
+            model=model,
+        )
+    )
+    trials = expand(spec)
+    data = load_dataset("mnist-mini", None, torch.device("cpu"), 256, 128)
+    net = build_model(model, data.input_shape, data.num_classes)
+    together = train_batch(data, net, trials, spec.train, device=torch.device("cpu"))
+    for trial, joint in zip(trials, together, strict=True):
+        (alone,) = train_batch(data, net, [trial], spec.train, device=torch.device("cpu"))
+        for a, b in zip(alone.epochs, joint.epochs, strict=True):
+            assert math.isclose(a.test_loss, b.test_loss, rel_tol=1e-4)
+            assert math.isclose(a.train_loss, b.train_loss, rel_tol=1e-4)
+        assert alone.step_losses == pytest.approx(joint.step_losses, rel=1e-4)
