@@ -18,8 +18,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out_console = Console()
-err_console = Console(stderr=True)
+# Off a terminal (pipes, CI logs) Rich would wrap at 80 columns; tables need more.
+out_console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 ConfigArg = Annotated[Path, typer.Argument(help="Sweep YAML file.", show_default=False)]
 SetOpt = Annotated[

@@ -68,7 +68,7 @@ class DataFormatError(ValueError):
     """A data file exists but is not in the published format (bad header, size or pickle)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors: compare by identity
 class Dataset:
     """Train and test tensors of one dataset, on one device.
 

@@ -34,6 +34,8 @@ from optsweep.optim.schedules import ScheduleSpec, learning_rate_at
 # how many steps a diverged trial may waste.
 CHECK_EVERY = 50
 
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 @dataclass
 class EpochMetrics:
@@ -172,6 +174,11 @@ def train_batch(
     outcomes = [TrialOutcome() for _ in trials]
     loss_scale = hp.get("loss_scale_factor")
 
+    # bf16/fp16: the forward pass runs under autocast; parameters, gradients, optimizer state
+    # and the loss stay fp32. fp16 wants a loss_scale_factor against gradient underflow.
+    autocast = torch.autocast(
+        device.type, dtype=PRECISIONS[train.precision], enabled=train.precision != "fp32"
+    )
     n_train = dataset.train_x.shape[0]
     steps_per_epoch = math.ceil(n_train / train.batch_size)
     order = torch.Generator(device=device).manual_seed(first.seed)
@@ -211,8 +218,9 @@ def train_batch(
         for s in range(steps_per_epoch):
             idx = perm[s * train.batch_size : (s + 1) * train.batch_size]
             params = [p.requires_grad_() for p in batch.params]
-            logits = model.forward(params, dataset.train_x[idx], train=True, generator=dropout)
-            losses = per_trial_loss(logits, dataset.train_y[idx])
+            with autocast:
+                logits = model.forward(params, dataset.train_x[idx], train=True, generator=dropout)
+            losses = per_trial_loss(logits.float(), dataset.train_y[idx])
             total = (losses * loss_scale).sum() if loss_scale is not None else losses.sum()
             grads = torch.autograd.grad(total, params)
             with torch.no_grad():

@@ -10,7 +10,10 @@ each implementation's own parameters, so the trajectories must agree step by ste
 Keras keeps the learning rate in a float32 variable. Our side is fed that float32 value
 (as a float64 number), and keras's decoupled weight decay factor 1 − λη, which keras
 computes in float32, is fed as the λ that reproduces it; the remaining deviation is
-float64 rounding (see ``KERAS_RTOL``).
+float64 rounding (see ``KERAS_RTOL``). Measured on 100 steps, max relative deviation:
+adam η=0.01 2.4e-5 fed float64 η, 6.4e-14 fed fl32(η); adamw λ=0.1 2.2e-4 with fl32(η)
+alone, 7.1e-14 with the decay factor too. Keras's clipping by norm is float32 throughout
+(``KERAS_CLIP_RTOL``), ~1e-5 relative after 100 steps.
 
 Print the table of deviations: ``python tests/test_optim_parity.py``.
 """
