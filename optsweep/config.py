@@ -170,7 +170,8 @@ class TrainSpec:
         seeds: distinct seeds >= 0, each grid point runs once per seed (default ``(0,)``).
         device: ``auto`` (cuda when available), ``cpu``, ``cuda`` or ``cuda:N`` (default auto).
         eval_batch_size: batch size for evaluation, >= 1 (default 1000).
-        log_every: keep the training loss of every n-th step in the history, >= 1 (default 10).
+        log_every: the history keeps the mean training loss of each window of this many
+            steps, >= 1 (default 10).
         trials_per_batch: K trials trained together; None lets the engine choose (default).
         precision: ``fp32`` (default), ``bf16`` or ``fp16``.
     """

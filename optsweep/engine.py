@@ -129,6 +129,7 @@ class _Batch:
         self.hp = hp
         self.base_lr = base_lr
         self.loss_sum = torch.zeros_like(base_lr)  # this epoch's summed train loss
+        self.window_sum = torch.zeros_like(base_lr)  # summed since the last logged step
         self.bad_step = torch.full((k,), -1, dtype=torch.long, device=base_lr.device)
         self.index = list(range(k))
 
@@ -139,14 +140,16 @@ class _Batch:
         self.params = [p.detach().index_select(0, keep) for p in self.params]
         self.state = _select(self.state, keep, k)
         self.hp = {n: v.index_select(0, keep) for n, v in self.hp.items()}
-        self.base_lr, self.loss_sum, self.bad_step = (
-            t.index_select(0, keep) for t in (self.base_lr, self.loss_sum, self.bad_step)
+        self.base_lr, self.loss_sum, self.window_sum, self.bad_step = (
+            t.index_select(0, keep)
+            for t in (self.base_lr, self.loss_sum, self.window_sum, self.bad_step)
         )
         self.index = [self.index[r] for r in rows]
 
     def record(self, step: int, losses: Tensor) -> None:
         """Accumulate a step's losses and remember the first non-finite step, on the device."""
         self.loss_sum += losses
+        self.window_sum += losses
         first_bad = (self.bad_step < 0) & ~torch.isfinite(losses)
         self.bad_step = torch.where(first_bad, step, self.bad_step)
 
@@ -183,7 +186,7 @@ def train_batch(
     steps_per_epoch = math.ceil(n_train / train.batch_size)
     order = torch.Generator(device=device).manual_seed(first.seed)
     dropout = torch.Generator(device=device).manual_seed(first.seed + 1_000_003)
-    logged: list[tuple[int, Tensor]] = []  # (step, per-row losses) not yet read back
+    logged: list[tuple[int, Tensor]] = []  # (step, per-row mean loss) not yet read back
 
     def stop(stopped_at: Mapping[int, int], status: str) -> None:
         """Take rows out of the batch: ``stopped_at`` maps row → step it stopped at."""
@@ -227,8 +230,9 @@ def train_batch(
                 batch.params, batch.state = rule.update(grads, batch.state, params, batch.hp)
             step += 1
             batch.record(step, losses.detach())
-            if step % train.log_every == 0:
-                logged.append((step, losses.detach()))
+            if step % train.log_every == 0:  # the mean over the window, not one noisy batch
+                logged.append((step, batch.window_sum / train.log_every))
+                batch.window_sum = torch.zeros_like(batch.window_sum)
             if step % CHECK_EVERY == 0:
                 read_back()
                 if on_step is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from pathlib import Path
 
@@ -126,3 +127,16 @@ def test_results_do_not_depend_on_how_many_trials_train_together(tiny_sweep, mod
             assert math.isclose(a.test_loss, b.test_loss, rel_tol=1e-4)
             assert math.isclose(a.train_loss, b.train_loss, rel_tol=1e-4)
         assert alone.step_losses == pytest.approx(joint.step_losses, rel=1e-4)
+
+
+def test_step_history_is_the_mean_of_each_window(tiny_sweep):
+    spec = load_sweep(tiny_sweep("  - name: sgd\n    grid: {learning_rate: [0.1]}\n", epochs=1))
+    (trial,) = expand(spec)
+    data = load_dataset("mnist-mini", None, torch.device("cpu"), 512, 128)
+    net = build_model("mlp", data.input_shape, data.num_classes)
+    (windowed,) = train_batch(data, net, [trial], spec.train, device=torch.device("cpu"))
+    every_step = dataclasses.replace(spec.train, log_every=1)
+    (single,) = train_batch(data, net, [trial], every_step, device=torch.device("cpu"))
+    assert windowed.steps == list(range(2, 9, 2))  # 512 images / 64 per batch = 8 steps
+    pairs = zip(single.step_losses[0::2], single.step_losses[1::2], strict=True)
+    assert windowed.step_losses == pytest.approx([(a + b) / 2 for a, b in pairs], rel=1e-6)

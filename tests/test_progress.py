@@ -1,0 +1,76 @@
+"""What a sweep prints while it runs, rendered to fixed-width consoles."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from optsweep import cli
+from optsweep.progress import (
+    Finished,
+    LineProgress,
+    QuietProgress,
+    RichProgress,
+    make_progress,
+)
+from optsweep.runner import Interrupted
+
+
+def console(terminal: bool) -> tuple[Console, io.StringIO]:
+    buffer = io.StringIO()
+    return Console(file=buffer, width=120, force_terminal=terminal, color_system=None), buffer
+
+
+def drive(progress) -> None:
+    progress.start(total=3, done=1)
+    progress.batch(["adam/torch learning_rate=0.01 seed=0", "adam/torch lr=0.1 seed=0"], 2)
+    progress.step(0, 5, 10)
+    progress.finished(
+        [
+            Finished("adam/torch learning_rate=0.01 seed=0", "complete", 0.91),
+            Finished("adam/torch lr=0.1 seed=0", "diverged", float("nan")),
+        ]
+    )
+    progress.stop()
+
+
+@pytest.mark.parametrize(
+    ("quiet", "terminal", "kind"),
+    [(True, True, QuietProgress), (False, True, RichProgress), (False, False, LineProgress)],
+)
+def test_make_progress_picks_by_terminal_and_quiet(quiet, terminal, kind):
+    assert isinstance(make_progress(console(terminal)[0], quiet), kind)
+
+
+def test_line_progress_prints_one_line_per_finished_trial():
+    out, buffer = console(False)
+    drive(LineProgress(out))
+    lines = buffer.getvalue().splitlines()
+    assert lines[0] == "3 trials, 1 already done, 2 to train"
+    assert lines[2].startswith("[2/3] complete  acc=0.9100 adam/torch learning_rate=0.01")
+    assert lines[3].startswith("[3/3] diverged")
+    assert lines[-1].startswith("done in")
+
+
+def test_rich_progress_shows_bar_batch_and_top_five():
+    out, buffer = console(True)
+    drive(RichProgress(out))
+    text = buffer.getvalue()
+    assert "3/3" in text  # the overall bar reached the end
+    assert "top 5 so far" in text
+    assert "0.9100" in text
+    assert "(+1 more)" in text
+
+
+def test_ctrl_c_says_how_to_resume(monkeypatch, write_yaml):
+    def interrupted(*args, **kwargs):
+        raise Interrupted(done=5, total=9)
+
+    monkeypatch.setattr("optsweep.runner.run_sweep", interrupted)
+    config = write_yaml("name: x\ndataset: mnist-mini\noptimizers: [adam]\n")
+    result = CliRunner().invoke(cli.app, ["run", str(config)])
+    assert result.exit_code == 130
+    assert "interrupted: 5 of 9 trials done; run the same command to resume" in result.stderr
