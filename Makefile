@@ -10,7 +10,8 @@ DATA   ?= ../shared/datasets
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-install:  ## create .venv and install optsweep with pinned dependencies (constraints.txt)
+install:  ## create .venv, install optsweep with pinned dependencies, and chromium/postgresql when absent
+	./scripts/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,postgres]'

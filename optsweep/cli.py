@@ -33,8 +33,49 @@ SetOpt = Annotated[
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one error line on stderr and leave with ``code``."""
-    err_console.print(f"error: {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"error: {message}", highlight=False, soft_wrap=True, markup=False)
     return typer.Exit(code)
+
+
+# ── many workers, one study (optsweep.worker) ──
+WorkersOpt = Annotated[
+    int,
+    typer.Option(min=1, help="Worker processes on this machine (more than 1 needs PostgreSQL)."),
+]
+HeartbeatOpt = Annotated[
+    int, typer.Option(min=1, help="Seconds between heartbeats of a trial being trained.")
+]
+GraceOpt = Annotated[
+    int,
+    typer.Option(
+        min=1, help="Seconds without heartbeat after which a trial is retrained elsewhere."
+    ),
+]
+
+
+def liveness_or_exit(heartbeat: int, grace: int):
+    """The workers' `Liveness`, or one line and exit 2 when the grace is not the longer."""
+    from optsweep.study import Liveness
+
+    if grace <= heartbeat:
+        raise fail(
+            f"--grace {grace} must be longer than --heartbeat {heartbeat} (several heartbeats, "
+            "or live trials get retrained)"
+        )
+    return Liveness(heartbeat=heartbeat, grace=grace)
+
+
+def os_failure(error: OSError) -> typer.Exit:
+    """One line for a file that could not be written (full disk, read-only folder…)."""
+    import errno
+
+    where = f" {error.filename}" if error.filename else ""
+    if error.errno == errno.ENOSPC:
+        return fail(
+            f"disk full while writing{where or ' the results'}; finished trials are kept in "
+            "the study: free some space and run the same command again"
+        )
+    return fail(f"cannot write{where or ' the results'}: {error.strerror or error}")
 
 
 def load_or_exit(config: Path, overrides: list[str] | None):
@@ -83,12 +124,20 @@ def run(
     set_: SetOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the trials and exit.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    workers: WorkersOpt = 1,
+    heartbeat: HeartbeatOpt = 10,
+    grace: GraceOpt = 60,
 ) -> None:
     """Train every configuration of a YAML grid; re-running resumes where it stopped."""
+    import optuna
+    import sqlalchemy
+
     from optsweep.data import DataNotFoundError
     from optsweep.progress import make_progress
     from optsweep.report import rich_table
-    from optsweep.runner import Interrupted, label_of, run_sweep
+    from optsweep.runner import Interrupted, label_of, results_folder, run_sweep
+    from optsweep.study import StorageError, storage_url
+    from optsweep.worker import check_workers, run_with_workers
 
     spec = load_or_exit(config, set_)
     if dry_run:
@@ -97,13 +146,27 @@ def run(
             out_console.print(f"{index:4d}  {label_of(trial)}", highlight=False)
         out_console.print(f"{len(trials)} trials", highlight=False)
         return
-    progress = make_progress(out_console, quiet)
+    liveness = liveness_or_exit(heartbeat, grace)
+    folder = results_folder(spec, out)
     try:
-        result = run_sweep(
-            spec, progress, out=out, storage=storage, data_dir=data_dir, device=device
-        )
-    except DataNotFoundError as error:
+        storage = storage and storage_url(storage)
+        check_workers(storage, workers)
+        folder.mkdir(parents=True, exist_ok=True)
+    except StorageError as error:
         raise fail(str(error)) from None
+    except OSError as error:
+        raise fail(f"cannot create the results folder {folder}: {error.strerror}") from None
+    progress = make_progress(out_console, quiet)
+    options = {"out": out, "data_dir": data_dir, "device": device, "liveness": liveness}
+    try:
+        if workers > 1:
+            result = run_with_workers(spec, progress, workers, storage=storage, **options)
+        else:
+            result = run_sweep(spec, progress, storage=storage, **options)
+    except (DataNotFoundError, StorageError) as error:
+        raise fail(str(error)) from None
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
+        raise fail(f"the storage failed: {studies_reason(error)}") from None
     except Interrupted as stop:
         command = shlex.join(["optsweep", *sys.argv[1:]])
         err_console.print(
@@ -114,8 +177,162 @@ def run(
             markup=False,
         )
         raise typer.Exit(130) from None
-    except PermissionError as error:
-        raise fail(f"cannot write the results: {error}") from None
+    except OSError as error:
+        raise os_failure(error) from None
+    if not quiet:
+        out_console.print(rich_table(result.records, limit=20, title=f"{spec.name}: best first"))
+        out_console.print(f"results: {result.folder}", highlight=False)
+
+
+def studies_reason(error: BaseException) -> str:
+    """What the database said, in one line."""
+    from optsweep.study import _reason
+
+    return _reason(error)
+
+
+@app.command()
+def init(
+    config: ConfigArg,
+    storage: Annotated[str, typer.Option(help="Optuna storage URL: postgresql://USER@HOST/DB.")],
+    set_: SetOpt = None,
+) -> None:
+    """Put a sweep into a shared study (config + grid, once), for workers to train."""
+    from optsweep.study import StorageError, redact
+    from optsweep.worker import init_sweep
+
+    spec = load_or_exit(config, set_)
+    try:
+        synced = init_sweep(spec, storage)
+    except StorageError as error:
+        raise fail(str(error)) from None
+    out_console.print(
+        f"study {spec.name}: {synced.total} trials, {synced.done} done, {synced.enqueued} "
+        f"enqueued; start workers with: optsweep worker --storage {redact(storage)} "
+        f"--study {spec.name}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def worker(
+    storage: Annotated[str, typer.Option(help="Optuna storage URL: postgresql://USER@HOST/DB.")],
+    study_name: Annotated[
+        str | None, typer.Option("--study", help="Study name [default: the only one there].")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="OPTSWEEP_DATA", help="Folder with the dataset files [default: ./data]."
+        ),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write the results folder here when done.")
+    ] = None,
+    heartbeat: HeartbeatOpt = 10,
+    grace: GraceOpt = 60,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Join a sweep: train its trials from the shared study until none is left."""
+    import logging
+
+    import optuna
+    import sqlalchemy
+
+    from optsweep.data import DataNotFoundError
+    from optsweep.progress import make_progress
+    from optsweep.runner import Interrupted
+    from optsweep.study import StorageError
+    from optsweep.worker import work
+
+    liveness = liveness_or_exit(heartbeat, grace)
+    logging.basicConfig(format="optsweep worker: %(message)s", level=logging.WARNING)
+    progress = make_progress(out_console, quiet)
+    try:
+        result = work(
+            storage,
+            study_name,
+            progress,
+            data_dir=data_dir,
+            device=device,
+            liveness=liveness,
+            out=out,
+        )
+    except (DataNotFoundError, StorageError) as error:
+        raise fail(str(error)) from None
+    except ConfigError as error:
+        raise fail(f"the study's config: {error.problems[0]}") from None
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
+        raise fail(f"the storage failed: {studies_reason(error)}") from None
+    except Interrupted as stop:
+        err_console.print(
+            f"interrupted: {stop.done} of {stop.total} trials done; other workers go on",
+            highlight=False,
+            markup=False,
+        )
+        raise typer.Exit(130) from None
+    except OSError as error:
+        raise os_failure(error) from None
+    if not quiet:
+        out_console.print(f"worker done: trained {result.trained} trials", highlight=False)
+
+
+@app.command()
+def search(
+    config: ConfigArg,
+    trials: Annotated[
+        int | None,
+        typer.Option(min=1, help="Trials in total; re-running continues up to it [default: "
+                     "search.trials of the file, 30]."),
+    ] = None,
+    new: Annotated[
+        bool, typer.Option("--new", help="Delete the existing search study and start over.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Results folder [default: results/<name>-search].")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="OPTSWEEP_DATA", help="Folder with the dataset files [default: ./data]."
+        ),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Optuna storage URL [default: sqlite in the results folder].")
+    ] = None,
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Search the file's space with Optuna (grid lists → choices, {low, high} → ranges)."""
+    from optsweep.data import DataNotFoundError
+    from optsweep.progress import make_progress
+    from optsweep.report import rich_table
+    from optsweep.runner import Interrupted
+    from optsweep.search import SearchError, run_search
+
+    try:
+        spec = load_sweep(config, set_ or (), search=True)
+    except ConfigError as error:
+        for problem in error.problems:
+            err_console.print(str(problem), highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(2) from None
+    progress = make_progress(out_console, quiet)
+    try:
+        result = run_search(spec, progress, trials=trials, out=out, storage=storage,
+                            data_dir=data_dir, device=device, new=new)
+    except (DataNotFoundError, SearchError) as error:
+        raise fail(str(error)) from None
+    except Interrupted as stop:
+        command = shlex.join(["optsweep", *sys.argv[1:]])
+        err_console.print(
+            f"interrupted: {stop.done} of {stop.total} trials done; "
+            f"run the same command to continue: {command}",
+            highlight=False, soft_wrap=True, markup=False,
+        )
+        raise typer.Exit(130) from None
     if not quiet:
         out_console.print(rich_table(result.records, limit=20, title=f"{spec.name}: best first"))
         out_console.print(f"results: {result.folder}", highlight=False)
@@ -130,19 +347,17 @@ def report(
     study_name: Annotated[str | None, typer.Option("--study", help="Study name.")] = None,
 ) -> None:
     """Rebuild tables and pictures of a results folder from its study."""
-    import optuna
-
     from optsweep.report import rich_table, write_results
-    from optsweep.study import sqlite_url
+    from optsweep.study import StorageError, load_study, sqlite_url
 
     if storage is None and not (folder / "study.db").exists():
         raise fail(f"{folder}: no study.db here; give --storage URL for a remote study")
     url = storage or sqlite_url(folder)
-    names = optuna.get_all_study_names(url)
-    name = study_name or (names[0] if len(names) == 1 else None)
-    if name not in names:
-        raise fail(f"{url}: choose a study with --study: {', '.join(names) or 'none found'}")
-    study = optuna.load_study(study_name=name, storage=url)
+    try:
+        study = load_study(url, study_name)
+    except StorageError as error:
+        raise fail(str(error)) from None
+    name = study.study_name
     records = write_results(study, folder, name)
     out_console.print(rich_table(records, limit=20, title=f"{name}: best first"))
 
@@ -161,6 +376,87 @@ def optimizers(
         raise fail(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
     else:
         out_console.print(optimizer_details(name))
+
+
+@app.command()
+def trajectories(
+    config: Annotated[
+        Path | None, typer.Argument(help="Sweep YAML file (or give --optimizers).")
+    ] = None,
+    optimizers_: Annotated[
+        str | None,
+        typer.Option(
+            "--optimizers",
+            help="Comma list, each at its defaults: NAME or NAME/keras, or all "
+            "[default: sgd … nadam].",
+        ),
+    ] = None,
+    semantics: Annotated[str, typer.Option(help="With --optimizers: torch, keras or both.")] = (
+        "torch"
+    ),
+    functions: Annotated[
+        str | None, typer.Option(help="Comma list or all [default: all but rastrigin].")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Start point x,y [default: per function].")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Steps [default: per function].")] = None,
+    lr: Annotated[
+        str | None,
+        typer.Option(
+            help="auto (the function's suggested rate), a number, or config "
+            "[default: the config's; auto with --optimizers]."
+        ),
+    ] = None,
+    lr_scale: Annotated[float, typer.Option(min=0.0, help="Multiply every rate.")] = 1.0,
+    set_: SetOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="[default: results/<name>/trajectories, or results/trajectories]"),
+    ] = None,
+    grid: Annotated[
+        bool | None,
+        typer.Option("--grid/--no-grid", help="Small multiples [default: per block with a grid]."),
+    ] = None,
+    gif: Annotated[bool, typer.Option("--gif/--no-gif", help="Write the animated GIFs.")] = True,
+    frames: Annotated[int, typer.Option(min=2, help="Frames per GIF.")] = 30,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Draw the optimizers' paths on 2-D test functions: PNG, GIF and a table per function."""
+    from optsweep import trajectories as tj
+    from optsweep.functions import DEFAULT_FUNCTIONS, FUNCTIONS
+
+    if config is not None and optimizers_ is not None:
+        raise fail("give a CONFIG or --optimizers, not both")
+    if semantics not in ("torch", "keras", "both"):
+        raise fail(f"--semantics {semantics!r}: use torch, keras or both")
+    try:
+        if config is not None:
+            spec = load_or_exit(config, set_)
+            specs, rate = tj.specs_from_sweep(spec), tj.parse_learning_rate(lr)
+            folder = out or Path("results") / spec.name / "trajectories"
+        else:
+            names = tj.parse_list(optimizers_, tj.DEFAULT_OPTIMIZERS, ["all"])
+            chosen = ("torch", "keras") if semantics == "both" else (semantics,)
+            specs, rate = tj.specs_from_names(names, chosen), tj.parse_learning_rate(lr or "auto")
+            folder = out or Path("results") / "trajectories"
+        run = tj.trace(
+            specs,
+            tj.parse_list(functions, DEFAULT_FUNCTIONS, FUNCTIONS),
+            steps=steps,
+            start=None if start is None else tj.parse_point(start),
+            learning_rate=rate,
+            lr_scale=lr_scale,
+            source=None if config is None else str(config),
+        )
+        written = tj.write_trajectories(run, folder, grid=grid, gif=gif, frames=frames)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    if not quiet:
+        for name, paths in run.results.items():
+            table = tj.rich_table(FUNCTIONS[name], paths, run.steps[name], run.start[name])
+            out_console.print(table)
+        out_console.print(f"{len(written)} files in {folder}", highlight=False)
 
 
 def main() -> None:

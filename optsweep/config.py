@@ -65,11 +65,14 @@ __all__ = [
     "OptimizerBlock",
     "Override",
     "Problem",
+    "RangeSpec",
+    "SearchSpec",
     "SweepSpec",
     "TrainSpec",
     "TrialSpec",
     "expand",
     "load_sweep",
+    "make_trial",
     "parse_override",
 ]
 
@@ -187,6 +190,55 @@ class TrainSpec:
 
 
 @dataclass(frozen=True)
+class RangeSpec:
+    """A search range written in a grid: ``{low: 1.0e-5, high: 1.0e-1, log: true}``.
+
+    Attributes:
+        low: smallest value (inclusive).
+        high: largest value (inclusive).
+        log: sample on a log scale (low must be > 0).
+        step: grid step for int or float ranges; None for continuous floats (ints: 1).
+        kind: ``float`` or ``int``, from the parameter's registry kind.
+    """
+
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+    kind: str = "float"
+
+
+SAMPLERS = ("tpe", "cmaes", "random", "qmc", "grid")
+PRUNERS = ("median", "hyperband", "successive_halving", "none")
+METRICS = ("test", "validation")
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """How ``optsweep search`` explores the space (the ``search:`` section).
+
+    Attributes:
+        trials: how many trials in total (re-running continues up to it) (default 30).
+        sampler: ``tpe`` (default), ``cmaes``, ``random``, ``qmc`` or ``grid``.
+        pruner: ``median`` (default), ``hyperband``, ``successive_halving`` or ``none``.
+        seed: the sampler's seed: the same config and seed give the same suggestions
+            (default 0).
+        metric: ``test`` (default): prune and rank on the test set; ``validation``: hold out
+            the last ``validation_size`` training images and use them instead.
+        validation_size: images held out for ``metric: validation`` (default 5000).
+        batch: trials asked from the sampler and trained together at a time (default 8).
+    """
+
+    trials: int = 30
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0
+    metric: str = "test"
+    validation_size: int = 5000
+    batch: int = 8
+
+
+@dataclass(frozen=True)
 class OptimizerBlock:
     """One entry of ``optimizers:``: an optimizer, fixed values and a grid.
 
@@ -206,6 +258,8 @@ class OptimizerBlock:
         linked: groups of grid names whose lists go together item by item instead of being
             crossed; written as one name holding tuples (``betas: [[0.9, 0.999], [0.8, 0.99]]``
             gives ``(("beta_1", "beta_2"),)``). A consumer that ignores it sees a superset.
+        ranges: parameter -> search range, for names whose grid entry is ``{low, high}``
+            (only ``optsweep search`` accepts them; ``run`` needs lists).
     """
 
     name: str
@@ -216,6 +270,7 @@ class OptimizerBlock:
     schedule: ScheduleSpec | None
     index: int
     linked: tuple[tuple[str, ...], ...] = ()
+    ranges: dict[str, RangeSpec] = field(default_factory=dict)
 
     def points(self) -> Iterator[dict[str, Any]]:
         """Yield each grid point (grid values only), in YAML order, last name fastest."""
@@ -247,6 +302,7 @@ class SweepSpec:
         source: the file it was read from.
         raw: the plain mapping as read, with overrides applied (write it as config.yaml;
             loading that file again gives the same sweep).
+        search: the ``search:`` section (defaults when absent).
     """
 
     name: str
@@ -259,6 +315,7 @@ class SweepSpec:
     max_trials: int
     source: Path
     raw: dict[str, Any]
+    search: SearchSpec = field(default_factory=SearchSpec)
 
 
 @dataclass(frozen=True)
@@ -331,8 +388,9 @@ BAD = _Bad()
 class _Report:
     """Problems found so far, and the file and line of every key path."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, search: bool = False) -> None:
         self.file = file
+        self.search = search  # ranges allowed (optsweep search), not only lists
         self.origins: dict[KeyPath, tuple[str, int | None]] = {(): (file, 1)}
         self.problems: list[Problem] = []
 
@@ -829,7 +887,19 @@ def _check_mapping(
 
 # ───────────────────────────── sections ─────────────────────────────
 
-_TOP_KEYS = ("name", "dataset", "subset", "model", "train", "schedule", "max_trials", "optimizers")
+_TOP_KEYS = (
+    "name",
+    "dataset",
+    "subset",
+    "model",
+    "train",
+    "schedule",
+    "max_trials",
+    "search",
+    "optimizers",
+)
+_SEARCH_KEYS = tuple(f.name for f in dataclasses.fields(SearchSpec))
+_RANGE_KEYS = ("low", "high", "log", "step")
 _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainSpec))
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _DEVICE_RE = re.compile(r"auto|cpu|cuda(?::[0-9]+)?")
@@ -1117,6 +1187,7 @@ def _check_block(
     grid: dict[str, list[Any]] = {}
     display: dict[str, str] = {}
     linked: list[tuple[str, ...]] = []
+    ranges: dict[str, RangeSpec] = {}
     for given in _drop_given_twice(report, givens):
         for name in given.canonical:
             display[name] = given.written if len(given.canonical) == 1 else name
@@ -1125,6 +1196,11 @@ def _check_block(
             if parts is not BAD:
                 for name, part in zip(given.canonical, parts, strict=True):
                     fixed[name] = _check_param(report, given.path, params[name], part)
+            continue
+        if isinstance(given.value, dict):
+            found = _check_range(report, given, params)
+            if found is not BAD:
+                ranges[given.canonical[0]] = found
             continue
         items = _check_grid_list(report, given)
         columns: list[list[Any]] = [[] for _ in given.canonical]
@@ -1141,8 +1217,47 @@ def _check_block(
     if len(report.problems) > before or schedule is BAD or _has_bad(value):
         return BAD
     return OptimizerBlock(
-        optimizer, semantics, fixed, grid, display, schedule, index, tuple(linked)
+        optimizer, semantics, fixed, grid, display, schedule, index, tuple(linked), ranges
     )
+
+
+def _check_range(
+    report: _Report, given: _Given, params: Mapping[str, registry.ParamInfo]
+) -> RangeSpec | _Bad:
+    """A grid entry ``{low, high, log, step}``: a search distribution (``optsweep search``)."""
+    path, name = given.path, given.written
+    if not report.search:
+        return report.add(
+            path,
+            f"a range {{low, high}} is for optsweep search; optsweep run needs a list of "
+            f"values, e.g. {name}: [0.01, 0.001]",
+        )
+    if len(given.canonical) != 1:
+        names = " and ".join(given.canonical)
+        return report.add(path, f"{name} cannot be a range; give {names} ranges of their own")
+    info = params[given.canonical[0]]
+    if info.kind == "bool":
+        return report.add(path, f"{name} is true or false: give a list, e.g. {name}: [true, false]")
+    value = _check_mapping(report, path, given.value, _RANGE_KEYS, {"low": "1.0e-5", "high": "0.1"})
+    if value is BAD or "low" not in value or "high" not in value:
+        return BAD
+    low = _check_param(report, (*path, "low"), info, value["low"])
+    high = _check_param(report, (*path, "high"), info, value["high"])
+    log = value.get("log", False)
+    if not isinstance(log, bool):
+        return report.add((*path, "log"), f"expected true or false, got {_describe(log)}")
+    step = value.get("step")
+    if step is not None and (not _is_number(step) or step <= 0 or log):
+        return report.add(
+            (*path, "step"), f"expected a number > 0 without log: true, got {_describe(step)}"
+        )
+    if BAD in (low, high):
+        return BAD
+    if low >= high:
+        return report.add(path, f"low ({low}) must be below high ({high})")
+    if log and low <= 0:
+        return report.add((*path, "low"), f"a log range needs low > 0, got {low}")
+    return RangeSpec(low, high, log, step, info.kind)
 
 
 def _has_bad(value: Any) -> bool:
@@ -1255,20 +1370,34 @@ def _trials(
             for params, hyperparameters in points:
                 if isinstance(hyperparameters, ValueError):
                     continue
-                trials.append(
-                    TrialSpec(
-                        optimizer=block.name,
-                        semantics=block.semantics,
-                        params=dict(params),
-                        hyperparameters=dict(hyperparameters),
-                        display={name: block.display[name] for name in params},
-                        seed=seed,
-                        schedule=block.schedule,
-                        block=block.index,
-                        key=_trial_key(block, params, seed),
-                    )
-                )
+                trials.append(_trial(block, params, hyperparameters, seed))
     return trials
+
+
+def _trial(
+    block: OptimizerBlock, params: dict[str, Any], hyperparameters: dict[str, Any], seed: int
+) -> TrialSpec:
+    return TrialSpec(
+        optimizer=block.name,
+        semantics=block.semantics,
+        params=dict(params),
+        hyperparameters=dict(hyperparameters),
+        display={name: block.display[name] for name in params},
+        seed=seed,
+        schedule=block.schedule,
+        block=block.index,
+        key=_trial_key(block, params, seed),
+    )
+
+
+def make_trial(block: OptimizerBlock, params: Mapping[str, Any], seed: int) -> TrialSpec:
+    """The trial of ``block`` at ``params`` (canonical names; fixed values are added).
+
+    Raises:
+        ValueError: the registry's message when the combination is invalid.
+    """
+    given = {**block.fixed, **params}
+    return _trial(block, given, registry.resolve(block.name, block.semantics, given), seed)
 
 
 def _resolve(
@@ -1348,11 +1477,14 @@ def _check_sweep(report: _Report, tree: dict[str, Any], source: Path) -> SweepSp
     blocks = (
         _check_optimizers(report, tree["optimizers"], schedule) if "optimizers" in tree else BAD
     )
-    if BAD not in (train, max_trials, blocks) and _check_size(
-        report, tree, blocks, train, max_trials
+    search = _check_search(report, tree.get("search"))
+    if (
+        not report.search
+        and BAD not in (train, max_trials, blocks)
+        and _check_size(report, tree, blocks, train, max_trials)
     ):
         _check_unique(report, _trials(blocks, train.seeds, report))
-    if report.problems or BAD in (name, dataset, model, train, max_trials, blocks):
+    if report.problems or BAD in (name, dataset, model, train, max_trials, blocks, search):
         return None
     return SweepSpec(
         name=name,
@@ -1365,23 +1497,50 @@ def _check_sweep(report: _Report, tree: dict[str, Any], source: Path) -> SweepSp
         max_trials=max_trials,
         source=source,
         raw=copy.deepcopy(tree),
+        search=search,
     )
 
 
-def load_sweep(path: str | os.PathLike[str], overrides: Iterable[str | Override] = ()) -> SweepSpec:
+def _check_search(report: _Report, value: Any) -> SearchSpec | _Bad:
+    """The ``search:`` section: trials, sampler, pruner, seed, metric, validation_size, batch."""
+    path: KeyPath = ("search",)
+    section = _check_mapping(report, path, value, _SEARCH_KEYS)
+    if section is BAD:
+        return BAD
+    defaults = SearchSpec()
+    got: dict[str, Any] = {}
+    for key, minimum in (("trials", 1), ("seed", 0), ("validation_size", 1), ("batch", 1)):
+        got[key] = _check_int(
+            report, (*path, key), section.get(key, getattr(defaults, key)), minimum
+        )
+    for key, choices in (("sampler", SAMPLERS), ("pruner", PRUNERS), ("metric", METRICS)):
+        got[key] = _check_choice(
+            report, (*path, key), section.get(key, getattr(defaults, key)), choices, key
+        )
+    return BAD if BAD in got.values() else SearchSpec(**got)
+
+
+def load_sweep(
+    path: str | os.PathLike[str],
+    overrides: Iterable[str | Override] = (),
+    *,
+    search: bool = False,
+) -> SweepSpec:
     """Read, override and validate a sweep file.
 
     Args:
         path: the YAML file.
         overrides: ``--set`` arguments (``"train.epochs=2"``) or parsed `Override` s, applied
             in order to the tree before validation.
+        search: read it for ``optsweep search``: grid entries may be ranges ``{low, high}``
+            and the grid's size is not capped (the budget is ``search.trials``).
 
     Raises:
         ConfigError: with every problem found, one line each; never another exception for
             bad input.
     """
     source = Path(path)
-    report = _Report(str(path))
+    report = _Report(str(path), search=search)
     parsed: list[Override] = []
     for item in overrides:
         try:

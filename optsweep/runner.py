@@ -28,7 +28,8 @@ from optsweep.data import load_dataset
 from optsweep.engine import EpochMetrics, TrialOutcome, resolve_device, train_batch
 from optsweep.models import build_model
 from optsweep.progress import Finished, Progress
-from optsweep.report import TrialRecord, trial_label, write_results
+from optsweep.records import TrialRecord, trial_label
+from optsweep.report import write_results
 
 # Trials trained together when the config does not say (train.trials_per_batch).
 DEFAULT_TRIALS_PER_BATCH = 32
@@ -89,7 +90,7 @@ def write_config(spec: SweepSpec, folder: Path) -> None:
 
 
 def _thin(steps: list[int], losses: list[float]) -> tuple[list[int], list[float]]:
-    stride = -(-len(steps) // MAX_STEP_POINTS)
+    stride = max(1, -(-len(steps) // MAX_STEP_POINTS))  # no steps: diverged at once
     return steps[::stride], losses[::stride]
 
 
@@ -105,10 +106,15 @@ def _attrs(outcome: TrialOutcome, batch_size: int) -> dict[str, Any]:
     }
 
 
+def identity(spec: TrialSpec) -> dict[str, Any]:
+    """What a report needs to name a trial: optimizer, semantics, YAML-named params, seed."""
+    params = {spec.display.get(k, k): v for k, v in spec.params.items()}
+    return {"optimizer": spec.optimizer, "semantics": spec.semantics, "params": params}
+
+
 def label_of(spec: TrialSpec) -> str:
     """The trial's one-line label, parameters under their YAML names."""
-    params = {spec.display.get(k, k): v for k, v in spec.params.items()}
-    return trial_label(spec.optimizer, spec.semantics, params, spec.seed)
+    return trial_label(spec.optimizer, spec.semantics, identity(spec)["params"], spec.seed)
 
 
 def run_sweep(
@@ -119,16 +125,25 @@ def run_sweep(
     storage: str | None = None,
     data_dir: Path | None = None,
     device: str | None = None,
+    liveness: studies.Liveness | None = None,
+    write: bool = True,
 ) -> RunResult:
-    """Train every grid point of ``spec`` that is not done yet; rebuild the results folder."""
+    """Train every grid point of ``spec`` that is not done yet; rebuild the results folder.
+
+    On a shared storage (PostgreSQL) this process is one worker among any number: it returns
+    once no grid point is waiting or running anywhere. ``write=False`` (a worker without
+    ``--out``) leaves the results folder alone.
+    """
     folder = results_folder(spec, out)
-    folder.mkdir(parents=True, exist_ok=True)
+    if write:
+        folder.mkdir(parents=True, exist_ok=True)
     storage = storage or studies.sqlite_url(folder)
-    study = studies.open_study(spec.name, storage)
+    study = studies.open_study(spec.name, storage, liveness)
     trials = expand(spec)
+    studies.store_config(study, spec)  # first: a worker joining needs only the storage
     synced = studies.sync_grid(study, trials)
-    studies.store_config(study, spec)
-    write_config(spec, folder)
+    if write:
+        write_config(spec, folder)
     specs = {t.key: t for t in trials}
 
     trained = 0
@@ -143,19 +158,20 @@ def run_sweep(
         limit = spec.train.trials_per_batch or DEFAULT_TRIALS_PER_BATCH
         progress.start(synced.total, synced.done)
         try:
-            while claimed := studies.pop_batch(study, specs, limit):
-                trained += _train_claimed(study, claimed, dataset, model, spec, target, progress)
+            for claimed in studies.claim_batches(study, specs, limit, liveness):
+                trained += train_claimed(study, claimed, dataset, model, spec, target, progress)
         except KeyboardInterrupt:
             progress.stop()
-            write_results(study, folder, spec.name)
+            if write:
+                write_results(study, folder, spec.name)
             done = len(studies.done_keys(study) & specs.keys())
             raise Interrupted(done, synced.total) from None
     progress.stop()
-    records = write_results(study, folder, spec.name)
+    records = write_results(study, folder, spec.name) if write else []
     return RunResult(folder, storage, records, trained)
 
 
-def _train_claimed(
+def train_claimed(
     study: optuna.Study,
     claimed: list[tuple[Trial, TrialSpec]],
     dataset: Any,
@@ -163,8 +179,14 @@ def _train_claimed(
     spec: SweepSpec,
     device: torch.device,
     progress: Progress,
+    *,
+    prune: bool = False,
 ) -> int:
-    """Train one batch of claimed trials and tell the study how each ended."""
+    """Train one batch of claimed trials and tell the study how each ended.
+
+    With ``prune``, the study's pruner is asked after every epoch but the last; a pruned
+    trial leaves the batch and is told PRUNED with the epochs it reached.
+    """
     trials = [t for t, _ in claimed]
     specs = [s for _, s in claimed]
     progress.batch([label_of(s) for s in specs], spec.train.epochs)
@@ -172,7 +194,9 @@ def _train_claimed(
     def on_epoch(epoch: int, metrics: Mapping[int, EpochMetrics]) -> list[int]:
         for index, m in metrics.items():
             studies.report_epoch(trials[index], epoch, m.test_accuracy)
-        return []
+        if not prune or epoch == spec.train.epochs:
+            return []
+        return [index for index in metrics if trials[index].should_prune()]
 
     try:
         outcomes = train_batch(
@@ -198,7 +222,8 @@ def _train_claimed(
     finished = []
     for trial, trial_spec, outcome in zip(trials, specs, outcomes, strict=True):
         accuracy = outcome.epochs[-1].test_accuracy if outcome.epochs else float("nan")
-        studies.finish(study, trial, outcome.status, accuracy, _attrs(outcome, len(specs)))
+        attrs = {**identity(trial_spec), **_attrs(outcome, len(specs))}
+        studies.finish(study, trial, outcome.status, accuracy, attrs)
         finished.append(Finished(label_of(trial_spec), outcome.status, accuracy))
     progress.finished(finished)
     return len(specs)

@@ -7,6 +7,16 @@ schedule) so that they can be trained together. Popping uses the storage's condi
 WAITING → RUNNING transition, the same primitive ``Study.ask`` uses, so it is as atomic as the
 storage makes it (atomic on PostgreSQL; not across processes on SQLite).
 
+Many workers, one study (PostgreSQL): the grid is enqueued under a PostgreSQL advisory lock,
+so that at any moment a grid point has at most one *live* (WAITING or RUNNING) trial, and none
+once it is done. A worker records an Optuna heartbeat for a trial *before* claiming it and
+then every `Liveness.heartbeat` seconds while training it (`Heartbeat`); any worker fails a
+RUNNING trial whose heartbeat is older than `Liveness.grace` (`reap_stale`, Optuna's
+stale-trial rule) and enqueues its grid point again. A stalled worker that comes back finds
+its trial FAIL: telling it is refused by the storage's row lock, and `finish` drops the
+result. Workers retry storage calls while the database is unreachable (`retrying`).
+SQLite is for one process: there a RUNNING trial found at start was left by a killed run.
+
 Trial outcomes (user attribute ``status``):
 - ``complete``: Optuna COMPLETE, value = final test accuracy.
 - ``diverged``: Optuna FAIL; the loss turned non-finite. A result, never retried, never "best".
@@ -16,18 +26,30 @@ Trial outcomes (user attribute ``status``):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import logging
+import math
+import threading
+import time
+import warnings
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
+import sqlalchemy
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
 )
+from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
+from optuna.storages import RDBStorage
+from optuna.storages._heartbeat import is_heartbeat_enabled
+from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from optsweep.config import SweepSpec, TrialSpec
@@ -35,6 +57,37 @@ from optsweep.optim.registry import OPTIMIZERS, SEMANTICS
 
 # Statuses after which a grid point is done and never trained again.
 FINAL_STATUSES = ("complete", "diverged")
+# Databases whose storage several worker processes may share (atomic pop, heartbeats, locks).
+SHARED_DIALECTS = ("postgresql",)
+# First key of optsweep's PostgreSQL advisory locks (the second is the study id, 0 for setup).
+LOCK_CLASS = zlib.crc32(b"optsweep") & 0x7FFFFFFF
+
+log = logging.getLogger("optsweep")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """How workers sharing a PostgreSQL study notice that one of them died.
+
+    Attributes:
+        heartbeat: seconds between two heartbeats of a claimed trial (Optuna's
+            ``heartbeat_interval``).
+        grace: a RUNNING trial without a heartbeat for this long is failed as ``interrupted``
+            and its grid point enqueued again (Optuna's ``grace_period``); make it several
+            heartbeats long.
+        poll: seconds an idle worker waits before looking again for work and stale trials.
+        patience: seconds a worker keeps retrying while the database is unreachable.
+    """
+
+    heartbeat: int = 10
+    grace: int = 60
+    poll: float = 2.0
+    patience: float = 600.0
+
+
+class StorageError(Exception):
+    """A storage URL that cannot be used; ``str()`` is one line saying why."""
 
 
 def sqlite_url(results_dir: Path) -> str:
@@ -42,12 +95,207 @@ def sqlite_url(results_dir: Path) -> str:
     return f"sqlite:///{(results_dir / 'study.db').resolve()}"
 
 
-def open_study(name: str, storage: str) -> optuna.Study:
+def storage_url(url: str) -> str:
+    """The URL checked for syntax, ``postgres://`` spelled ``postgresql://`` as SQLAlchemy wants.
+
+    Raises:
+        StorageError: a malformed URL or an unknown kind of database.
+    """
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise StorageError(
+            f"malformed storage URL {url!r}; expected postgresql://USER:PASSWORD@HOST:PORT/DB "
+            "or sqlite:///PATH/study.db"
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql", "mysql"):
+        raise StorageError(
+            f"unsupported storage URL {redact(url)}: {parsed.get_backend_name()!r} is not a "
+            "database optsweep knows; use postgresql://USER:PASSWORD@HOST:PORT/DB or "
+            "sqlite:///PATH/study.db"
+        )
+    if parsed.drivername == "postgresql" and not _importable("psycopg"):
+        # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the [postgres] extra and
+        # most machines have psycopg2.
+        url = "postgresql+psycopg2" + url[len("postgresql") :]
+    return url
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
+
+
+def is_shared(url: str) -> bool:
+    """Whether several worker processes may share this storage (PostgreSQL)."""
+    return sqlalchemy.engine.make_url(storage_url(url)).get_backend_name() in SHARED_DIALECTS
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of the innermost cause: what the database driver said."""
+    while error.__cause__ is not None or getattr(error, "orig", None) is not None:
+        error = getattr(error, "orig", None) or error.__cause__  # type: ignore[assignment]
+    text = str(error).strip().splitlines()
+    return text[0].strip() if text else type(error).__name__
+
+
+def _is_transient(error: BaseException) -> bool:
+    """A lost or refused database connection (worth retrying), not a bad request."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            return True
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def retrying(call: Callable[..., T], *args: Any, patience: float, **kwargs: Any) -> T:
+    """``call(*args, **kwargs)``, retried with backoff while the database is unreachable.
+
+    Only lost or refused connections are retried (a PostgreSQL restart, a network cut), for
+    up to ``patience`` seconds; any other error, or the last one, is raised.
+    """
+    deadline = time.monotonic() + patience
+    delay = 0.25
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:
+            if not _is_transient(error) or time.monotonic() > deadline:
+                raise
+            log.warning("storage unreachable (%s); retrying in %.1f s", _reason(error), delay)
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
+
+
+@contextmanager
+def _setup_lock(url: str) -> Iterator[None]:
+    """Serialise table and study creation among processes starting at once (PostgreSQL)."""
+    if sqlalchemy.engine.make_url(url).get_backend_name() not in SHARED_DIALECTS:
+        yield
+        return
+    engine = sqlalchemy.create_engine(
+        url, poolclass=sqlalchemy.pool.NullPool, connect_args={"connect_timeout": 10}
+    )
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:a, 0)"), {"a": LOCK_CLASS})
+            connection.commit()
+            yield  # the lock ends with the connection
+    finally:
+        engine.dispose()
+
+
+def open_storage(url: str, liveness: Liveness | None = None) -> RDBStorage:
+    """Optuna's RDB storage for ``url``; on PostgreSQL with heartbeats and pre-pinged pools.
+
+    Raises:
+        StorageError: malformed, unsupported or unreachable.
+    """
+    given, url = url, storage_url(url)
+    liveness = liveness or Liveness()
+    options: dict[str, Any] = {}
+    if sqlalchemy.engine.make_url(url).get_backend_name() in SHARED_DIALECTS:
+        options = {
+            "engine_kwargs": {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}},
+            "heartbeat_interval": liveness.heartbeat,
+            "grace_period": liveness.grace,
+        }
+    try:
+        with _setup_lock(url), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, **options)
+    except ImportError:
+        raise StorageError(
+            f"cannot open the storage {redact(given)}: its database driver is not installed "
+            "(for PostgreSQL: pip install 'optsweep[postgres]')"
+        ) from None
+    except (sqlalchemy.exc.SQLAlchemyError, StorageInternalError) as error:
+        raise StorageError(f"cannot open the storage {redact(given)}: {_reason(error)}") from None
+
+
+def open_study(name: str, storage: str, liveness: Liveness | None = None) -> optuna.Study:
     """Create or load the study ``name`` (maximising final test accuracy)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(
-        study_name=name, storage=storage, direction="maximize", load_if_exists=True
-    )
+    backend = open_storage(storage, liveness)
+    try:
+        with _setup_lock(backend.url):
+            return optuna.create_study(
+                study_name=name, storage=backend, direction="maximize", load_if_exists=True
+            )
+    except (sqlalchemy.exc.SQLAlchemyError, StorageInternalError) as error:
+        raise StorageError(f"cannot open the storage {redact(storage)}: {_reason(error)}") from None
+
+
+def load_study(storage: str, name: str | None, liveness: Liveness | None = None) -> optuna.Study:
+    """An existing study; ``name`` may be left out when the storage holds only one.
+
+    Raises:
+        StorageError: no such study (the message lists those there are).
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    backend = open_storage(storage, liveness)
+    try:
+        names = [s.study_name for s in backend.get_all_studies()]
+    except (sqlalchemy.exc.SQLAlchemyError, StorageInternalError) as error:
+        raise StorageError(f"cannot read the storage {redact(storage)}: {_reason(error)}") from None
+    if name is None and len(names) == 1:
+        name = names[0]
+    if name not in names:
+        there = ", ".join(sorted(names)) or "none"
+        what = f"no study {name!r}" if name else "several studies"
+        raise StorageError(
+            f"{redact(storage)}: {what}; choose one with --study (studies there: {there})"
+        )
+    return optuna.load_study(study_name=name, storage=backend)
+
+
+def _backend(study: optuna.Study) -> Any:
+    """The storage under Optuna's cache wrapper."""
+    return getattr(study._storage, "_backend", study._storage)
+
+
+def shared(study: optuna.Study) -> bool:
+    """Whether the study lives where several workers may share it."""
+    backend = _backend(study)
+    return isinstance(backend, RDBStorage) and backend.engine.dialect.name in SHARED_DIALECTS
+
+
+@contextmanager
+def grid_lock(study: optuna.Study) -> Iterator[None]:
+    """Only one process at a time enqueues grid points of this study (PostgreSQL).
+
+    A session-level advisory lock on its own connection; a killed holder's lock ends with its
+    connection. Elsewhere (SQLite, one process) it does nothing.
+    """
+    if not shared(study):
+        yield
+        return
+    key = {"a": LOCK_CLASS, "b": study._study_id}
+    with _backend(study).engine.connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:a, :b)"), key)
+        connection.commit()
+        try:
+            yield
+        finally:
+            try:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:a, :b)"), key)
+                connection.commit()
+            except sqlalchemy.exc.SQLAlchemyError:
+                connection.invalidate()  # closing the connection releases the lock
 
 
 def batch_key(trial: TrialSpec) -> str:
@@ -96,35 +344,58 @@ def _status(trial: FrozenTrial) -> str:
     return str(trial.user_attrs.get("status", "failed"))
 
 
-def sync_grid(study: optuna.Study, trials: Sequence[TrialSpec]) -> SyncReport:
-    """Enqueue every grid point that is neither done nor waiting; fail stale RUNNING trials.
+def sync_grid(
+    study: optuna.Study,
+    trials: Sequence[TrialSpec],
+    *,
+    exclusive: bool | None = None,
+    retry_failed: bool = True,
+) -> SyncReport:
+    """Enqueue every grid point that is neither done nor live (waiting or running).
 
-    Called by a single process before it trains (one worker on SQLite), so a RUNNING trial
-    found here was left behind by a killed run: it is marked ``interrupted`` and its grid
-    point is enqueued again. Points are enqueued sorted by batch key, so that consecutive
-    waiting trials can be trained together.
+    With ``exclusive`` (the default on SQLite: one process), a RUNNING trial found here was
+    left behind by a killed run: it is marked ``interrupted`` and its grid point enqueued
+    again. On a shared storage a RUNNING trial belongs to a live worker, or will be reaped by
+    `reap_stale` when its heartbeats stop; the whole check-and-enqueue runs under `grid_lock`,
+    so workers starting at once enqueue each point once. Without ``retry_failed`` only points
+    never enqueued or whose latest trial was ``interrupted`` are enqueued (what workers do
+    mid-sweep; a ``failed`` point is retried by the next run, not in a loop). Points are
+    enqueued sorted by batch key, so that consecutive waiting trials train together.
     """
-    done: set[str] = set()
-    waiting: set[str] = set()
-    requeued = 0
-    for frozen in study.get_trials(deepcopy=False):
-        key = frozen.user_attrs.get("key")
-        status = _status(frozen)
-        if status in FINAL_STATUSES:
-            done.add(key)
-        elif status == "waiting":
-            waiting.add(key)
-        elif status == "running":
-            study._storage.set_trial_user_attr(frozen._trial_id, "status", "interrupted")
-            study._storage.set_trial_state_values(frozen._trial_id, state=TrialState.FAIL)
-            requeued += 1
-    todo = [t for t in trials if t.key not in done and t.key not in waiting]
-    for trial in sorted(todo, key=batch_key):
-        study.enqueue_trial(
-            grid_params(trial),
-            user_attrs={"key": trial.key, "batch_key": batch_key(trial), "seed": trial.seed},
-            skip_if_exists=False,
-        )
+    if exclusive is None:
+        exclusive = not shared(study)
+    with grid_lock(study):
+        done: set[str] = set()
+        live: set[str] = set()
+        latest: dict[str, tuple[int, str]] = {}
+        requeued = 0
+        for frozen in study.get_trials(deepcopy=False):
+            key = frozen.user_attrs.get("key")
+            status = _status(frozen)
+            if status == "running" and exclusive:
+                study._storage.set_trial_user_attr(frozen._trial_id, "status", "interrupted")
+                study._storage.set_trial_state_values(frozen._trial_id, state=TrialState.FAIL)
+                status = "interrupted"
+                requeued += 1
+            if status in FINAL_STATUSES:
+                done.add(key)
+            elif status in ("waiting", "running"):
+                live.add(key)
+            elif frozen.number >= latest.get(key, (-1, ""))[0]:
+                latest[key] = (frozen.number, status)
+        todo = [
+            t
+            for t in trials
+            if t.key not in done
+            and t.key not in live
+            and (retry_failed or latest.get(t.key, (0, "interrupted"))[1] == "interrupted")
+        ]
+        for trial in sorted(todo, key=batch_key):
+            study.enqueue_trial(
+                grid_params(trial),
+                user_attrs={"key": trial.key, "batch_key": batch_key(trial), "seed": trial.seed},
+                skip_if_exists=False,
+            )
     return SyncReport(
         total=len(trials),
         done=sum(1 for t in trials if t.key in done),
@@ -145,30 +416,61 @@ def pop_batch(
 
     Each claim is the storage's conditional WAITING → RUNNING update (as in ``Study.ask``); a
     trial another worker claimed first is skipped. Waiting trials whose key is not in
-    ``specs`` (grid points of an older config) are left alone.
+    ``specs`` (grid points of an older config) are left alone. With heartbeats on, a trial's
+    heartbeat is recorded *before* it is claimed, so that a worker killed right after a
+    claim still leaves a heartbeat to go stale (Optuna never reaps a trial without one).
     """
     claimed: list[tuple[Trial, TrialSpec]] = []
     wanted: str | None = None
-    for frozen in study._storage.get_all_trials(
-        study._study_id, deepcopy=False, states=(TrialState.WAITING,)
-    ):
-        spec = specs.get(frozen.user_attrs.get("key", ""))
-        if spec is None or (wanted is not None and frozen.user_attrs.get("batch_key") != wanted):
+    beating = is_heartbeat_enabled(study._storage)
+    for trial_id, key, trial_batch in _waiting(study):
+        spec = specs.get(key or "")
+        if spec is None or (wanted is not None and trial_batch != wanted):
             continue
+        if beating:
+            study._storage.record_heartbeat(trial_id)
         try:
-            if not study._storage.set_trial_state_values(
-                frozen._trial_id, state=TrialState.RUNNING
-            ):
+            if not study._storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
-        wanted = frozen.user_attrs.get("batch_key")
-        trial = Trial(study, frozen._trial_id)
+        wanted = trial_batch
+        trial = Trial(study, trial_id)
         _record_params(trial, spec)
         claimed.append((trial, spec))
         if len(claimed) >= limit:
             break
     return claimed
+
+
+def _waiting(study: optuna.Study) -> list[tuple[int, str | None, str | None]]:
+    """(trial id, key, batch key) of the WAITING trials, oldest first.
+
+    On an RDB storage one light query of ids and two attributes: loading whole trials, as
+    ``get_all_trials`` does, costs a hundred times more on a big grid, at every pop.
+    """
+    backend = _backend(study)
+    if not isinstance(backend, RDBStorage):
+        return [
+            (t._trial_id, t.user_attrs.get("key"), t.user_attrs.get("batch_key"))
+            for t in study._storage.get_all_trials(
+                study._study_id, deepcopy=False, states=(TrialState.WAITING,)
+            )
+        ]
+    trials = models.TrialModel.__table__
+    key = models.TrialUserAttributeModel.__table__.alias("k")
+    batch = models.TrialUserAttributeModel.__table__.alias("b")
+    query = (
+        sqlalchemy.select(trials.c.trial_id, key.c.value_json, batch.c.value_json)
+        .select_from(trials)
+        .outerjoin(key, (key.c.trial_id == trials.c.trial_id) & (key.c.key == "key"))
+        .outerjoin(batch, (batch.c.trial_id == trials.c.trial_id) & (batch.c.key == "batch_key"))
+        .where(trials.c.study_id == study._study_id, trials.c.state == TrialState.WAITING.name)
+        .order_by(trials.c.trial_id)
+    )
+    with backend.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return [(i, k and json.loads(k), b and json.loads(b)) for i, k, b in rows]
 
 
 def _point(value: Any) -> BaseDistribution:
@@ -207,21 +509,214 @@ def _record_params(trial: Trial, spec: TrialSpec) -> None:
 
 
 def report_epoch(trial: Trial, epoch: int, test_accuracy: float) -> None:
-    """An intermediate value per epoch (what pruners and the dashboard read)."""
-    trial.report(test_accuracy, step=epoch)
+    """An intermediate value per epoch (what pruners and the dashboard read).
+
+    Best effort: a trial reaped meanwhile (its worker stalled) or a database that is away
+    costs this one point of the curve, never the training of the batch.
+    """
+    try:
+        trial.report(test_accuracy, step=epoch)
+    except (UpdateFinishedTrialError, StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as e:
+        log.debug("trial %d: epoch %d not reported: %s", trial.number, epoch, _reason(e))
 
 
 def finish(
+    study: optuna.Study,
+    trial: Trial,
+    status: str,
+    value: float | None,
+    attrs: Mapping[str, Any],
+    *,
+    patience: float | None = None,
+) -> bool:
+    """Store the trial's history and outcome; see the module docstring for statuses.
+
+    A ``complete`` trial whose value is NaN or ±inf is recorded as ``diverged`` (FAIL): it is
+    never ranked and never fed to a sampler. Storage calls are retried while the database is
+    unreachable (``patience`` seconds, default `Liveness.patience`).
+
+    Returns:
+        False when the result was dropped: the trial was no longer RUNNING (a reaper failed
+        it after its worker stalled, and its grid point went to another worker), or it is a
+        grid point that already has a COMPLETE trial. Nothing is then written.
+    """
+    if status == "complete" and (value is None or not math.isfinite(value)):
+        status = "diverged"
+    patience = Liveness().patience if patience is None else patience
+    kept = retrying(_finish, study, trial, status, value, attrs, patience=patience)
+    if not kept:
+        log.warning("trial %d: result dropped; its grid point is trained elsewhere", trial.number)
+    return kept
+
+
+_STATE_OF = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
+
+
+def _finish(
     study: optuna.Study, trial: Trial, status: str, value: float | None, attrs: Mapping[str, Any]
-) -> None:
-    """Store the trial's history and outcome; see the module docstring for statuses."""
-    for name, attr in attrs.items():
-        trial.set_user_attr(name, attr)
-    trial.set_user_attr("status", status)
-    if status == "complete":
-        study.tell(trial, value)
-    else:
-        study.tell(trial, state=TrialState.FAIL)
+) -> bool:
+    frozen = study._storage.get_trial(trial._trial_id)
+    if frozen.state.is_finished():  # reaped; or told by our own attempt whose reply was lost
+        return frozen.state == _STATE_OF.get(status, TrialState.FAIL) and (
+            frozen.user_attrs.get("status") == status
+        )
+    key = frozen.user_attrs.get("key")
+    grid_point = "fixed_params" in frozen.system_attrs and key is not None  # enqueued, not asked
+    if status == "complete" and grid_point and _completed(study, key, other_than=trial._trial_id):
+        _fail(study, trial._trial_id, "duplicate")
+        return False
+    try:
+        for name, attr in attrs.items():
+            trial.set_user_attr(name, attr)
+        trial.set_user_attr("status", status)
+        if status == "complete":
+            study.tell(trial, value)
+        elif status == "pruned":
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, state=TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        return False
+    except ValueError as error:  # "Cannot tell a FAIL trial.": reaped between read and tell
+        if "Cannot tell" not in str(error):
+            raise
+        return False
+    return True
+
+
+def _fail(study: optuna.Study, trial_id: int, status: str, error: str | None = None) -> bool:
+    """Mark a RUNNING trial FAIL with ``status``; False when it had finished already."""
+    try:
+        if error is not None:
+            study._storage.set_trial_user_attr(trial_id, "error", error)
+        study._storage.set_trial_user_attr(trial_id, "status", status)
+        return study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        return False
+
+
+def _completed(study: optuna.Study, key: str, *, other_than: int) -> bool:
+    """Whether grid point ``key`` has a COMPLETE trial besides ``other_than`` (one query)."""
+    backend = _backend(study)
+    if not isinstance(backend, RDBStorage):
+        return any(
+            t.user_attrs.get("key") == key and t._trial_id != other_than
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        )
+    trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+    query = (
+        sqlalchemy.select(trials.c.trial_id)
+        .join(attrs, attrs.c.trial_id == trials.c.trial_id)
+        .where(
+            trials.c.study_id == study._study_id,
+            trials.c.state == TrialState.COMPLETE.name,
+            trials.c.trial_id != other_than,
+            attrs.c.key == "key",
+            attrs.c.value_json == json.dumps(key),
+        )
+        .limit(1)
+    )
+    with backend.engine.connect() as connection:
+        return connection.execute(query).first() is not None
+
+
+def reap_stale(study: optuna.Study) -> int:
+    """Fail, as ``interrupted``, the RUNNING trials whose heartbeat went stale; how many.
+
+    Optuna's stale-trial rule (``fail_stale_trials``) for ask-and-tell workers: no heartbeat
+    for the storage's grace period. The owner, should it come back, finds its trial FAIL and
+    its result is dropped (`finish`). Does nothing without heartbeats (SQLite).
+    """
+    if not is_heartbeat_enabled(study._storage):
+        return 0
+    grace = _backend(study).grace_period
+    return sum(
+        _fail(study, trial_id, "interrupted", f"no heartbeat for {grace} s: its worker was lost")
+        for trial_id in study._storage._get_stale_trial_ids(study._study_id)
+    )
+
+
+class Heartbeat:
+    """A thread recording the heartbeat of claimed trials every ``interval`` seconds.
+
+    Optuna runs heartbeats only inside ``Study.optimize``; optsweep's workers claim trials
+    themselves, so they keep their own. A failed beat (database away) is skipped: the worst a
+    missed beat can do is let a reaper fail a live trial, whose grid point is then retrained.
+    """
+
+    def __init__(self, study: optuna.Study, trial_ids: Sequence[int], interval: float) -> None:
+        self.storage = study._storage
+        self.trial_ids = list(trial_ids)
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="optsweep-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1.0)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            for trial_id in self.trial_ids:
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception as error:  # the beat thread must outlive a database restart
+                    log.debug("heartbeat skipped: %s", _reason(error))
+                    break
+
+
+def running_keys(study: optuna.Study, specs: Mapping[str, TrialSpec]) -> set[str]:
+    """Grid points of ``specs`` being trained right now (by anyone)."""
+    running = study._storage.get_all_trials(
+        study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
+    )
+    return {k for t in running if (k := t.user_attrs.get("key")) in specs}
+
+
+def claim_batches(
+    study: optuna.Study,
+    specs: Mapping[str, TrialSpec],
+    limit: int,
+    liveness: Liveness | None = None,
+) -> Iterator[list[tuple[Trial, TrialSpec]]]:
+    """Yield batches of claimed trials until no grid point of ``specs`` is left to train.
+
+    One process (SQLite): pop until nothing waits. Shared storage: each batch is kept alive
+    by a `Heartbeat` while the caller trains it (until it asks for the next one); before
+    every pop, stale trials are reaped and their points enqueued again; with nothing left to
+    pop, the worker waits while other workers' trials run (reaping them if their workers
+    die), and ends when none runs and nothing more needs enqueueing. Every storage call is
+    retried while the database is unreachable.
+    """
+    if not is_heartbeat_enabled(study._storage):
+        while claimed := pop_batch(study, specs, limit):
+            yield claimed
+        return
+    liveness = liveness or Liveness()
+    trials = list(specs.values())
+
+    def again(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return retrying(call, *args, patience=liveness.patience, **kwargs)
+
+    def top_up() -> int:
+        return again(sync_grid, study, trials, exclusive=False, retry_failed=False).enqueued
+
+    while True:
+        if again(reap_stale, study):
+            top_up()
+        claimed = again(pop_batch, study, specs, limit)
+        if claimed:
+            with Heartbeat(study, [t._trial_id for t, _ in claimed], liveness.heartbeat):
+                yield claimed
+            continue
+        if again(running_keys, study, specs):
+            time.sleep(liveness.poll)
+        elif not top_up():  # catches points left by a reaper or worker that died mid-way
+            return
 
 
 def final_trials(study: optuna.Study) -> list[FrozenTrial]:

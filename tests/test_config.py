@@ -113,7 +113,7 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         HEAD + "trian: {epochs: 3}\n" + BLOCK,
         (
             "F:3: trian: unknown key 'trian'; did you mean 'train'? valid keys: name, dataset, "
-            "subset, model, train, schedule, max_trials, optimizers",
+            "subset, model, train, schedule, max_trials, search, optimizers",
         ),
     ),
     (
@@ -879,7 +879,7 @@ OVERRIDES_BAD = [
     (
         "trian.epochs=2",
         "--set: trian: unknown key 'trian'; did you mean 'train'? valid keys: name, dataset, "
-        "subset, model, train, schedule, max_trials, optimizers",
+        "subset, model, train, schedule, max_trials, search, optimizers",
     ),
     (
         "optimizers[5].lr=0.1",

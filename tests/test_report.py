@@ -7,15 +7,9 @@ import math
 
 import pytest
 
-from optsweep.report import (
-    TrialRecord,
-    plot_curves,
-    ranked,
-    table_rows,
-    write_history_csv,
-    write_table_md,
-    write_trials_csv,
-)
+from optsweep.plots import plot_curves
+from optsweep.records import TrialRecord, ranked
+from optsweep.report import table_rows, write_history_csv, write_table_md, write_trials_csv
 
 
 def record(trial: int, acc: float | None, status: str = "complete", **params) -> TrialRecord:

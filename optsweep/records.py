@@ -1,0 +1,138 @@
+"""Trials as plain records, read back from the study (the data every report draws).
+
+`collect` turns a study's trials into `TrialRecord`s; tables, statistics and pictures only
+read those records, so they are tested without training or pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from optsweep.study import final_trials, status_of
+
+# Columns every row of trials.csv has, around the grid's parameter columns.
+LEADING_COLUMNS = ("trial", "optimizer", "semantics", "seed")
+METRIC_COLUMNS = (
+    "status",
+    "final_test_accuracy",
+    "best_test_accuracy",
+    "final_test_loss",
+    "final_train_loss",
+    "seconds",
+)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One grid point's outcome, as read back from the study."""
+
+    trial: int
+    optimizer: str
+    semantics: str
+    seed: int
+    params: dict[str, Any]
+    status: str
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)
+    seconds: float = math.nan
+
+    @property
+    def final_test_accuracy(self) -> float:
+        return self.epochs[-1]["test_accuracy"] if self.epochs else math.nan
+
+    @property
+    def best_test_accuracy(self) -> float:
+        return max((e["test_accuracy"] for e in self.epochs), default=math.nan)
+
+    @property
+    def final_test_loss(self) -> float:
+        return self.epochs[-1]["test_loss"] if self.epochs else math.nan
+
+    @property
+    def final_train_loss(self) -> float:
+        return self.epochs[-1]["train_loss"] if self.epochs else math.nan
+
+    @property
+    def label(self) -> str:
+        return trial_label(self.optimizer, self.semantics, self.params, self.seed)
+
+    def row(self) -> dict[str, Any]:
+        """The trials.csv row (parameters under their YAML names)."""
+        return {
+            "trial": self.trial,
+            "optimizer": self.optimizer,
+            "semantics": self.semantics,
+            "seed": self.seed,
+            **self.params,
+            **{name: getattr(self, name) for name in METRIC_COLUMNS},
+        }
+
+
+def trial_label(optimizer: str, semantics: str, params: Mapping[str, Any], seed: int) -> str:
+    """``adam/keras learning_rate=0.001 beta_1=0.9 seed=0``: one trial on one line."""
+    return " ".join(
+        [f"{optimizer}/{semantics}", *(f"{k}={fmt(v)}" for k, v in params.items()), f"seed={seed}"]
+    )
+
+
+def fmt(value: Any) -> str:
+    """A parameter value for tables and labels (floats in %g)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def record_of(frozen: FrozenTrial) -> TrialRecord:
+    """A `TrialRecord` from a finished (or failed) Optuna trial."""
+    attrs = frozen.user_attrs
+    params = attrs.get("params") or {
+        k: v for k, v in frozen.params.items() if k not in ("optimizer", "semantics")
+    }
+    return TrialRecord(
+        trial=frozen.number,
+        optimizer=attrs.get("optimizer", frozen.params.get("optimizer", "?")),
+        semantics=attrs.get("semantics", frozen.params.get("semantics", "?")),
+        seed=int(attrs.get("seed", -1)),
+        params=params,
+        status=status_of(frozen),
+        epochs=list(attrs.get("epochs", [])),
+        steps=list(attrs.get("steps", [])),
+        step_losses=list(attrs.get("step_losses", [])),
+        seconds=float(attrs.get("seconds", math.nan)),
+    )
+
+
+def collect(study: optuna.Study) -> list[TrialRecord]:
+    """A grid: one record per grid point (its final attempt). A search: every trial asked."""
+    if study.user_attrs.get("mode") == "search":
+        trials = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if status_of(t) not in ("waiting", "running", "interrupted")
+        ]
+    else:
+        trials = final_trials(study)
+    return [record_of(t) for t in trials]
+
+
+def ranked(records: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """Completed trials by final test accuracy, best first; the others after, by status."""
+
+    def key(r: TrialRecord) -> tuple[int, float, int]:
+        done = r.status == "complete" and not math.isnan(r.final_test_accuracy)
+        return (0 if done else 1, -r.final_test_accuracy if done else 0.0, r.trial)
+
+    return sorted(records, key=key)
+
+
+def varying_params(records: Sequence[TrialRecord]) -> list[str]:
+    """Parameter names in first-seen order (the grid's columns)."""
+    names: dict[str, None] = {}
+    for r in records:
+        names.update(dict.fromkeys(r.params))
+    return list(names)

@@ -1,0 +1,36 @@
+"""Run by test_postgres: one of several processes popping the same studies with optsweep's pop.
+
+``python _popper.py URL CONFIG GO_DIR ROUNDS LIMIT``: for each round r, wait for the file
+GO_DIR/go<r>, pop batches of study ``pop<r>`` until nothing waits, print the popped trial
+numbers as one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from optsweep import study as studies
+from optsweep.config import expand, load_sweep
+
+
+def main() -> None:
+    url, config, go_dir, rounds, limit = sys.argv[1:6]
+    specs = {t.key: t for t in expand(load_sweep(config))}
+    liveness = studies.Liveness(heartbeat=5, grace=60)
+    print("ready", flush=True)
+    for round_ in range(int(rounds)):
+        go = Path(go_dir) / f"go{round_}"
+        while not go.exists():
+            time.sleep(0.005)
+        study = studies.load_study(url, f"pop{round_}", liveness)
+        popped: list[int] = []
+        while batch := studies.pop_batch(study, specs, int(limit)):
+            popped += [trial.number for trial, _ in batch]
+        print(json.dumps(popped), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Search mode: space translation, seeded suggestions, pruning, resume, refusal of a new space."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from optsweep.config import ConfigError, load_sweep
+from optsweep.progress import QuietProgress
+from optsweep.search import SearchError, build_space, make_sampler, run_search, suggest
+
+HEAD = "name: s\ndataset: mnist-mini\noptimizers:\n"
+
+
+@pytest.mark.parametrize(
+    ("blocks", "expected"),
+    [
+        (
+            "  - name: adam\n    grid: {learning_rate: [0.1, 0.01], amsgrad: [true, false]}\n",
+            {
+                "learning_rate": CategoricalDistribution([0.1, 0.01]),
+                "amsgrad": CategoricalDistribution([True, False]),
+            },
+        ),
+        (
+            "  - name: adam\n    grid: {lr: {low: 1.0e-5, high: 0.1, log: true}}\n",
+            {"lr": FloatDistribution(1e-5, 0.1, log=True)},
+        ),
+        (
+            "  - name: sgd\n    grid: {learning_rate: {low: 0.01, high: 0.5, step: 0.01}}\n",
+            {"learning_rate": FloatDistribution(0.01, 0.5, step=0.01)},
+        ),
+        (
+            "  - name: sgd\n    gradient_accumulation_steps: 2\n"
+            "    grid: {learning_rate: [0.1]}\n"
+            "  - name: adam\n    grid: {gradient_accumulation_steps: {low: 1, high: 4}}\n",
+            {
+                "optimizer": CategoricalDistribution(["sgd", "adam"]),
+                "sgd.learning_rate": CategoricalDistribution([0.1]),
+                "adam.gradient_accumulation_steps": IntDistribution(1, 4),
+            },
+        ),
+        (
+            "  - name: adam\n    grid: {betas: [[0.9, 0.999], [0.8, 0.99]]}\n",
+            {"beta_1+beta_2": CategoricalDistribution(["[0.9, 0.999]", "[0.8, 0.99]"])},
+        ),
+    ],
+    ids=["lists", "log-range", "stepped-range", "two-blocks", "linked-betas"],
+)
+def test_yaml_grid_becomes_optuna_space(write_yaml, blocks, expected):
+    spec = load_sweep(write_yaml(HEAD + blocks), search=True)
+    space = build_space(spec)
+    found = {n: d for s in space for n, d in s.distributions.items()}
+    if len(space) > 1:
+        found["optimizer"] = CategoricalDistribution([s.label for s in space])
+    assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ("{learning_rate: {low: 0.1, high: 0.01}}", "low (0.1) must be below high (0.01)"),
+        ("{learning_rate: {low: 0.0, high: 0.1, log: true}}", "learning_rate"),
+        ("{amsgrad: {low: 0, high: 1}}", "amsgrad is true or false: give a list"),
+        ("{learning_rate: {low: 0.1}}", "required key missing; add high"),
+        ("{learning_rate: {low: 0.01, high: 0.1, lg: true}}", "did you mean 'log'"),
+    ],
+    ids=["low-above-high", "log-nonpositive", "bool-range", "missing-high", "typo"],
+)
+def test_bad_ranges_are_one_line_each(write_yaml, grid, message):
+    with pytest.raises(ConfigError) as error:
+        load_sweep(write_yaml(HEAD + f"  - name: adam\n    grid: {grid}\n"), search=True)
+    assert len(error.value.problems) == 1
+    assert message in str(error.value)
+
+
+def test_run_refuses_ranges(write_yaml):
+    path = write_yaml(HEAD + "  - name: adam\n    grid: {lr: {low: 0.001, high: 0.1}}\n")
+    with pytest.raises(ConfigError, match=r"a range \{low, high\} is for optsweep search"):
+        load_sweep(path)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "qmc", "cmaes"])
+def test_same_seed_same_suggestions(write_yaml, sampler):
+    spec = load_sweep(
+        write_yaml(
+            f"name: s\ndataset: mnist-mini\nsearch: {{sampler: {sampler}, seed: 7}}\noptimizers:\n"
+            "  - name: adam\n    grid: {lr: {low: 1.0e-5, high: 0.1, log: true}, "
+            "beta_1: {low: 0.5, high: 0.95}}\n"
+        ),
+        search=True,
+    )
+
+    def sequence() -> list[tuple[float, float]]:
+        space = build_space(spec)
+        study = optuna.create_study(direction="maximize", sampler=make_sampler(spec.search, space))
+        points = []
+        for i in range(12):
+            trial = study.ask()
+            t = suggest(trial, space, seed=0)
+            study.tell(trial, math.sin(i))  # a fixed, deterministic objective
+            points.append((t.params["learning_rate"], t.params["beta_1"]))
+        return points
+
+    first, second = sequence(), sequence()
+    assert first == second
+    assert len(set(first)) > 1
+
+
+def test_grid_sampler_needs_lists(write_yaml):
+    spec = load_sweep(
+        write_yaml(
+            "name: s\ndataset: mnist-mini\nsearch: {sampler: grid}\noptimizers:\n"
+            "  - name: adam\n    grid: {lr: {low: 0.001, high: 0.1}}\n"
+        ),
+        search=True,
+    )
+    with pytest.raises(SearchError, match="sampler grid needs one optimizer block"):
+        make_sampler(spec.search, build_space(spec))
+
+
+SEARCH = """\
+name: tiny
+dataset: mnist-mini
+subset: {{train: 512, test: 256}}
+train: {{epochs: 3, batch_size: 64, seeds: [0]}}
+search: {{trials: {trials}, batch: 4, sampler: tpe, pruner: median, seed: 1}}
+optimizers:
+  - name: momentum
+    grid: {{lr: {{low: 1.0e-4, high: 0.5, log: true}}, momentum: {{low: 0.0, high: 0.9}}}}
+"""
+
+
+def test_search_prunes_resumes_and_refuses_another_space(write_yaml, tmp_path):
+    out = tmp_path / "search"
+    spec = load_sweep(write_yaml(SEARCH.format(trials=14)), search=True)
+    first = run_search(spec, QuietProgress(), out=out)
+    statuses = [r.status for r in first.records]
+    assert len(statuses) == 14
+    assert statuses.count("pruned") >= 1
+    assert statuses.count("complete") >= 5
+    pruned = next(r for r in first.records if r.status == "pruned")
+    assert len(pruned.epochs) < 3  # stopped early, with the epochs it reached
+
+    again = run_search(spec, QuietProgress(), out=out)
+    assert again.trained == 0 and len(again.records) == 14
+
+    more = run_search(spec, QuietProgress(), out=out, trials=16)
+    assert len(more.records) == 16
+
+    study = optuna.load_study(study_name="tiny-search", storage=first.storage)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert set(complete[0].params) == {"lr", "momentum"}
+    assert sorted(complete[0].intermediate_values) == [1, 2, 3]
+    assert {"status", "seed", "seconds", "epochs"} <= set(complete[0].user_attrs)
+
+    changed = load_sweep(write_yaml(SEARCH.format(trials=14).replace("0.9}", "0.5}")), search=True)
+    with pytest.raises(SearchError, match="searched a different space"):
+        run_search(changed, QuietProgress(), out=out)
+    restarted = run_search(changed, QuietProgress(), out=out, trials=4, new=True)
+    assert len(restarted.records) == 4
+    assert (out / "report.html").is_file()
+    assert (out / "curves" / "optimization_history.png").is_file()
