@@ -803,7 +803,8 @@ def animate_paths(
     from matplotlib.animation import PillowWriter
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    # Constrained layout keeps the legend outside the axes inside every frame.
+    fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
     _landscape(ax, function, contour_data(function, 120), fill=False)
     lines, heads = [], []
     for t, color in zip(trajectories, _colors(len(trajectories)), strict=True):
@@ -812,7 +813,7 @@ def animate_paths(
         lines.append(line)
         heads.append(head)
     ax.plot(*start, "o", color="black", ms=5, zorder=6)
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.legend(fontsize=6, loc="outside right upper")
     caption = ax.set_title("")
     frames = max(2, frames)
     marks = np.unique(np.linspace(0, steps, frames).round().astype(int))

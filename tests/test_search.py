@@ -122,6 +122,28 @@ def test_grid_sampler_needs_lists(write_yaml):
         make_sampler(spec.search, build_space(spec))
 
 
+def dashboard_trials(storage: str) -> dict[int, dict]:
+    """The trials as optuna-dashboard's own API serves them (its WSGI app, no server)."""
+    import json
+    from wsgiref.util import setup_testing_defaults
+
+    import optuna_dashboard
+
+    app = optuna_dashboard.wsgi(storage)
+
+    def get(path: str) -> dict:
+        environ: dict = {}
+        setup_testing_defaults(environ)
+        environ["PATH_INFO"] = path
+        status = []
+        body = b"".join(app(environ, lambda s, h, e=None: status.append(s)))
+        assert status == ["200 OK"], status
+        return json.loads(body)
+
+    (study,) = get("/api/studies")["study_summaries"]
+    return {t["number"]: t for t in get(f"/api/studies/{study['study_id']}")["trials"]}
+
+
 SEARCH = """\
 name: tiny
 dataset: mnist-mini
@@ -156,6 +178,9 @@ def test_search_prunes_resumes_and_refuses_another_space(write_yaml, tmp_path):
     assert set(complete[0].params) == {"lr", "momentum"}
     assert sorted(complete[0].intermediate_values) == [1, 2, 3]
     assert {"status", "seed", "seconds", "epochs"} <= set(complete[0].user_attrs)
+    shown = dashboard_trials(first.storage)
+    assert {p["name"] for p in shown[complete[0].number]["params"]} == {"lr", "momentum"}
+    assert [v["step"] for v in shown[complete[0].number]["intermediate_values"]] == [1, 2, 3]
 
     changed = load_sweep(write_yaml(SEARCH.format(trials=14).replace("0.9}", "0.5}")), search=True)
     with pytest.raises(SearchError, match="searched a different space"):

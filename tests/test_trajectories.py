@@ -315,6 +315,8 @@ def test_command_with_optimizer_names(tmp_path):
         (["--optimizers", "sgd", "--start", "1;2"], "--start '1;2'"),
         (["--optimizers", "sgd", "--functions", "bael"], "unknown function 'bael'"),
         (["--optimizers", "sgd", "--semantics", "tf"], "--semantics 'tf'"),
+        (["--optimizers", "sgd", "--lr-scale", "0"], "--lr-scale 0"),
+        (["--optimizers", "sgd", "--lr", "fast"], "--lr 'fast'"),
     ],
 )
 def test_command_errors_are_one_line(args, message, write_yaml, tmp_path):
