@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA   ?= ../shared/datasets
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format bench quickstart clean
+.PHONY: help install test soak lint format bench quickstart clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,6 +18,9 @@ install:  ## create .venv, install optsweep with pinned dependencies, and chromi
 
 test:  ## run the test suite (no network; a few minutes on 2 cores)
 	$(BIN)/pytest -q
+
+soak:  ## long fault runs: workers killed, stalled, PostgreSQL restarted (tests marked soak)
+	$(BIN)/pytest -q -s -m soak
 
 lint:  ## ruff check and format check
 	$(BIN)/ruff check optsweep tests bench

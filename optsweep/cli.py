@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +31,18 @@ SetOpt = Annotated[
         "--set", help="Override a key, typed like YAML: --set train.epochs=2 (repeatable)."
     ),
 ]
+
+
+OutOpt = Annotated[Path | None, typer.Option(help="Results folder [default: results/<name>].")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(envvar="OPTSWEEP_DATA", help="Folder with the dataset files [default: ./data]."),
+]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+StorageOpt = Annotated[
+    str | None, typer.Option(help="Optuna storage URL [default: sqlite in the results folder].")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -78,29 +92,74 @@ def os_failure(error: OSError) -> typer.Exit:
     return fail(f"cannot write{where or ' the results'}: {error.strerror or error}")
 
 
-def load_or_exit(config: Path, overrides: list[str] | None):
+def load_or_exit(config: Path, overrides: list[str] | None, *, search: bool = False):
     """The SweepSpec, or one line per problem and exit code 2."""
     try:
-        return load_sweep(config, overrides or ())
+        return load_sweep(config, overrides or (), search=search)
     except ConfigError as error:
         for problem in error.problems:
             err_console.print(str(problem), highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(2) from None
 
 
+@contextmanager
+def one_line_errors(after_interrupt: str) -> Iterator[None]:
+    """Expected failures become one line on stderr and a non-zero exit, never a traceback.
+
+    ``after_interrupt`` ends the line printed on Ctrl-C (what to do to go on).
+    """
+    import optuna
+    import sqlalchemy
+
+    from optsweep.data import DataNotFoundError
+    from optsweep.runner import Interrupted
+    from optsweep.search import SearchError
+    from optsweep.study import StorageError
+
+    try:
+        yield
+    except (DataNotFoundError, StorageError, SearchError) as error:
+        raise fail(str(error)) from None
+    except ConfigError as error:  # a config read back from a study
+        raise fail(f"the study's config: {error.problems[0]}") from None
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
+        raise fail(f"the storage failed: {studies_reason(error)}") from None
+    except Interrupted as stop:
+        err_console.print(
+            f"interrupted: {stop.done} of {stop.total} trials done; {after_interrupt}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+        raise typer.Exit(130) from None
+    except OSError as error:
+        raise os_failure(error) from None
+
+
+def same_command() -> str:
+    """The command line that was run, to print as the way to resume."""
+    return shlex.join(["optsweep", *sys.argv[1:]])
+
+
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="Sweep YAML files.")]) -> None:
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Sweep YAML files.")],
+    search: Annotated[
+        bool, typer.Option("--search", help="Check them for optsweep search (ranges allowed).")
+    ] = False,
+) -> None:
     """Check sweep files: one line per problem (file:line: key: what would be valid)."""
     bad = 0
     for file in files:
         try:
-            spec = load_sweep(file)
+            spec = load_sweep(file, search=search)
         except ConfigError as error:
             bad += 1
             for problem in error.problems:
                 err_console.print(str(problem), highlight=False, soft_wrap=True, markup=False)
             continue
-        out_console.print(f"{file}: ok, {len(expand(spec))} trials", highlight=False)
+        size = f"search of {spec.search.trials} trials" if search else f"{len(expand(spec))} trials"
+        out_console.print(f"{file}: ok, {size}", highlight=False)
     if bad:
         raise typer.Exit(2)
 
@@ -108,34 +167,20 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Sweep YAML files.
 @app.command()
 def run(
     config: ConfigArg,
-    out: Annotated[
-        Path | None, typer.Option(help="Results folder [default: results/<name>].")
-    ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            envvar="OPTSWEEP_DATA", help="Folder with the dataset files [default: ./data]."
-        ),
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
-    storage: Annotated[
-        str | None, typer.Option(help="Optuna storage URL [default: sqlite in the results folder].")
-    ] = None,
+    out: OutOpt = None,
+    data_dir: DataDirOpt = None,
+    device: DeviceOpt = None,
+    storage: StorageOpt = None,
     set_: SetOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the trials and exit.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    quiet: QuietOpt = False,
     workers: WorkersOpt = 1,
     heartbeat: HeartbeatOpt = 10,
     grace: GraceOpt = 60,
 ) -> None:
     """Train every configuration of a YAML grid; re-running resumes where it stopped."""
-    import optuna
-    import sqlalchemy
-
-    from optsweep.data import DataNotFoundError
     from optsweep.progress import make_progress
-    from optsweep.report import rich_table
-    from optsweep.runner import Interrupted, label_of, results_folder, run_sweep
+    from optsweep.runner import label_of, results_folder, run_sweep
     from optsweep.study import StorageError, storage_url
     from optsweep.worker import check_workers, run_with_workers
 
@@ -149,7 +194,8 @@ def run(
     liveness = liveness_or_exit(heartbeat, grace)
     folder = results_folder(spec, out)
     try:
-        storage = storage and storage_url(storage)
+        if storage is not None:
+            storage_url(storage)  # a malformed URL fails here, before anything is written
         check_workers(storage, workers)
         folder.mkdir(parents=True, exist_ok=True)
     except StorageError as error:
@@ -158,29 +204,20 @@ def run(
         raise fail(f"cannot create the results folder {folder}: {error.strerror}") from None
     progress = make_progress(out_console, quiet)
     options = {"out": out, "data_dir": data_dir, "device": device, "liveness": liveness}
-    try:
+    with one_line_errors(f"run the same command to resume: {same_command()}"):
         if workers > 1:
             result = run_with_workers(spec, progress, workers, storage=storage, **options)
         else:
             result = run_sweep(spec, progress, storage=storage, **options)
-    except (DataNotFoundError, StorageError) as error:
-        raise fail(str(error)) from None
-    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
-        raise fail(f"the storage failed: {studies_reason(error)}") from None
-    except Interrupted as stop:
-        command = shlex.join(["optsweep", *sys.argv[1:]])
-        err_console.print(
-            f"interrupted: {stop.done} of {stop.total} trials done; "
-            f"run the same command to resume: {command}",
-            highlight=False,
-            soft_wrap=True,
-            markup=False,
-        )
-        raise typer.Exit(130) from None
-    except OSError as error:
-        raise os_failure(error) from None
+    show_result(result, spec.name, quiet)
+
+
+def show_result(result, name: str, quiet: bool) -> None:
+    """The ranked table (top 20) and where the results went."""
+    from optsweep.report import rich_table
+
     if not quiet:
-        out_console.print(rich_table(result.records, limit=20, title=f"{spec.name}: best first"))
+        out_console.print(rich_table(result.records, limit=20, title=f"{name}: best first"))
         out_console.print(f"results: {result.folder}", highlight=False)
 
 
@@ -198,18 +235,20 @@ def init(
     set_: SetOpt = None,
 ) -> None:
     """Put a sweep into a shared study (config + grid, once), for workers to train."""
-    from optsweep.study import StorageError, redact
+    from optsweep.study import StorageError, is_shared, redact
     from optsweep.worker import init_sweep
 
     spec = load_or_exit(config, set_)
     try:
         synced = init_sweep(spec, storage)
+        then = f"optsweep worker --storage {redact(storage)} --study {spec.name}"
+        if not is_shared(storage):
+            then = f"optsweep run {config} --storage {storage} (one process on SQLite)"
     except StorageError as error:
         raise fail(str(error)) from None
     out_console.print(
         f"study {spec.name}: {synced.total} trials, {synced.done} done, {synced.enqueued} "
-        f"enqueued; start workers with: optsweep worker --storage {redact(storage)} "
-        f"--study {spec.name}",
+        f"enqueued; train them with: {then}",
         highlight=False,
         soft_wrap=True,
     )
@@ -221,36 +260,25 @@ def worker(
     study_name: Annotated[
         str | None, typer.Option("--study", help="Study name [default: the only one there].")
     ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            envvar="OPTSWEEP_DATA", help="Folder with the dataset files [default: ./data]."
-        ),
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    data_dir: DataDirOpt = None,
+    device: DeviceOpt = None,
     out: Annotated[
         Path | None, typer.Option(help="Also write the results folder here when done.")
     ] = None,
     heartbeat: HeartbeatOpt = 10,
     grace: GraceOpt = 60,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Join a sweep: train its trials from the shared study until none is left."""
     import logging
 
-    import optuna
-    import sqlalchemy
-
-    from optsweep.data import DataNotFoundError
     from optsweep.progress import make_progress
-    from optsweep.runner import Interrupted
-    from optsweep.study import StorageError
     from optsweep.worker import work
 
     liveness = liveness_or_exit(heartbeat, grace)
     logging.basicConfig(format="optsweep worker: %(message)s", level=logging.WARNING)
     progress = make_progress(out_console, quiet)
-    try:
+    with one_line_errors("other workers go on"):
         result = work(
             storage,
             study_name,
@@ -260,21 +288,6 @@ def worker(
             liveness=liveness,
             out=out,
         )
-    except (DataNotFoundError, StorageError) as error:
-        raise fail(str(error)) from None
-    except ConfigError as error:
-        raise fail(f"the study's config: {error.problems[0]}") from None
-    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
-        raise fail(f"the storage failed: {studies_reason(error)}") from None
-    except Interrupted as stop:
-        err_console.print(
-            f"interrupted: {stop.done} of {stop.total} trials done; other workers go on",
-            highlight=False,
-            markup=False,
-        )
-        raise typer.Exit(130) from None
-    except OSError as error:
-        raise os_failure(error) from None
     if not quiet:
         out_console.print(f"worker done: trained {result.trained} trials", highlight=False)
 
@@ -284,8 +297,10 @@ def search(
     config: ConfigArg,
     trials: Annotated[
         int | None,
-        typer.Option(min=1, help="Trials in total; re-running continues up to it [default: "
-                     "search.trials of the file, 30]."),
+        typer.Option(
+            min=1,
+            help="Trials in total; re-running continues up to it [default: search.trials, 30].",
+        ),
     ] = None,
     new: Annotated[
         bool, typer.Option("--new", help="Delete the existing search study and start over.")
@@ -293,49 +308,33 @@ def search(
     out: Annotated[
         Path | None, typer.Option(help="Results folder [default: results/<name>-search].")
     ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            envvar="OPTSWEEP_DATA", help="Folder with the dataset files [default: ./data]."
-        ),
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
-    storage: Annotated[
-        str | None, typer.Option(help="Optuna storage URL [default: sqlite in the results folder].")
-    ] = None,
+    data_dir: DataDirOpt = None,
+    device: DeviceOpt = None,
+    storage: StorageOpt = None,
     set_: SetOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Search the file's space with Optuna (grid lists → choices, {low, high} → ranges)."""
-    from optsweep.data import DataNotFoundError
     from optsweep.progress import make_progress
-    from optsweep.report import rich_table
-    from optsweep.runner import Interrupted
-    from optsweep.search import SearchError, run_search
+    from optsweep.search import run_search
+    from optsweep.study import storage_url
 
-    try:
-        spec = load_sweep(config, set_ or (), search=True)
-    except ConfigError as error:
-        for problem in error.problems:
-            err_console.print(str(problem), highlight=False, soft_wrap=True, markup=False)
-        raise typer.Exit(2) from None
+    spec = load_or_exit(config, set_, search=True)
     progress = make_progress(out_console, quiet)
-    try:
-        result = run_search(spec, progress, trials=trials, out=out, storage=storage,
-                            data_dir=data_dir, device=device, new=new)
-    except (DataNotFoundError, SearchError) as error:
-        raise fail(str(error)) from None
-    except Interrupted as stop:
-        command = shlex.join(["optsweep", *sys.argv[1:]])
-        err_console.print(
-            f"interrupted: {stop.done} of {stop.total} trials done; "
-            f"run the same command to continue: {command}",
-            highlight=False, soft_wrap=True, markup=False,
+    with one_line_errors(f"run the same command to continue: {same_command()}"):
+        if storage is not None:
+            storage_url(storage)
+        result = run_search(
+            spec,
+            progress,
+            trials=trials,
+            out=out,
+            storage=storage,
+            data_dir=data_dir,
+            device=device,
+            new=new,
         )
-        raise typer.Exit(130) from None
-    if not quiet:
-        out_console.print(rich_table(result.records, limit=20, title=f"{spec.name}: best first"))
-        out_console.print(f"results: {result.folder}", highlight=False)
+    show_result(result, spec.name, quiet)
 
 
 @app.command()
@@ -358,7 +357,8 @@ def report(
     except StorageError as error:
         raise fail(str(error)) from None
     name = study.study_name
-    records = write_results(study, folder, name)
+    with one_line_errors("run it again"):
+        records = write_results(study, folder, name)
     out_console.print(rich_table(records, limit=20, title=f"{name}: best first"))
 
 
@@ -388,39 +388,39 @@ def trajectories(
         typer.Option(
             "--optimizers",
             help="Comma list, each at its defaults: NAME or NAME/keras, or all "
-            "[default: sgd … nadam].",
+            "(default: sgd … nadam).",
         ),
     ] = None,
     semantics: Annotated[str, typer.Option(help="With --optimizers: torch, keras or both.")] = (
         "torch"
     ),
     functions: Annotated[
-        str | None, typer.Option(help="Comma list or all [default: all but rastrigin].")
+        str | None, typer.Option(help="Comma list or all (default: all but rastrigin).")
     ] = None,
     start: Annotated[
-        str | None, typer.Option(help="Start point x,y [default: per function].")
+        str | None, typer.Option(help="Start point x,y (default: per function).")
     ] = None,
-    steps: Annotated[int | None, typer.Option(min=1, help="Steps [default: per function].")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Steps (default: per function).")] = None,
     lr: Annotated[
         str | None,
         typer.Option(
             help="auto (the function's suggested rate), a number, or config "
-            "[default: the config's; auto with --optimizers]."
+            "(default: the config's; auto with --optimizers)."
         ),
     ] = None,
-    lr_scale: Annotated[float, typer.Option(min=0.0, help="Multiply every rate.")] = 1.0,
+    lr_scale: Annotated[float, typer.Option(help="Multiply every rate (> 0).")] = 1.0,
     set_: SetOpt = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="[default: results/<name>/trajectories, or results/trajectories]"),
+        typer.Option(help="Folder (default: results/<name>/trajectories or results/trajectories)."),
     ] = None,
     grid: Annotated[
         bool | None,
-        typer.Option("--grid/--no-grid", help="Small multiples [default: per block with a grid]."),
+        typer.Option("--grid/--no-grid", help="Small multiples (default: per block with a grid)."),
     ] = None,
     gif: Annotated[bool, typer.Option("--gif/--no-gif", help="Write the animated GIFs.")] = True,
     frames: Annotated[int, typer.Option(min=2, help="Frames per GIF.")] = 30,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Draw the optimizers' paths on 2-D test functions: PNG, GIF and a table per function."""
     from optsweep import trajectories as tj
@@ -428,6 +428,8 @@ def trajectories(
 
     if config is not None and optimizers_ is not None:
         raise fail("give a CONFIG or --optimizers, not both")
+    if not lr_scale > 0:
+        raise fail(f"--lr-scale {lr_scale:g}: expected a positive number")
     if semantics not in ("torch", "keras", "both"):
         raise fail(f"--semantics {semantics!r}: use torch, keras or both")
     try:

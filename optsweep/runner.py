@@ -25,13 +25,20 @@ import optsweep
 from optsweep import study as studies
 from optsweep.config import SweepSpec, TrialSpec, expand
 from optsweep.data import load_dataset
-from optsweep.engine import EpochMetrics, TrialOutcome, resolve_device, train_batch
+from optsweep.engine import (
+    EpochMetrics,
+    TrialOutcome,
+    choose_trials_per_batch,
+    resolve_device,
+    train_batch,
+)
 from optsweep.models import build_model
 from optsweep.progress import Finished, Progress
 from optsweep.records import TrialRecord, trial_label
 from optsweep.report import write_results
 
-# Trials trained together when the config does not say (train.trials_per_batch).
+# Without train.trials_per_batch, engine.choose_trials_per_batch picks K from memory and
+# measured throughput; this fixed K was the default before (kept for callers that import it).
 DEFAULT_TRIALS_PER_BATCH = 32
 # At most this many per-step losses are stored per trial (evenly thinned).
 MAX_STEP_POINTS = 1000
@@ -155,7 +162,9 @@ def run_sweep(
         model = build_model(
             spec.model.name, dataset.input_shape, dataset.num_classes, **spec.model.options
         )
-        limit = spec.train.trials_per_batch or DEFAULT_TRIALS_PER_BATCH
+        limit = spec.train.trials_per_batch or choose_trials_per_batch(
+            model, dataset, spec.train, target, waiting=synced.total - synced.done
+        )
         progress.start(synced.total, synced.done)
         try:
             for claimed in studies.claim_batches(study, specs, limit, liveness):

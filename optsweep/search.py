@@ -244,12 +244,13 @@ def open_search_study(
 ) -> optuna.Study:
     """Create or resume the search study; refuse a different space unless ``new``."""
     name = study_name(spec)
-    if new and name in optuna.get_all_study_names(storage):
-        optuna.delete_study(study_name=name, storage=storage)
+    backend = studies.open_storage(storage)
+    if new and name in optuna.get_all_study_names(backend):
+        optuna.delete_study(study_name=name, storage=backend)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=name,
-        storage=storage,
+        storage=backend,
         direction="maximize",
         sampler=make_sampler(spec.search, space),
         pruner=make_pruner(spec.search, spec.train.epochs),
@@ -259,8 +260,8 @@ def open_search_study(
     found = study.user_attrs.get("search_space")
     if found is not None and found != wanted:
         raise SearchError(
-            f"study {name} in {storage} searched a different space (or data, model, training); "
-            f"add --new to start it over, or give the sweep another name"
+            f"study {name} in {studies.redact(storage)} searched a different space (or data, "
+            "model, training); add --new to start it over, or give the sweep another name"
         )
     study.set_user_attr("search_space", wanted)
     study.set_user_attr("mode", "search")

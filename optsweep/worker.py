@@ -40,7 +40,7 @@ def check_workers(storage: str | None, workers: int) -> None:
         raise studies.StorageError(
             f"{workers} workers need a shared storage, not {where}: SQLite cannot hand each "
             "waiting trial to exactly one process (some trials would train twice); give "
-            "--storage postgresql://USER@HOST/DB, or run one worker"
+            "--storage postgresql://USER@HOST/DB, or train in one process"
         )
 
 
@@ -52,6 +52,11 @@ def spec_from_study(study: optuna.Study) -> SweepSpec:
         ConfigError: the stored config no longer validates (another optsweep version).
     """
     raw = study.user_attrs.get("config")
+    if study.user_attrs.get("mode") == "search":
+        raise studies.StorageError(
+            f"study {study.study_name!r} is a search (optsweep search); workers train grid "
+            "sweeps only, run the search itself on each machine instead"
+        )
     if not isinstance(raw, dict):
         raise studies.StorageError(
             f"study {study.study_name!r} holds no optsweep config; create it with "
@@ -86,7 +91,12 @@ def work(
 
     With ``out`` it also writes the results folder when the sweep is done.
     """
-    check_workers(storage, 2)
+    if not studies.is_shared(storage):
+        raise studies.StorageError(
+            f"optsweep worker needs a shared storage, not {studies.redact(storage)}: only "
+            "PostgreSQL hands each waiting trial to exactly one of several processes; on "
+            "SQLite train in one process with optsweep run CONFIG"
+        )
     study = studies.load_study(storage, study_name, liveness)
     spec = spec_from_study(study)
     return run_sweep(

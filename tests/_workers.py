@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import collections
 import os
+import random
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+from _postgres import wait_for
+from optuna.trial import TrialState
 
 from optsweep import study as studies
 from optsweep.config import expand, load_sweep
@@ -166,3 +170,46 @@ def completed(url: str, name: str) -> dict[int, tuple[float, list]]:
         for t in load(url, name).get_trials(deepcopy=False)
         if t.state == optuna.trial.TrialState.COMPLETE
     }
+
+
+def kill_and_restart(fleet: Fleet, *, kills: int, seed: int) -> tuple[Tally, int]:
+    """3 workers; SIGKILL one ``kills`` times and start another; let them finish.
+
+    Every other kill waits until a worker holds RUNNING trials and kills that one a random
+    0-0.3 s later (mid-batch); the others come at a random moment (start-up, claiming,
+    telling, idling).
+    """
+    rng = random.Random(seed)
+    for _ in range(3):
+        fleet.start()
+    study = load(fleet.url, fleet.name)
+    done = 0
+    deadline = time.monotonic() + 150
+    while done < kills and time.monotonic() < deadline:
+        if len(studies.done_keys(study)) >= len(fleet.keys):
+            break
+        if done % 2 == 0:
+            owners = wait_for(lambda: running_owners(study, fleet), timeout=30, interval=0.05)
+            if not owners:
+                continue
+            time.sleep(rng.uniform(0.0, 0.3))
+            victim = rng.choice(owners)
+        else:
+            time.sleep(rng.uniform(0.2, 2.0))
+            victim = rng.choice(fleet.live())
+        done += fleet.kill(victim)
+        fleet.start()
+    assert fleet.wait(timeout=180) == [0] * (fleet.started - done)
+    result = tally(fleet.url, fleet.name, fleet.keys)
+    dropped = fleet.stderr().count("result dropped")
+    print(f"\n{done} SIGKILLs, {fleet.started} workers, {dropped} results dropped; {result}")
+    return result, done
+
+
+def running_owners(study, fleet: Fleet) -> list[subprocess.Popen]:
+    """Live workers that hold a RUNNING trial now."""
+    pids = {
+        t.user_attrs.get("worker", ":").rsplit(":", 1)[1]
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    }
+    return [p for p in fleet.live() if str(p.pid) in pids]

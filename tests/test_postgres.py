@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from _workers import (
     assert_exactly_once,
     completed,
     finals,
+    kill_and_restart,
     load,
     tally,
 )
@@ -177,21 +177,11 @@ def test_last_stale_trial_is_reaped_though_no_new_trial_starts(
 
 
 def test_workers_killed_at_random_and_restarted_train_each_point_once(fleet):
-    rng = random.Random(6)
-    for _ in range(3):
-        fleet.start()
-    kills = 0
-    deadline = time.monotonic() + 150
-    while kills < 6 and finals(fleet.url, fleet.name) < 48 and time.monotonic() < deadline:
-        time.sleep(rng.uniform(0.5, 2.5))
-        kills += fleet.kill(rng.choice(fleet.live()))
-        fleet.start()
-    assert kills >= 3, "the sweep ended before the workers could be killed"
-    assert fleet.wait(timeout=180) == [0] * (fleet.started - kills)
-    result = tally(fleet.url, fleet.name, fleet.keys)
+    result, kills = kill_and_restart(fleet, kills=6, seed=6)
+    assert kills >= 4, "the sweep ended before the workers could be killed"
     assert_exactly_once(result)
     assert result.diverged == 2  # lr=1e10, once per seed: recorded, not retried
-    print(f"\nkills: {kills} SIGKILLs, 3 + {kills} workers; {result}")
+    assert result.interrupted >= 1  # some kills did land mid-batch
 
 
 def test_killing_every_worker_then_resuming_keeps_earlier_results(fleet, tmp_path):
@@ -205,9 +195,9 @@ def test_killing_every_worker_then_resuming_keeps_earlier_results(fleet, tmp_pat
     # Resume from the coordinating command: `run --storage` with 2 local worker processes.
     out = tmp_path / "results"
     liveness = ["--heartbeat", str(HEARTBEAT), "--grace", str(GRACE)]
+    run = ["run", str(fleet.config), "--storage", fleet.url, "--workers", "2", "--quiet"]
     resume = subprocess.run(
-        fleet.command("run", str(fleet.config), "--storage", fleet.url, "--workers", "2")
-        + [*liveness, "--out", str(out), "--quiet"],
+        fleet.command(*run, *liveness, "--out", str(out)),
         capture_output=True,
         text=True,
         timeout=300,
@@ -226,10 +216,33 @@ def test_database_restart_mid_sweep_loses_and_duplicates_nothing(fleet, postgres
     assert wait_for(lambda: finals(fleet.url, fleet.name) >= 8, timeout=150)
     before = completed(fleet.url, fleet.name)
     postgres.stop("fast")  # every connection is cut; workers get OperationalError
-    time.sleep(2.0)
+    time.sleep(3.0)  # down for as long as the grace period
     postgres.start()
     assert fleet.wait(timeout=180) == [0, 0, 0]
     assert "storage unreachable" in fleet.stderr()  # they did meet the outage, and retried
     after = completed(fleet.url, fleet.name)
     assert {n: after[n] for n in before} == before
     assert_exactly_once(tally(fleet.url, fleet.name, fleet.keys))
+
+
+def test_worker_refuses_a_study_it_cannot_find_or_read(postgres, write_yaml):  # noqa: F811
+    from typer.testing import CliRunner
+
+    from optsweep.cli import app
+
+    url = postgres.database()
+    config = write_yaml(KILLS_SWEEP.format(name="kills", train=256))
+    cli = CliRunner()
+    assert cli.invoke(app, ["init", str(config), "--storage", url]).exit_code == 0
+    studies.open_study("plain", url)  # an Optuna study that optsweep did not create
+    cases = {
+        ("--study", "nope"): f"error: {url}: no study 'nope'; choose one with --study "
+        "(studies there: kills, plain)",
+        (): f"error: {url}: several studies; choose one with --study (studies there: kills, plain)",
+        ("--study", "plain"): "error: study 'plain' holds no optsweep config; create it with "
+        "optsweep init CONFIG --storage URL",
+    }
+    for args, expected in cases.items():
+        result = cli.invoke(app, ["worker", "--storage", url, *args])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [expected]

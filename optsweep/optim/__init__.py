@@ -7,10 +7,13 @@
 - ``create(params, name, *, semantics="torch", **hyperparameters)``: the same rule as a
   ``torch.optim.Optimizer``.
 - ``schedules``: learning-rate schedules (``ScheduleSpec``, ``learning_rate_at``).
+- ``inplace(optimizer, semantics, params) -> InplaceRule | None``: the same update written in
+  place (no allocation per step) for the rules that have one; the engine's fast path.
 """
 
 from .base import Transformation
 from .build import build, decoupled_weight_decay, stack_hyperparameters
+from .inplace import InplaceRule, inplace
 from .registry import (
     OPTIMIZERS,
     SEMANTICS,
@@ -27,6 +30,7 @@ from .torch_optimizer import SweepOptimizer, create
 __all__ = [
     "OPTIMIZERS",
     "SEMANTICS",
+    "InplaceRule",
     "OptimizerInfo",
     "ParamInfo",
     "ScheduleSpec",
@@ -37,6 +41,7 @@ __all__ = [
     "build",
     "create",
     "decoupled_weight_decay",
+    "inplace",
     "learning_rate_at",
     "resolve",
     "resolve_name",

@@ -1,0 +1,141 @@
+"""In-place fast paths of the hottest rules, for a caller that owns params, grads and state.
+
+The rules in :mod:`~optsweep.optim.rules` are pure: every step allocates a fresh tensor per
+operation (a dozen per parameter for Adam). For K stacked trials those tensors are large, and
+on a CPU the update then costs far more than the forward/backward it follows. Measured on 2
+AVX-512 cores, 32-trial 784-128-10 MLP (3.3M parameters), batch 64: forward+backward 7 ms,
+pure Adam update 11-38 ms (noisy, shared machine), this in-place form ~3.5 ms (7 passes over
+memory, no allocation), ``torch._fused_adam_`` per trial ~1.5 ms (but torch semantics only,
+and scalar hyperparameters per call).
+
+Same mathematics as the pure rules, with per-trial hyperparameters as ``(K,)`` tensors; the
+rounding differs slightly (``lerp`` for the second moment, multiplication by reciprocals), so
+these are tested against the pure rules (``tests/test_engine_inplace.py``), not bit for bit.
+
+``inplace(optimizer, semantics, params)`` returns an :class:`InplaceRule` when the optimizer
+has a fast path and no stage around the rule needs one (clipping, gradient accumulation and
+loss scaling fall back to the pure rule), else ``None``. ``update_`` overwrites ``params``
+and the state, and uses ``grads`` as scratch space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .base import HyperParams
+from .build import RULES, decoupled_weight_decay
+from .registry import resolve
+from .rules import AdamState, SGDState
+
+__all__ = ["InplaceRule", "inplace"]
+
+UpdateFn = Callable[[Sequence[Tensor], Any, Sequence[Tensor], HyperParams], None]
+
+
+@dataclass(frozen=True)
+class InplaceRule:
+    """``init(params) -> state`` (the pure rule's state) and ``update_(grads, state, params,
+    hp)``, which overwrites ``params`` and ``state`` and clobbers ``grads``."""
+
+    init: Callable[[Sequence[Tensor]], Any]
+    update_: UpdateFn
+
+
+def _per_trial(h: Tensor, like: Tensor) -> Tensor:
+    """``(K,)`` (or ``()``) coefficients as ``like``'s dtype, broadcasting over its trial axis."""
+    h = h.to(dtype=like.dtype, device=like.device)
+    return h.reshape(h.shape + (1,) * (like.ndim - h.ndim))
+
+
+def _decay_(grads: Sequence[Tensor], params: Sequence[Tensor], hp: HyperParams, decoupled: bool):
+    """Weight decay in place: θ ← θ(1 − ηλ) (decoupled) or g ← g + λθ (coupled L2)."""
+    wd = hp["weight_decay"]
+    if decoupled:
+        factor = 1 - hp["learning_rate"] * wd
+        for p in params:
+            p.mul_(_per_trial(factor, p))
+    else:
+        for g, p in zip(grads, params, strict=True):
+            g.addcmul_(p, _per_trial(wd, p))
+
+
+def _adam(amsgrad: bool, keras: bool) -> UpdateFn:
+    """Adam / AMSGrad, torch or keras convention (see ``rules.adam``), in 7 passes per tensor."""
+
+    def update_(
+        grads: Sequence[Tensor], state: AdamState, params: Sequence[Tensor], hp: HyperParams
+    ) -> None:
+        lr, b1, b2, eps = hp["learning_rate"], hp["beta_1"], hp["beta_2"], hp["epsilon"]
+        state.step.add_(1)
+        t = state.step
+        bc1, bc2 = 1 - b1**t, 1 - b2**t
+        # θ ← θ − step · m / (√v · scale + ε), coefficients in hp's dtype (float64)
+        if keras:
+            step, scale = lr * torch.sqrt(bc2) / bc1, torch.ones_like(bc2)
+        else:
+            step, scale = lr / bc1, 1 / torch.sqrt(bc2)
+        # one cast of the five coefficient rows per step, then a view per tensor
+        coefs = torch.stack([1 - b1, 1 - b2, eps, scale, -step]).to(params[0])
+        maxes = state.max_exp_avg_sq if amsgrad else [None] * len(params)
+        for g, p, m, v, vmax in zip(
+            grads, params, state.exp_avg, state.exp_avg_sq, maxes, strict=True
+        ):
+            w1, w2, e, s, neg_step = coefs.view(coefs.shape + (1,) * (p.ndim - 1))
+            m.lerp_(g, w1)
+            v.lerp_(g.mul_(g), w2)
+            if vmax is not None:
+                torch.maximum(vmax, v, out=vmax)
+            denom = torch.sqrt(vmax if vmax is not None else v, out=g)  # g is scratch now
+            torch.addcmul(e, denom, s, out=denom)
+            p.addcmul_(torch.div(m, denom, out=denom), neg_step)
+
+    return update_
+
+
+def _sgd(
+    grads: Sequence[Tensor], state: SGDState, params: Sequence[Tensor], hp: HyperParams
+) -> None:
+    """θ ← θ − η g."""
+    lr = hp["learning_rate"]
+    for g, p in zip(grads, params, strict=True):
+        p.addcmul_(g, _per_trial(-lr, p))
+
+
+_FAST: dict[str, Callable[[Mapping[str, Any], bool], UpdateFn]] = {
+    "sgd": lambda v, keras: _sgd,
+    "adam": lambda v, keras: _adam(v["amsgrad"], keras),
+    "amsgrad": lambda v, keras: _adam(True, keras),
+    "adamw": lambda v, keras: _adam(v["amsgrad"], keras),
+}
+_NEEDS_PURE = ("clipnorm", "global_clipnorm", "clipvalue", "loss_scale_factor")
+
+
+def inplace(optimizer: str, semantics: str, params: Mapping[str, Any]) -> InplaceRule | None:
+    """The in-place form of ``build(optimizer, semantics, params)``, or None if it has none."""
+    values = resolve(optimizer, semantics, params)  # type: ignore[arg-type]
+    if optimizer not in _FAST or any(values[name] is not None for name in _NEEDS_PURE):
+        return None
+    if (values["gradient_accumulation_steps"] or 1) > 1:
+        return None
+    keras = semantics == "keras"
+    rule = _FAST[optimizer](values, keras)
+    decoupled = decoupled_weight_decay(optimizer, semantics)  # type: ignore[arg-type]
+    decays: list[bool] = []  # whether any trial decays, read once from hp
+
+    def update_(
+        grads: Sequence[Tensor], state: Any, params: Sequence[Tensor], hp: HyperParams
+    ) -> None:
+        # scratch must own its memory (autograd may hand back an expanded gradient)
+        grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
+        if not decays:  # one host sync per batch; the values never change
+            decays.append(bool(hp["weight_decay"].ne(0).any()))
+        if decays[0]:
+            _decay_(grads, params, hp, decoupled)
+        rule(grads, state, params, hp)
+
+    return InplaceRule(RULES[optimizer](values, keras).init, update_)

@@ -1,0 +1,247 @@
+"""Bad input of every kind, through the command line: one clear line, a non-zero exit, and
+earlier results left as they were. Plus: NaN and ±inf never become a "best" value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from optsweep import study as studies
+from optsweep.cli import app
+from optsweep.config import expand, load_sweep
+
+runner = CliRunner()
+
+GOOD = """\
+name: x
+dataset: mnist-mini
+subset: {train: 128, test: 64}
+train: {epochs: 1, batch_size: 64}
+optimizers:
+  - name: sgd
+    grid: {learning_rate: [0.1, 0.01]}
+"""
+URLS = "postgresql://USER:PASSWORD@HOST:PORT/DB or sqlite:///PATH/study.db"
+
+# (id, file text or None for GOOD, extra arguments, the exact line on stderr)
+CASES = [
+    (
+        "yaml-syntax",
+        "name: x\ndataset: [mnist\n",
+        [],
+        "{file}:3: YAML syntax error: while parsing a flow sequence; expected ',' or ']', but "
+        "got '<stream end>' (the construct began at line 2)",
+    ),
+    (
+        "unknown-key",
+        GOOD.replace("train: {epochs", "trian: {epochs"),
+        [],
+        "{file}:4: trian: unknown key 'trian'; did you mean 'train'? valid keys: name, dataset, "
+        "subset, model, train, schedule, max_trials, search, optimizers",
+    ),
+    (
+        "wrong-type",
+        GOOD.replace("epochs: 1", "epochs: two"),
+        [],
+        "{file}:4: train.epochs: expected an integer >= 1, got the string 'two'",
+    ),
+    (
+        "out-of-range",
+        GOOD.replace("[0.1, 0.01]", "[-0.1]"),
+        [],
+        "{file}:7: optimizers[0].grid.learning_rate[0]: learning_rate = -0.1 is out of range; "
+        "valid: learning_rate > 0",
+    ),
+    (
+        "empty-grid",
+        GOOD.replace("[0.1, 0.01]", "[]"),
+        [],
+        "{file}:7: optimizers[0].grid.learning_rate: empty list; give at least one value",
+    ),
+    (
+        "grid-over-max-trials",
+        GOOD + "max_trials: 1\n",
+        [],
+        "{file}:8: max_trials: the sweep has 2 trials (2 grid points [optimizers[0]: 2] x 1 "
+        "seeds), more than max_trials = 1; shrink the grid or raise max_trials",
+    ),
+    (
+        "empty-file",
+        "",
+        [],
+        "{file}:1: the file is empty; expected a mapping with name, dataset, optimizers",
+    ),
+    (
+        "malformed-storage-url",
+        None,
+        ["--storage", "nonsense"],
+        f"error: malformed storage URL 'nonsense'; expected {URLS}",
+    ),
+    (
+        "unknown-database",
+        None,
+        ["--storage", "mongodb://host/db"],
+        "error: unsupported storage URL mongodb://host/db: 'mongodb' is not a database "
+        f"optsweep knows; use {URLS}",
+    ),
+    (
+        "unreachable-storage",  # nothing listens on port 1; the password is not printed
+        None,
+        ["--storage", "postgresql://me:secret@127.0.0.1:1/sweeps"],
+        "error: cannot open the storage postgresql://me:***@127.0.0.1:1/sweeps: connection to "
+        'server at "127.0.0.1", port 1 failed: Connection refused',
+    ),
+    (
+        "several-workers-on-sqlite",
+        None,
+        ["--workers", "3"],
+        "error: 3 workers need a shared storage, not SQLite: SQLite cannot hand each waiting "
+        "trial to exactly one process (some trials would train twice); give --storage "
+        "postgresql://USER@HOST/DB, or train in one process",
+    ),
+    (
+        "grace-not-longer-than-heartbeat",
+        None,
+        ["--heartbeat", "5", "--grace", "5"],
+        "error: --grace 5 must be longer than --heartbeat 5 (several heartbeats, or live trials "
+        "get retrained)",
+    ),
+    (
+        "unwritable-results-folder",  # a regular file stands where a folder is needed
+        None,
+        ["--out", "{tmp}/a-file/out"],
+        "error: cannot create the results folder {tmp}/a-file/out: Not a directory",
+    ),
+    (
+        "unopenable-study-file",
+        None,
+        ["--out", "{tmp}/taken"],
+        "error: cannot open the storage sqlite:///{tmp}/taken/study.db: unable to open database "
+        "file",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "extra", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_run_refuses_bad_input_with_one_line(tmp_path, text, extra, expected):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(GOOD if text is None else text)
+    (tmp_path / "a-file").write_text("not a folder")
+    (tmp_path / "taken" / "study.db").mkdir(parents=True)  # a folder where the study goes
+    args = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    out = [] if "--out" in args else ["--out", str(tmp_path / "out")]
+    result = runner.invoke(app, ["run", str(config), *out, *args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    expected = expected.replace("{file}", str(config)).replace("{tmp}", str(tmp_path))
+    assert result.stderr.strip().splitlines() == [expected]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["worker", "--storage", "sqlite:///x/study.db"],
+            "error: optsweep worker needs a shared storage, not sqlite:///x/study.db: only "
+            "PostgreSQL hands each waiting trial to exactly one of several processes; on SQLite "
+            "train in one process with optsweep run CONFIG",
+        ),
+        (
+            ["worker", "--storage", "postgres//host/db"],
+            f"error: malformed storage URL 'postgres//host/db'; expected {URLS}",
+        ),
+        (
+            ["init", "{config}", "--storage", "postgresql://127.0.0.1:1/db"],
+            "error: cannot open the storage postgresql://127.0.0.1:1/db: connection to server "
+            'at "127.0.0.1", port 1 failed: Connection refused',
+        ),
+        (
+            ["report", "{tmp}"],
+            "error: {tmp}: no study.db here; give --storage URL for a remote study",
+        ),
+    ],
+    ids=["worker-on-sqlite", "worker-malformed-url", "init-unreachable", "report-no-study"],
+)
+def test_other_commands_refuse_bad_input_with_one_line(tmp_path, args, expected):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(GOOD)
+    args = [a.replace("{config}", str(config)).replace("{tmp}", str(tmp_path)) for a in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [expected.replace("{tmp}", str(tmp_path))]
+
+
+def test_missing_data_is_one_line_and_trains_nothing(tmp_path):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(GOOD.replace("mnist-mini", "fashion-mnist"))
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["run", str(config), "--out", str(out), "--data-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: fashion-mnist: data not found: looked for ")
+    assert f"in {tmp_path}/fashion-mnist or " in line
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full to fill the disk")
+def test_full_disk_is_one_line_and_keeps_earlier_results(tmp_path):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(GOOD)
+    out = tmp_path / "out"
+    first = runner.invoke(app, ["run", str(config), "--out", str(out), "--quiet"])
+    assert first.exit_code == 0, first.output
+    trials_csv = (out / "trials.csv").read_text()
+    study = optuna.load_study(study_name="x", storage=studies.sqlite_url(out))
+    values = [t.value for t in study.get_trials()]
+    # The disk fills up while the results are written again (every write to /dev/full fails
+    # with ENOSPC, as on a full disk).
+    (out / "history.csv").unlink()
+    (out / "history.csv").symlink_to("/dev/full")
+    again = runner.invoke(app, ["run", str(config), "--out", str(out), "--quiet"])
+    assert again.exit_code == 2
+    assert again.stderr.strip().splitlines() == [
+        "error: disk full while writing the results; finished trials are kept in the study: "
+        "free some space and run the same command again"
+    ]
+    assert (out / "trials.csv").read_text() == trials_csv
+    assert [t.value for t in study.get_trials()] == values
+    (out / "history.csv").unlink()  # space freed
+    report = runner.invoke(app, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    assert (out / "trials.csv").read_text() == trials_csv
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_values_are_diverged_never_best(tmp_path, value, write_yaml):
+    spec = load_sweep(write_yaml(GOOD))
+    trials = expand(spec)
+    study = studies.open_study("x", studies.sqlite_url(tmp_path))
+    studies.sync_grid(study, trials)
+    (bad, _), (good, _) = studies.pop_batch(study, {t.key: t for t in trials}, 2)
+    assert studies.finish(study, bad, "complete", value, {})
+    assert studies.finish(study, good, "complete", 0.25, {})
+    frozen = study.get_trials()
+    assert [studies.status_of(t) for t in frozen] == ["diverged", "complete"]
+    assert frozen[0].state == optuna.trial.TrialState.FAIL  # no value a sampler could read
+    assert study.best_trial.number == good.number
+    assert study.best_value == 0.25
+
+
+def test_unreachable_storage_leaves_earlier_results_alone(tmp_path):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(GOOD)
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["run", str(config), "--out", str(out), "--quiet"]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    bad = ["--storage", "postgresql://127.0.0.1:1/db"]
+    result = runner.invoke(app, ["run", str(config), "--out", str(out), *bad])
+    assert result.exit_code == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before

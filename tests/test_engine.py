@@ -1,0 +1,144 @@
+"""The engine's fast paths give the pure rules' results; K chosen within bounds; loss scale."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+
+from optsweep import engine, optim
+from optsweep.config import TrainSpec, expand, load_sweep
+from optsweep.data import load_dataset
+from optsweep.engine import choose_trials_per_batch, train_batch
+from optsweep.models import build_model
+
+K = 3
+SHAPES = ((K, 6, 5), (K, 6), (K, 2, 3, 3))
+
+# optimizer, semantics, K trials' given parameters
+FAST_CASES: list[tuple[str, str, list[dict[str, Any]]]] = [
+    ("sgd", "torch", [{"learning_rate": lr} for lr in (0.1, 0.01, 0.3)]),
+    ("sgd", "keras", [{"learning_rate": 0.1, "weight_decay": wd} for wd in (0.0, 0.01, 0.1)]),
+    *[
+        (
+            name,
+            semantics,
+            [
+                {"learning_rate": 0.01, "beta_1": b1, "beta_2": b2, **extra}
+                for b1, b2 in ((0.9, 0.999), (0.8, 0.95), (0.5, 0.9))
+            ],
+        )
+        for name, extra in (("adam", {}), ("adam", {"amsgrad": True}), ("amsgrad", {}))
+        for semantics in ("torch", "keras")
+    ],
+    ("adam", "torch", [{"learning_rate": 0.01, "weight_decay": wd} for wd in (0.0, 1e-3, 0.1)]),
+    ("adamw", "torch", [{"learning_rate": 0.01, "weight_decay": wd} for wd in (0.0, 1e-3, 0.1)]),
+    ("adamw", "keras", [{"learning_rate": 1e-3, "epsilon": eps} for eps in (1e-7, 1e-3, 0.1)]),
+]
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "semantics", "given"),
+    FAST_CASES,
+    ids=[f"{o}-{s}-{i}" for i, (o, s, _) in enumerate(FAST_CASES)],
+)
+def test_inplace_rule_follows_the_pure_rule(optimizer, semantics, given):
+    trials = [optim.resolve(optimizer, semantics, g) for g in given]
+    rule = optim.build(optimizer, semantics, trials[0])
+    fast = optim.inplace(optimizer, semantics, trials[0])
+    assert fast is not None
+    hp = optim.stack_hyperparameters(optimizer, trials)
+    gen = torch.Generator().manual_seed(0)
+    pure_params = [torch.randn(s, generator=gen) for s in SHAPES]
+    fast_params = [p.clone() for p in pure_params]
+    pure_state, fast_state = rule.init(pure_params), fast.init(fast_params)
+    for _ in range(25):
+        grads = [torch.randn(s, generator=gen) for s in SHAPES]
+        pure_params, pure_state = rule.update(grads, pure_state, pure_params, hp)
+        fast.update_([g.clone() for g in grads], fast_state, fast_params, hp)
+    for pure, fast_p in zip(pure_params, fast_params, strict=True):
+        torch.testing.assert_close(fast_p, pure, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "given"),
+    [
+        ("adam", {"clipnorm": 1.0}),
+        ("adam", {"global_clipnorm": 1.0}),
+        ("sgd", {"clipvalue": 0.5}),
+        ("adam", {"gradient_accumulation_steps": 2}),
+        ("adam", {"loss_scale_factor": 8.0}),
+        ("rmsprop", {}),
+    ],
+)
+def test_structures_without_a_fast_path_use_the_pure_rule(optimizer, given):
+    assert optim.inplace(optimizer, "torch", optim.resolve(optimizer, "torch", given)) is None
+
+
+SWEEP = """\
+name: t
+dataset: mnist-mini
+subset: {{train: 256, test: 128}}
+model: mlp
+train: {{epochs: 2, batch_size: 64, log_every: 2}}
+optimizers:
+{optimizers}
+"""
+
+
+def trials_of(write_yaml, optimizers: str):
+    spec = load_sweep(write_yaml(SWEEP.format(optimizers=optimizers)))
+    return spec, expand(spec)
+
+
+@pytest.fixture(scope="module")
+def mini():
+    data = load_dataset("mnist-mini", None, torch.device("cpu"), 256, 128)
+    return data, build_model("mlp", data.input_shape, data.num_classes)
+
+
+def assert_same_training(a, b, rel):
+    for x, y in zip(a, b, strict=True):
+        assert x.status == y.status
+        assert x.step_losses == pytest.approx(y.step_losses, rel=rel)
+        for ex, ey in zip(x.epochs, y.epochs, strict=True):
+            assert math.isclose(ex.test_loss, ey.test_loss, rel_tol=rel)
+
+
+def test_engine_fast_path_trains_as_the_pure_rule(write_yaml, mini, monkeypatch):
+    data, net = mini
+    spec, trials = trials_of(
+        write_yaml,
+        "  - name: adam\n    semantics: keras\n"
+        "    grid: {learning_rate: [0.01, 0.001], amsgrad: [false]}\n",
+    )
+    cpu = torch.device("cpu")
+    fast = train_batch(data, net, trials, spec.train, device=cpu)
+    monkeypatch.setattr(engine.optim, "inplace", lambda *args: None)
+    pure = train_batch(data, net, trials, spec.train, device=cpu)
+    assert_same_training(fast, pure, rel=1e-4)
+
+
+def test_loss_scale_factor_scales_the_loss_the_rule_unscales(write_yaml, mini):
+    data, net = mini
+    optimizers = "  - name: sgd\n    grid: {{learning_rate: [0.1]}}\n{extra}"
+    spec, plain = trials_of(write_yaml, optimizers.format(extra=""))
+    _, scaled = trials_of(write_yaml, optimizers.format(extra="    loss_scale_factor: 1024.0\n"))
+    cpu = torch.device("cpu")
+    a = train_batch(data, net, plain, spec.train, device=cpu)
+    b = train_batch(data, net, scaled, spec.train, device=cpu)
+    assert_same_training(a, b, rel=1e-4)
+
+
+def test_trials_per_batch_is_bounded_by_waiting_trials_and_memory(mini, monkeypatch):
+    data, net = mini
+    train = TrainSpec(batch_size=64)
+    cpu = torch.device("cpu")
+    k = choose_trials_per_batch(net, data, train, cpu, waiting=5)
+    assert 1 <= k <= 5
+    per_trial = engine.bytes_per_trial(net, data, 64)
+    assert per_trial > 4 * net.num_params()
+    monkeypatch.setattr(engine, "_free_memory", lambda device: int(2.5 * per_trial / 0.5))
+    assert choose_trials_per_batch(net, data, train, cpu, waiting=100) <= 2
