@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# System packages the test suite uses, installed when absent (Debian/Ubuntu, as root):
+# System packages the test suite uses, installed when absent (Debian/Ubuntu; root or sudo -n):
 #   chromium    opens report.html headless (tests/test_report_html.py)
-#   postgresql  the multi-worker storage (tests/test_postgres.py starts its own server)
-# Without root or apt-get this only says what is missing; those tests then skip with a reason.
+#   postgresql  the multi-worker storage (tests/test_postgres.py starts its own server from
+#               the binaries; the cluster Debian starts on install is stopped again)
+# Without root, sudo or apt-get this only says what is missing; those tests then skip.
 set -u
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing ${missing[*]} (Debian packages)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
-    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; }
-else
-  echo "note: ${missing[*]} not installed (needs root and apt-get); the tests that use them will skip"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+if ! command -v apt-get >/dev/null 2>&1 || ! $SUDO true 2>/dev/null; then
+  echo "note: ${missing[*]} not installed (needs apt-get and root); the tests that use them skip"
+  exit 0
 fi
-exit 0
+echo "installing ${missing[*]} (Debian packages)"
+install() { DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; }
+install || { $SUDO apt-get update -qq && install; } || {
+  echo "error: apt-get install ${missing[*]} failed" >&2
+  exit 1
+}
+if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+  $SUDO pg_ctlcluster --force "$(ls /usr/lib/postgresql | sort -V | tail -1)" main stop \
+    2>/dev/null || true
+fi
