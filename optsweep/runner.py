@@ -24,7 +24,7 @@ from optuna.trial import Trial
 import optsweep
 from optsweep import study as studies
 from optsweep.config import SweepSpec, TrialSpec, expand
-from optsweep.data import load_dataset
+from optsweep.data import Dataset, load_dataset
 from optsweep.engine import (
     EpochMetrics,
     TrialOutcome,
@@ -32,7 +32,7 @@ from optsweep.engine import (
     resolve_device,
     train_batch,
 )
-from optsweep.models import build_model
+from optsweep.models import BatchedModel, build_model
 from optsweep.progress import Finished, Progress
 from optsweep.records import TrialRecord, trial_label
 from optsweep.report import write_results
@@ -157,18 +157,14 @@ def run_sweep(
     if synced.done == synced.total:
         progress.start(synced.total, synced.done)
     else:
-        target = resolve_device(device or spec.train.device)
-        dataset = load_dataset(spec.dataset, data_dir, target, spec.subset_train, spec.subset_test)
-        model = build_model(
-            spec.model.name, dataset.input_shape, dataset.num_classes, **spec.model.options
-        )
+        bench = prepare(spec, data_dir, device)
         limit = spec.train.trials_per_batch or choose_trials_per_batch(
-            model, dataset, spec.train, target, waiting=synced.total - synced.done
+            bench.model, bench.dataset, spec.train, bench.device, waiting=synced.total - synced.done
         )
         progress.start(synced.total, synced.done)
         try:
             for claimed in studies.claim_batches(study, specs, limit, liveness):
-                trained += train_claimed(study, claimed, dataset, model, spec, target, progress)
+                trained += train_claimed(study, claimed, bench, spec, progress)
         except KeyboardInterrupt:
             progress.stop()
             if write:
@@ -180,13 +176,30 @@ def run_sweep(
     return RunResult(folder, storage, records, trained)
 
 
+@dataclass(frozen=True)
+class Workbench:
+    """What every batch of a sweep trains with: the device, the data on it, the model."""
+
+    device: torch.device
+    dataset: Dataset
+    model: BatchedModel
+
+
+def prepare(spec: SweepSpec, data_dir: Path | None, device: str | None) -> Workbench:
+    """Decode the dataset once onto the device (``--device``, else ``train.device``)."""
+    target = resolve_device(device or spec.train.device)
+    dataset = load_dataset(spec.dataset, data_dir, target, spec.subset_train, spec.subset_test)
+    model = build_model(
+        spec.model.name, dataset.input_shape, dataset.num_classes, **spec.model.options
+    )
+    return Workbench(target, dataset, model)
+
+
 def train_claimed(
     study: optuna.Study,
     claimed: list[tuple[Trial, TrialSpec]],
-    dataset: Any,
-    model: Any,
+    bench: Workbench,
     spec: SweepSpec,
-    device: torch.device,
     progress: Progress,
     *,
     prune: bool = False,
@@ -209,11 +222,11 @@ def train_claimed(
 
     try:
         outcomes = train_batch(
-            dataset,
-            model,
+            bench.dataset,
+            bench.model,
             specs,
             spec.train,
-            device=device,
+            device=bench.device,
             on_epoch=on_epoch,
             on_step=progress.step,
         )

@@ -34,12 +34,10 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from optsweep import study as studies
 from optsweep.config import OptimizerBlock, SearchSpec, SweepSpec, TrialSpec, make_trial
-from optsweep.data import Dataset, load_dataset
-from optsweep.engine import resolve_device
-from optsweep.models import build_model
+from optsweep.data import Dataset
 from optsweep.progress import Progress
 from optsweep.report import write_results
-from optsweep.runner import Interrupted, RunResult, train_claimed, write_config
+from optsweep.runner import Interrupted, RunResult, prepare, train_claimed, write_config
 
 # Outcomes that use up the search budget (an interrupted trial does not).
 COUNTED = ("complete", "pruned", "diverged", "failed")
@@ -235,8 +233,7 @@ def _count(study: optuna.Study) -> int:
 def _fail_interrupted(study: optuna.Study) -> None:
     """RUNNING trials left by a killed search (one process owns a SQLite study)."""
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(frozen._trial_id, "status", "interrupted")
-        study._storage.set_trial_state_values(frozen._trial_id, state=TrialState.FAIL)
+        studies.fail_trial(study, frozen._trial_id, "interrupted")
 
 
 def open_search_study(
@@ -292,21 +289,16 @@ def run_search(
     done = _count(study)
     trained = 0
     if done < budget:
-        target = resolve_device(device or spec.train.device)
-        dataset = load_dataset(spec.dataset, data_dir, target, spec.subset_train, spec.subset_test)
+        bench = prepare(spec, data_dir, device)
         if spec.search.metric == "validation":
-            dataset = hold_out_validation(dataset, spec.search.validation_size)
-        model = build_model(
-            spec.model.name, dataset.input_shape, dataset.num_classes, **spec.model.options
-        )
+            held_out = hold_out_validation(bench.dataset, spec.search.validation_size)
+            bench = dataclasses.replace(bench, dataset=held_out)
         progress.start(budget, done)
         try:
             while done < budget:
                 asked = _ask(study, space, spec, min(spec.search.batch, budget - done))
                 for claimed in _compatible_groups(asked):
-                    trained += train_claimed(
-                        study, claimed, dataset, model, spec, target, progress, prune=True
-                    )
+                    trained += train_claimed(study, claimed, bench, spec, progress, prune=True)
                 done = _count(study)
         except KeyboardInterrupt:
             progress.stop()

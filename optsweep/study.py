@@ -396,8 +396,7 @@ def sync_grid(
             key = frozen.user_attrs.get("key")
             status = _status(frozen)
             if status == "running" and exclusive:
-                study._storage.set_trial_user_attr(frozen._trial_id, "status", "interrupted")
-                study._storage.set_trial_state_values(frozen._trial_id, state=TrialState.FAIL)
+                fail_trial(study, frozen._trial_id, "interrupted")
                 status = "interrupted"
                 requeued += 1
             if status in FINAL_STATUSES:
@@ -596,7 +595,7 @@ def _finish(
     key = frozen.user_attrs.get("key")
     grid_point = "fixed_params" in frozen.system_attrs and key is not None  # enqueued, not asked
     if status == "complete" and grid_point and _completed(study, key, other_than=trial._trial_id):
-        _fail(study, trial._trial_id, "duplicate")
+        fail_trial(study, trial._trial_id, "duplicate")
         return False
     try:
         for name, attr in attrs.items():
@@ -617,7 +616,7 @@ def _finish(
     return True
 
 
-def _fail(study: optuna.Study, trial_id: int, status: str, error: str | None = None) -> bool:
+def fail_trial(study: optuna.Study, trial_id: int, status: str, error: str | None = None) -> bool:
     """Mark a RUNNING trial FAIL with ``status``; False when it had finished already."""
     try:
         if error is not None:
@@ -664,7 +663,9 @@ def reap_stale(study: optuna.Study) -> int:
         return 0
     grace = _backend(study).grace_period
     return sum(
-        _fail(study, trial_id, "interrupted", f"no heartbeat for {grace} s: its worker was lost")
+        fail_trial(
+            study, trial_id, "interrupted", f"no heartbeat for {grace} s: its worker was lost"
+        )
         for trial_id in study._storage._get_stale_trial_ids(study._study_id)
     )
 
