@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import real_data_dir
 
 from optsweep import data
 from optsweep.data import DataFormatError, DataNotFoundError, default_data_dir, load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("OPTSWEEP_TEST_DATA") or REPO.parent / "shared" / "datasets")
+SHARED = real_data_dir() or REPO.parent / "shared" / "datasets"
 IDX_NAMES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
