@@ -194,10 +194,16 @@ def _step_rate(
 
 
 def per_trial_loss(logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean cross-entropy of each trial: logits ``(K, B, C)``, labels ``(B,)`` → ``(K,)``."""
-    k, b, c = logits.shape
-    losses = F.cross_entropy(logits.reshape(k * b, c), labels.repeat(k), reduction="none")
-    return losses.view(k, b).mean(dim=1)
+    """Mean cross-entropy of each trial: logits ``(K, B, C)``, labels ``(B,)`` → ``(K,)``.
+
+    Classes on dim 1 (``(K, C, B)``, the MLP's own layout) with the labels broadcast, not
+    flattened to ``(K·B, C)`` with the labels repeated: same values, and measured on 2 AVX-512
+    cores, K=32, B=64, forward+backward 0.13-0.15 ms against 0.37-0.39 ms (evaluation chunks
+    of 1,000: 0.25 ms against 2.5 ms).
+    """
+    k, b, _ = logits.shape
+    losses = F.cross_entropy(logits.transpose(1, 2), labels.expand(k, b), reduction="none")
+    return losses.mean(dim=1)
 
 
 @torch.no_grad()

@@ -74,13 +74,20 @@ def plot_curves(records: Sequence[TrialRecord], folder: Path) -> list[Path]:
     return written
 
 
-def _save(fig: Any, path: Path, tight: bool = True) -> Path:
-    if tight:
+# Fixed margins for the pictures every run draws: tight_layout measured 0.64 s of the 3.0 s
+# report of a 160-trial sweep here (it lays every tick label out again), fixed margins ~0.
+MARGINS = {"left": 0.09, "right": 0.98, "top": 0.92, "bottom": 0.11, "wspace": 0.22}
+
+
+def _save(fig: Any, path: Path, layout: str = "fixed") -> Path:
+    """Write ``fig`` as PNG; ``layout``: ``fixed`` margins, ``tight``, or ``as is`` (the
+    figure's own margins or layout engine, e.g. constrained)."""
+    if layout == "fixed":
+        fig.subplots_adjust(**MARGINS)
+    elif layout == "tight":
         fig.tight_layout()
     fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
@@ -217,7 +224,7 @@ def plot_heatmaps(summaries: Sequence[ConfigSummary], folder: Path) -> list[Path
         )
         fig.suptitle(f"{title}: {y} × {x}", fontsize=10)
         name = f"heatmap_{title.replace('/', '_')}_{x}_{y}.png"
-        written.append(_save(fig, folder / name, tight=False))
+        written.append(_save(fig, folder / name, layout="as is"))
     return written
 
 
@@ -236,17 +243,21 @@ def plot_sensitivity(summaries: Sequence[ConfigSummary], path: Path) -> Path | N
     if not data:
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(data), figsize=(3.4 * len(data) + 0.6, 3.6), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(data), figsize=(3.2 * len(data) + 0.8, 3.8), squeeze=False, sharey=True
+    )
     for ax, (name, by_value) in zip(axes[0], data.items(), strict=True):
         for i, accs in enumerate(by_value.values()):
             ax.scatter([i] * len(accs), accs, s=10, color="0.5", alpha=0.6)
         best = [max(a) if a else np.nan for a in by_value.values()]
         ax.plot(range(len(best)), best, color="C3", marker="o", label="best")
         ax.set_xticks(range(len(by_value)), [fmt(v) for v in by_value], fontsize=7, rotation=30)
-        ax.set(xlabel=name, ylabel="final test accuracy")
+        ax.set(xlabel=name)
     axes[0][0].legend(fontsize=7)
+    axes[0][0].set_ylabel("final test accuracy")
     fig.suptitle("Sensitivity: final accuracy of every configuration at each value", fontsize=10)
-    return _save(fig, path)
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.9, bottom=0.2, wspace=0.08)
+    return _save(fig, path, layout="as is")
 
 
 def plot_search(study: Any, folder: Path) -> list[Path]:
@@ -263,10 +274,10 @@ def plot_search(study: Any, folder: Path) -> list[Path]:
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if complete:
             ax = optuna_plots.plot_optimization_history(study)
-            written.append(_save(ax.figure, folder / "optimization_history.png"))
+            written.append(_save(ax.figure, folder / "optimization_history.png", layout="tight"))
         try:
             ax = optuna_plots.plot_param_importances(study)
-            written.append(_save(ax.figure, folder / "param_importances.png"))
+            written.append(_save(ax.figure, folder / "param_importances.png", layout="tight"))
         except (ValueError, RuntimeError):  # fewer than two trials or no varying parameter
             pass
     return written
