@@ -97,11 +97,17 @@ def work(
             "PostgreSQL hands each waiting trial to exactly one of several processes; on "
             "SQLite train in one process with optsweep run CONFIG"
         )
+    liveness = liveness or studies.Liveness()
     study = studies.load_study(storage, study_name, liveness)
     spec = spec_from_study(study)
-    return run_sweep(
+    # Once it has joined, a worker outlives a database restart: a connection lost anywhere in
+    # the sweep (not only in the calls that retry on their own) makes it join again; what it
+    # had claimed is reaped by the others' grace period and retrained.
+    return studies.retrying(
+        run_sweep,
         spec,
         progress,
+        patience=liveness.patience,
         out=out,
         storage=storage,
         data_dir=data_dir,
