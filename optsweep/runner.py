@@ -37,9 +37,6 @@ from optsweep.progress import Finished, Progress
 from optsweep.records import TrialRecord, trial_label
 from optsweep.report import write_results
 
-# Without train.trials_per_batch, engine.choose_trials_per_batch picks K from memory and
-# measured throughput; this fixed K was the default before (kept for callers that import it).
-DEFAULT_TRIALS_PER_BATCH = 32
 # At most this many per-step losses are stored per trial (evenly thinned).
 MAX_STEP_POINTS = 1000
 
