@@ -357,7 +357,8 @@ class SyncReport:
     requeued: int
 
 
-def _status(trial: FrozenTrial) -> str:
+def status_of(trial: FrozenTrial) -> str:
+    """complete, diverged, pruned, failed, interrupted, duplicate, running or waiting."""
     if trial.state == TrialState.COMPLETE:
         return "complete"
     if trial.state == TrialState.WAITING:
@@ -394,7 +395,7 @@ def sync_grid(
         requeued = 0
         for frozen in study.get_trials(deepcopy=False):
             key = frozen.user_attrs.get("key")
-            status = _status(frozen)
+            status = status_of(frozen)
             if status == "running" and exclusive:
                 fail_trial(study, frozen._trial_id, "interrupted")
                 status = "interrupted"
@@ -758,7 +759,7 @@ def final_trials(study: optuna.Study) -> list[FrozenTrial]:
     latest: dict[str, FrozenTrial] = {}
     for frozen in study.get_trials(deepcopy=False):
         key = frozen.user_attrs.get("key")
-        if key is None or _status(frozen) == "waiting":
+        if key is None or status_of(frozen) == "waiting":
             continue
         previous = latest.get(key)
         if previous is None or _rank(frozen) >= _rank(previous):
@@ -767,12 +768,7 @@ def final_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def _rank(trial: FrozenTrial) -> tuple[bool, int]:
-    return (_status(trial) in FINAL_STATUSES, trial.number)
-
-
-def status_of(trial: FrozenTrial) -> str:
-    """complete, diverged, failed, interrupted, running or waiting."""
-    return _status(trial)
+    return (status_of(trial) in FINAL_STATUSES, trial.number)
 
 
 def done_keys(study: optuna.Study) -> set[str]:
@@ -780,5 +776,5 @@ def done_keys(study: optuna.Study) -> set[str]:
     return {
         t.user_attrs.get("key")
         for t in study.get_trials(deepcopy=False)
-        if _status(t) in FINAL_STATUSES
+        if status_of(t) in FINAL_STATUSES
     }

@@ -29,6 +29,8 @@ def record(trial: int, seed: int, acc: float, status: str = "complete", **params
     ("a", "b", "expected"),
     [
         ({0: 0.9, 1: 0.8, 2: 0.7}, {0: 0.9, 1: 0.8, 2: 0.7}, 1.0),  # identical
+        # differences 0.01, 0.02, 0.03: t = 0.02 / (0.01 / √3) = 3.464 with 2 degrees of
+        # freedom, two-sided p = 0.0742 (by hand from the t distribution)
         ({0: 0.91, 1: 0.92, 2: 0.93}, {0: 0.90, 1: 0.90, 2: 0.90}, 0.07417990022744862),
         ({0: 0.9, 1: 0.8}, {0: 0.8, 1: 0.7}, 0.0),  # the same shift on every seed
         ({0: 0.9}, {0: 0.8}, math.nan),  # one shared seed: no test
