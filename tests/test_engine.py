@@ -39,15 +39,16 @@ FAST_CASES: list[tuple[str, str, list[dict[str, Any]]]] = [
 ]
 
 
+@pytest.mark.parametrize("kernels", ["batched", "per_trial"])
 @pytest.mark.parametrize(
     ("optimizer", "semantics", "given"),
     FAST_CASES,
     ids=[f"{o}-{s}-{i}" for i, (o, s, _) in enumerate(FAST_CASES)],
 )
-def test_inplace_rule_follows_the_pure_rule(optimizer, semantics, given):
+def test_inplace_rule_follows_the_pure_rule(optimizer, semantics, given, kernels):
     trials = [optim.resolve(optimizer, semantics, g) for g in given]
     rule = optim.build(optimizer, semantics, trials[0])
-    fast = optim.inplace(optimizer, semantics, trials[0])
+    fast = optim.inplace(optimizer, semantics, trials[0], kernels=kernels)
     assert fast is not None
     hp = optim.stack_hyperparameters(optimizer, trials)
     gen = torch.Generator().manual_seed(0)
