@@ -116,6 +116,11 @@ def _adam(amsgrad: bool, keras: bool) -> UpdateFn:
     return update_
 
 
+def _slices(group: Sequence[Tensor]) -> list[list[Tensor]]:
+    """``[k][i]``: trial k's slice of ``group[i]`` (one ``unbind`` per tensor)."""
+    return [list(trial) for trial in zip(*(t.unbind(0) for t in group), strict=True)]
+
+
 def _adam_per_trial(amsgrad: bool, keras: bool, decoupled: bool) -> UpdateFn:
     """Adam / AMSGrad as torch's fused kernel, one call per trial (see the module docstring).
 
@@ -124,6 +129,16 @@ def _adam_per_trial(amsgrad: bool, keras: bool, decoupled: bool) -> UpdateFn:
     coupled (g + λθ, ``_fused_adam_``) or decoupled (θ(1 − ηλ), ``_fused_adamw_``).
     """
     kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+    cache: dict[str, tuple[tuple[int, ...], list[list[Tensor]]]] = {}
+
+    def by_trial(name: str, group: Sequence[Tensor]) -> list[list[Tensor]]:
+        """``[k][i]``: trial k's slice of ``group[i]``. Kept while the tensors stay the same
+        (params and state are updated in place; rows leaving the batch make new tensors):
+        slicing every tensor anew took 0.3 ms of each 32-trial MLP step."""
+        key = tuple(t.data_ptr() for t in group)
+        if name not in cache or cache[name][0] != key:
+            cache[name] = key, _slices(group)
+        return cache[name][1]
 
     def update_(
         grads: Sequence[Tensor], state: AdamState, params: Sequence[Tensor], hp: HyperParams
@@ -131,23 +146,23 @@ def _adam_per_trial(amsgrad: bool, keras: bool, decoupled: bool) -> UpdateFn:
         state.step.add_(1)
         t = int(state.step)  # the trials of a batch step together: one counter
         steps = [torch.tensor(float(t))] * len(params)  # the kernel reads a float32 step
+        k = len(params[0])
         names = ("learning_rate", "beta_1", "beta_2", "epsilon", "weight_decay")
-        scalars = zip(*(hp[n].expand(len(params[0])).tolist() for n in names), strict=True)
-        # unbind: every trial's slice of every tensor in one call per tensor
-        views = [
-            list(zip(*(t.unbind(0) for t in group), strict=True))
-            for group in (params, grads, state.exp_avg, state.exp_avg_sq)
-        ]
-        maxes = (
-            list(zip(*(t.unbind(0) for t in state.max_exp_avg_sq), strict=True))
-            if amsgrad
-            else [()] * len(params[0])
-        )
-        for (lr, b1, b2, eps, wd), p, g, m, v, vmax in zip(scalars, *views, maxes, strict=True):
+        scalars = zip(*(hp[n].expand(k).tolist() for n in names), strict=True)
+        maxes = by_trial("vmax", state.max_exp_avg_sq) if amsgrad else [[]] * k
+        for (lr, b1, b2, eps, wd), p, g, m, v, vmax in zip(
+            scalars,
+            by_trial("params", params),
+            _slices(grads),
+            by_trial("m", state.exp_avg),
+            by_trial("v", state.exp_avg_sq),
+            maxes,
+            strict=True,
+        ):
             if keras:
                 eps = eps / math.sqrt(1 - b2**t)
             kernel(
-                list(p), list(g), list(m), list(v), list(vmax), steps,
+                p, g, m, v, vmax, steps,
                 lr=lr, beta1=b1, beta2=b2, weight_decay=wd, eps=eps,
                 amsgrad=amsgrad, maximize=False,
             )  # fmt: skip
