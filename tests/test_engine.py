@@ -63,6 +63,27 @@ def test_inplace_rule_follows_the_pure_rule(optimizer, semantics, given, kernels
         torch.testing.assert_close(fast_p, pure, rtol=1e-5, atol=1e-6)
 
 
+def test_one_inplace_rule_serves_two_batches_alternately():
+    # the per-trial form keeps slices between steps; a second batch must not get the first's
+    given = [{"learning_rate": lr} for lr in (0.1, 0.01, 0.3)]
+    trials = [optim.resolve("adam", "torch", g) for g in given]
+    rule = optim.build("adam", "torch", trials[0])
+    fast = optim.inplace("adam", "torch", trials[0], kernels="per_trial")
+    hp = optim.stack_hyperparameters("adam", trials)
+    gen = torch.Generator().manual_seed(0)
+    batches = [[torch.randn(s, generator=gen) for s in SHAPES] for _ in range(2)]
+    pure = [([p.clone() for p in b], rule.init(b)) for b in batches]
+    fast_states = [fast.init(b) for b in batches]
+    for _ in range(5):
+        for i, params in enumerate(batches):
+            grads = [torch.randn(s, generator=gen) for s in SHAPES]
+            pure[i] = rule.update(grads, pure[i][1], pure[i][0], hp)
+            fast.update_([g.clone() for g in grads], fast_states[i], params, hp)
+    for params, (expected, _) in zip(batches, pure, strict=True):
+        for got, want in zip(params, expected, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("optimizer", "given"),
     [
