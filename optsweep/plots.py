@@ -26,27 +26,25 @@ def plot_curves(records: Sequence[TrialRecord], folder: Path) -> list[Path]:
     best = done[0] if done[0].status == "complete" else None
     written = []
 
+    # the other trials as one artist each figure: a Line2D per trial cost ~1 ms apiece
+    others = [r for r in done if r is not best]
     fig, ax = plt.subplots(figsize=(8, 5))
-    for r in done:
-        if r is not best:
-            ax.plot(r.steps, r.step_losses, color="0.7", lw=0.6, alpha=0.6)
+    _grey_lines(ax, [(r.steps, r.step_losses) for r in others], lw=0.6, alpha=0.6)
     if best is not None:
         ax.plot(best.steps, best.step_losses, color="C3", lw=1.5, label=f"best: {best.label}")
         ax.legend(fontsize=7, loc="upper right")
     ax.set(xlabel="step", ylabel="train loss", yscale="log", title="Train loss per step")
     written.append(_save(fig, folder / "train_loss.png"))
 
+    def accuracy_curve(r: TrialRecord) -> tuple[list[int], list[float]]:
+        return [e["epoch"] for e in r.epochs], [e["test_accuracy"] for e in r.epochs]
+
     fig, ax = plt.subplots(figsize=(8, 5))
-    for r in done:
-        epochs = [e["epoch"] for e in r.epochs]
-        accs = [e["test_accuracy"] for e in r.epochs]
-        style = (
-            {"color": "C3", "lw": 2, "label": f"best: {best.label}"}
-            if r is best
-            else {"color": "0.6", "lw": 0.7, "alpha": 0.6}
-        )
-        ax.plot(epochs, accs, marker="o", ms=2, **style)
+    _grey_lines(ax, [accuracy_curve(r) for r in others], lw=0.7, alpha=0.6, marker_size=4)
     if best is not None:
+        ax.plot(
+            *accuracy_curve(best), marker="o", ms=2, color="C3", lw=2, label=f"best: {best.label}"
+        )
         ax.legend(fontsize=7, loc="lower right")
     ax.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy per epoch")
     written.append(_save(fig, folder / "test_accuracy.png"))
@@ -72,6 +70,34 @@ def plot_curves(records: Sequence[TrialRecord], folder: Path) -> list[Path]:
         right.legend(fontsize=7)
         written.append(_save(fig, folder / "best_per_optimizer.png"))
     return written
+
+
+def _grey_lines(
+    ax: Any,
+    curves: Sequence[tuple[Sequence[float], Sequence[float]]],
+    *,
+    lw: float,
+    alpha: float,
+    marker_size: float = 0,
+) -> None:
+    """Curves drawn in grey as one LineCollection (and one scatter for their points)."""
+    from matplotlib.collections import LineCollection
+
+    curves = [(x, y) for x, y in curves if len(x)]
+    if not curves:
+        return
+    ax.add_collection(
+        LineCollection([np.column_stack(c) for c in curves], colors="0.6", lw=lw, alpha=alpha)
+    )
+    if marker_size:
+        ax.scatter(
+            np.concatenate([x for x, _ in curves]),
+            np.concatenate([y for _, y in curves]),
+            s=marker_size,
+            color="0.6",
+            alpha=alpha,
+        )
+    ax.autoscale_view()
 
 
 # Fixed margins for the pictures every run draws: tight_layout measured 0.64 s of the 3.0 s
@@ -247,8 +273,10 @@ def plot_sensitivity(summaries: Sequence[ConfigSummary], path: Path) -> Path | N
         1, len(data), figsize=(3.2 * len(data) + 0.8, 3.8), squeeze=False, sharey=True
     )
     for ax, (name, by_value) in zip(axes[0], data.items(), strict=True):
-        for i, accs in enumerate(by_value.values()):
-            ax.scatter([i] * len(accs), accs, s=10, color="0.5", alpha=0.6)
+        xs = [i for i, accs in enumerate(by_value.values()) for _ in accs]
+        ax.scatter(
+            xs, [a for accs in by_value.values() for a in accs], s=10, color="0.5", alpha=0.6
+        )
         best = [max(a) if a else np.nan for a in by_value.values()]
         ax.plot(range(len(best)), best, color="C3", marker="o", label="best")
         ax.set_xticks(range(len(by_value)), [fmt(v) for v in by_value], fontsize=7, rotation=30)
