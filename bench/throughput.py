@@ -31,9 +31,11 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,11 +46,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout without installing
     sys.path.insert(0, str(REPO))
 
+from optsweep import runner  # noqa: E402
 from optsweep.config import load_sweep  # noqa: E402
 from optsweep.data import MNIST_MINI_DIR, load_dataset  # noqa: E402
 from optsweep.models import build_model  # noqa: E402
 from optsweep.progress import QuietProgress  # noqa: E402
-from optsweep.runner import run_sweep  # noqa: E402
 
 BATCH_SIZE = 64
 # (our dataset name, folder under the data dir, torchvision class name, mean, std)
@@ -170,7 +172,12 @@ def conventional(
 
 
 def sweep_yaml(
-    model: str, dataset: str, trials: int, precision: str, train_subset: int | None
+    model: str,
+    dataset: str,
+    trials: int,
+    precision: str,
+    train_subset: int | None,
+    trials_per_batch: int | None = None,
 ) -> dict:
     """A K-point Adam grid (learning rates log-spaced from 1e-2 down) for one epoch.
 
@@ -189,7 +196,7 @@ def sweep_yaml(
             "batch_size": BATCH_SIZE,
             "seeds": [0],
             "precision": precision,
-            "trials_per_batch": trials,
+            "trials_per_batch": trials_per_batch,
         },
         "optimizers": [{"name": "adam", "grid": {"learning_rate": rates}}],
     }
@@ -199,9 +206,29 @@ def sweep_yaml(
 class SweepRun:
     trial_samples_per_s: float  # end to end
     seconds: float
-    trials: int
+    trials_per_batch: int  # the largest TrialBatch trained
     best_accuracy: float
-    engine_seconds: float  # the longest trial's time in the engine: training + evaluation
+    engine_seconds: float  # summed over the TrialBatches: training and evaluation
+
+
+@contextmanager
+def engine_calls() -> Iterator[list[tuple[int, float]]]:
+    """(K, seconds) of every ``train_batch`` the runner makes meanwhile."""
+    calls: list[tuple[int, float]] = []
+    original = runner.train_batch
+
+    def timed(dataset: Any, model: Any, trials: Any, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return original(dataset, model, trials, *args, **kwargs)
+        finally:
+            calls.append((len(trials), time.perf_counter() - start))
+
+    runner.train_batch = timed
+    try:
+        yield calls
+    finally:
+        runner.train_batch = original
 
 
 def optsweep_run(
@@ -211,22 +238,24 @@ def optsweep_run(
     trials: int,
     precision: str,
     train_subset: int | None,
+    trials_per_batch: int | None,
 ) -> SweepRun:
     """Trial-samples/s of a K-trial sweep, end to end, into a temporary results folder."""
-    with tempfile.TemporaryDirectory() as tmp:
+    grid = sweep_yaml(model, dataset, trials, precision, train_subset, trials_per_batch)
+    with tempfile.TemporaryDirectory() as tmp, engine_calls() as calls:
         config = Path(tmp) / "sweep.yaml"
-        config.write_text(
-            yaml.safe_dump(sweep_yaml(model, dataset, trials, precision, train_subset))
-        )
+        config.write_text(yaml.safe_dump(grid))
         start = time.perf_counter()
         spec = load_sweep(config)
-        result = run_sweep(spec, QuietProgress(), out=Path(tmp) / "results", data_dir=data_dir)
+        out = Path(tmp) / "results"
+        result = runner.run_sweep(spec, QuietProgress(), out=out, data_dir=data_dir)
         seconds = time.perf_counter() - start
     n_train = train_subset or len(load_dataset(dataset, data_dir, "cpu").train_y)
     accuracies = [r.final_test_accuracy for r in result.records if r.status == "complete"]
-    engine_seconds = max((r.seconds for r in result.records), default=float("nan"))
     best = max(accuracies, default=0.0)
-    return SweepRun(trials * n_train / seconds, seconds, trials, best, engine_seconds)
+    k = max((n for n, _ in calls), default=0)
+    engine_seconds = sum(s for _, s in calls)
+    return SweepRun(trials * n_train / seconds, seconds, k, best, engine_seconds)
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -252,7 +281,9 @@ def run_case(model: str, args: argparse.Namespace, peak: float) -> Row:
         subset = min(subset or 5000, 5000)  # mnist-mini holds 5,000 training images
     steps = args.steps or (10 if args.quick else 100 if model != "mlp" else 600)
     conv = conventional(model, dataset, args.data_dir, steps)
-    sweep = optsweep_run(model, dataset, args.data_dir, args.trials, args.precision, subset)
+    sweep = optsweep_run(
+        model, dataset, args.data_dir, args.trials, args.precision, subset, args.trials_per_batch
+    )
     flops = 3 * build_model(model, (1, 28, 28), 10).flops_per_sample()
     case = f"{model} {dataset} B={BATCH_SIZE} {args.precision}"
     return Row(case, conv, sweep, flops * sweep.trial_samples_per_s / 1e9, peak)
@@ -270,7 +301,8 @@ def table(rows: Sequence[Row], peak_name: str) -> str:
         engine = s.trial_samples_per_s * s.seconds / s.engine_seconds
         lines.append(
             f"| {r.case} | {r.conventional:,.0f} | {s.trial_samples_per_s:,.0f} "
-            f"({s.trials}, {s.seconds:.1f}) | {s.trial_samples_per_s / r.conventional:.1f}x "
+            f"({s.trials_per_batch}, {s.seconds:.1f}) "
+            f"| {s.trial_samples_per_s / r.conventional:.1f}x "
             f"| {r.gflops:.1f} | {100 * r.gflops / r.peak:.0f}% "
             f"| ({s.engine_seconds:.1f}) {engine:,.0f}, {engine / r.conventional:.1f}x "
             f"| {s.best_accuracy:.3f} |"
@@ -283,6 +315,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "datasets")
     parser.add_argument("--models", default="mlp,cnn,2c2d", help="comma-separated: mlp,cnn,2c2d")
     parser.add_argument("--trials", type=int, default=32, help="K, trials in the Adam grid")
+    parser.add_argument(
+        "--trials-per-batch",
+        type=int,
+        default=None,
+        help="train.trials_per_batch of the optsweep run (default: optsweep chooses)",
+    )
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     parser.add_argument("--steps", type=int, default=None, help="conventional loop steps")
     parser.add_argument(

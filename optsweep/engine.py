@@ -156,51 +156,58 @@ def bytes_per_trial(model: BatchedModel, dataset: Dataset, batch_size: int) -> i
 
 
 def choose_trials_per_batch(
-    model: BatchedModel, dataset: Dataset, train: TrainSpec, device: torch.device, waiting: int
+    model: BatchedModel,
+    dataset: Dataset,
+    train: TrainSpec,
+    device: torch.device,
+    waiting: int,
+    template: TrialSpec,
 ) -> int:
     """How many trials to train together when ``train.trials_per_batch`` is not set.
 
-    As many as memory holds (``MEMORY_FRACTION`` of what is free), then the smallest K from 8
-    up (doubling) past which a measured step stops gaining 10% in trial-samples/s: beyond that
-    a larger K only holds more trials in flight. Models that run trial by trial on this device
-    gain nothing from K: ``CHUNKED_TRIALS_PER_BATCH``. Never more than ``waiting``.
+    As many as memory holds (``MEMORY_FRACTION`` of what is free), never more than
+    ``waiting``; within that, K = 8, 16, 32, … are measured as ``train_batch`` runs them
+    (K copies of ``template``: forward, backward and update, in lanes) and the smallest K
+    within 5% of the best rate wins: beyond it a larger K only holds more trials in flight.
+    Models that run trial by trial on this device gain nothing from K and are not measured:
+    ``CHUNKED_TRIALS_PER_BATCH``.
     """
     fits = (
         _free_memory(device) * MEMORY_FRACTION // bytes_per_trial(model, dataset, train.batch_size)
     )
     cap = int(max(1, min(waiting, fits, MAX_TRIALS_PER_BATCH)))
     if device.type == "cpu" and model.cpu_trial_chunk is not None:
-        # runs trial by trial here, so throughput is flat in K: nothing to measure
         return min(cap, CHUNKED_TRIALS_PER_BATCH)
-    k = min(cap, MIN_TRIALS_PER_BATCH)
-    rate = _step_rate(model, dataset, train.batch_size, k, device)
-    while k < cap:
-        bigger = min(2 * k, cap)
-        bigger_rate = _step_rate(model, dataset, train.batch_size, bigger, device)
-        if bigger_rate < 1.1 * rate:
-            break
-        k, rate = bigger, bigger_rate
-    return k
+    candidates = sorted({min(cap, MIN_TRIALS_PER_BATCH * 2**i) for i in range(9)})
+    rates = {k: _step_rate(model, dataset, train, template, k, device) for k in candidates}
+    best = max(rates.values())
+    return min(k for k, rate in rates.items() if rate >= 0.95 * best)
 
 
 def _step_rate(
-    model: BatchedModel, dataset: Dataset, batch_size: int, k: int, device: torch.device
+    model: BatchedModel,
+    dataset: Dataset,
+    train: TrainSpec,
+    template: TrialSpec,
+    k: int,
+    device: torch.device,
 ) -> float:
-    """Trial-samples/s of forward + backward for K trials (best of 3 steps after a warm-up)."""
-    params = stack_initial_params(model, 0, k, device)
-    x, y = dataset.train_x[:batch_size], dataset.train_y[:batch_size]
+    """Trial-samples/s of K copies of ``template`` training: best of 3 steps after a warm-up."""
+    _, lanes = _start(dataset, model, [template] * k, train, device)
+    order = torch.arange(dataset.train_x.shape[0], device=device)
     best = math.inf
-    for step in range(4):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        loss = per_trial_loss(model.forward([p.requires_grad_() for p in params], x), y).sum()
-        torch.autograd.grad(loss, params)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if step > 0:
-            best = min(best, time.perf_counter() - start)
-    return k * x.shape[0] / best
+    with _lane_threads(lanes) as pool:
+        for step in range(4):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            one_step = functools.partial(_Lane.steps, perm=order, first=0, last=1, step=step)
+            _on_every_lane(lanes, pool, one_step)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if step > 0:
+                best = min(best, time.perf_counter() - start)
+    return k * min(train.batch_size, dataset.train_x.shape[0]) / best
 
 
 def per_trial_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -447,8 +454,21 @@ def train_batch(
     on_step: StepCallback | None = None,
 ) -> list[TrialOutcome]:
     """Train ``trials`` together; they must share optimizer structure, schedule and seed."""
+    setup, lanes = _start(dataset, model, trials, train, device)
+    with _lane_threads(lanes) as pool:
+        _epochs(lanes, pool, trials[0], on_epoch, on_step)
+    return _finish(setup.outcomes, setup.started)
+
+
+def _start(
+    dataset: Dataset,
+    model: BatchedModel,
+    trials: Sequence[TrialSpec],
+    train: TrainSpec,
+    device: torch.device,
+) -> tuple[_Setup, list[_Lane]]:
+    """The trials' initial parameters, optimizer state and hyperparameters, in lanes."""
     first = trials[0]
-    started = time.perf_counter()
     params = stack_initial_params(model, first.seed, len(trials), device)
     # The in-place form of the rule when it has one (same maths, no allocation per step):
     # on CPU the pure update of 32 MLP trials cost 1.5-5x the forward/backward it follows.
@@ -461,7 +481,7 @@ def train_batch(
         # structural, so the same for every trial; the rule divides the gradients by it again
         first.hyperparameters.get("loss_scale_factor"),
         [TrialOutcome() for _ in trials],
-        started,
+        time.perf_counter(),
     )
     hp = optim.stack_hyperparameters(
         first.optimizer, [t.hyperparameters for t in trials], device=device
@@ -478,11 +498,25 @@ def train_batch(
     if device.type == "cpu":
         _reuse_freed_memory()
     n_lanes = lanes_for(model, device, len(trials))
-    lanes = whole.split(n_lanes) if n_lanes > 1 else [whole]
-    threads = 1 if n_lanes > 1 else torch.get_num_threads()
-    with ThreadPoolExecutor(max(1, n_lanes - 1)) as pool, _intra_op_threads(threads):
-        _epochs(lanes, pool, trials[0], on_epoch, on_step)
-    return _finish(setup.outcomes, started)
+    return setup, whole.split(n_lanes) if n_lanes > 1 else [whole]
+
+
+@contextmanager
+def _lane_threads(lanes: Sequence[_Lane]) -> Iterator[ThreadPoolExecutor]:
+    """Threads for every lane but the first (which runs in the caller's), and one intra-op
+    thread each while there are several lanes."""
+    threads = 1 if len(lanes) > 1 else torch.get_num_threads()
+    with ThreadPoolExecutor(max(1, len(lanes) - 1)) as pool, _intra_op_threads(threads):
+        yield pool
+
+
+def _on_every_lane(
+    lanes: Sequence[_Lane], pool: ThreadPoolExecutor, call: Callable[[_Lane], T]
+) -> list[T]:
+    """``call`` on every lane at once (the first in this thread), results in lane order."""
+    others = [pool.submit(call, lane) for lane in lanes[1:]]
+    mine = call(lanes[0])
+    return [mine, *(f.result() for f in others)]
 
 
 def _epochs(
@@ -500,12 +534,6 @@ def _epochs(
     steps_per_epoch = math.ceil(n_train / train.batch_size)
     order = torch.Generator(device=device).manual_seed(first.seed)
 
-    def each(call: Callable[[_Lane], T]) -> list[T]:
-        """``call`` on every lane at once, results in lane order."""
-        others = [pool.submit(call, lane) for lane in lanes[1:]]
-        mine = call(lanes[0])
-        return [mine, *(f.result() for f in others)]
-
     step = 0
     for epoch in range(train.epochs):
         for lane in lanes:
@@ -517,7 +545,8 @@ def _epochs(
         s = 0
         while s < steps_per_epoch:
             last = min(steps_per_epoch, s + CHECK_EVERY - step % CHECK_EVERY)
-            each(functools.partial(_Lane.steps, perm=perm, first=s, last=last, step=step))
+            steps = functools.partial(_Lane.steps, perm=perm, first=s, last=last, step=step)
+            _on_every_lane(lanes, pool, steps)
             step += last - s
             s = last
             if step % CHECK_EVERY == 0 or s == steps_per_epoch:
@@ -526,7 +555,8 @@ def _epochs(
                     return
                 if on_step is not None and step % CHECK_EVERY == 0:
                     on_step(epoch, s, steps_per_epoch)
-        results = {trial: r for found in each(_Lane.evaluate) for trial, r in found.items()}
+        found = _on_every_lane(lanes, pool, _Lane.evaluate)
+        results = {trial: r for lane in found for trial, r in lane.items()}
         metrics = {
             trial: EpochMetrics(epoch + 1, train_loss, test_loss, accuracy)
             for trial, (train_loss, test_loss, accuracy) in sorted(results.items())

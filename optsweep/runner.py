@@ -158,7 +158,12 @@ def run_sweep(
     else:
         bench = workbench.result()
         limit = spec.train.trials_per_batch or choose_trials_per_batch(
-            bench.model, bench.dataset, spec.train, bench.device, waiting=synced.total - synced.done
+            bench.model,
+            bench.dataset,
+            spec.train,
+            bench.device,
+            waiting=synced.total - synced.done,
+            template=trials[0],
         )
         progress.start(synced.total, synced.done)
         try:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from optsweep import engine, optim
-from optsweep.config import TrainSpec, expand, load_sweep
+from optsweep.config import expand, load_sweep
 from optsweep.data import load_dataset
 from optsweep.engine import choose_trials_per_batch, train_batch
 from optsweep.models import build_model
@@ -154,13 +154,26 @@ def test_loss_scale_factor_scales_the_loss_the_rule_unscales(write_yaml, mini):
     assert_same_training(a, b, rel=1e-4)
 
 
-def test_trials_per_batch_is_bounded_by_waiting_trials_and_memory(mini, monkeypatch):
+def test_trials_per_batch_is_bounded_by_waiting_trials_and_memory(write_yaml, mini, monkeypatch):
     data, net = mini
-    train = TrainSpec(batch_size=64)
+    spec, trials = trials_of(write_yaml, "  - name: adam\n    grid: {learning_rate: [0.01]}\n")
     cpu = torch.device("cpu")
-    k = choose_trials_per_batch(net, data, train, cpu, waiting=5)
+    k = choose_trials_per_batch(net, data, spec.train, cpu, waiting=5, template=trials[0])
     assert 1 <= k <= 5
     per_trial = engine.bytes_per_trial(net, data, 64)
     assert per_trial > 4 * net.num_params()
     monkeypatch.setattr(engine, "_free_memory", lambda device: int(2.5 * per_trial / 0.5))
-    assert choose_trials_per_batch(net, data, train, cpu, waiting=100) <= 2
+    assert choose_trials_per_batch(net, data, spec.train, cpu, 100, trials[0]) <= 2
+
+
+def test_trials_per_batch_is_the_smallest_k_near_the_best_measured_rate(
+    write_yaml, mini, monkeypatch
+):
+    data, net = mini
+    spec, trials = trials_of(write_yaml, "  - name: adam\n    grid: {learning_rate: [0.01]}\n")
+    measured = {8: 100.0, 16: 150.0, 20: 155.0, 32: 190.0, 64: 197.0, 128: 200.0, 200: 120.0}
+    monkeypatch.setattr(engine, "_step_rate", lambda *args: measured[args[4]])
+    cpu = torch.device("cpu")
+    # 0.95 x 200 = 190: K = 32 is the smallest within 5% of the best
+    assert choose_trials_per_batch(net, data, spec.train, cpu, 200, trials[0]) == 32
+    assert choose_trials_per_batch(net, data, spec.train, cpu, 20, trials[0]) == 16  # 155 x 0.95
