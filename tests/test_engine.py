@@ -171,9 +171,10 @@ def test_trials_per_batch_is_the_smallest_k_near_the_best_measured_rate(
 ):
     data, net = mini
     spec, trials = trials_of(write_yaml, "  - name: adam\n    grid: {learning_rate: [0.01]}\n")
-    measured = {8: 100.0, 16: 150.0, 20: 155.0, 32: 190.0, 64: 197.0, 128: 200.0, 200: 120.0}
+    measured = {8: 100.0, 16: 150.0, 20: 152.0, 32: 193.0, 64: 197.0, 128: 200.0, 200: 120.0}
     monkeypatch.setattr(engine, "_step_rate", lambda *args: measured[args[4]])
+    monkeypatch.setattr(engine, "K_TOLERANCE", 0.04)
     cpu = torch.device("cpu")
-    # 0.95 x 200 = 190: K = 32 is the smallest within 5% of the best
+    # 0.96 x 200 = 192: K = 32 is the smallest within 4% of the best
     assert choose_trials_per_batch(net, data, spec.train, cpu, 200, trials[0]) == 32
-    assert choose_trials_per_batch(net, data, spec.train, cpu, 20, trials[0]) == 16  # 155 x 0.95
+    assert choose_trials_per_batch(net, data, spec.train, cpu, 20, trials[0]) == 16  # 152 x 0.96
