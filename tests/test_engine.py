@@ -13,9 +13,48 @@ from optsweep.config import expand, load_sweep
 from optsweep.data import load_dataset
 from optsweep.engine import choose_trials_per_batch, train_batch
 from optsweep.models import build_model
+from optsweep.optim.base import flatten_state
 
 K = 3
 SHAPES = ((K, 6, 5), (K, 6), (K, 2, 3, 3))
+
+
+def columns(**values: tuple[float, ...]) -> list[dict[str, Any]]:
+    """K trials' given parameters from one K-tuple of values per name."""
+    return [dict(zip(values, row, strict=True)) for row in zip(*values.values(), strict=True)]
+
+
+LR = (0.1, 0.01, 0.03)
+WD = (0.0, 1e-3, 0.1)
+MOMENTUM = columns(
+    learning_rate=LR, momentum=(0.9, 0.0, 0.5), dampening=(0.0, 0.1, 0.5), weight_decay=WD
+)
+NESTEROV = columns(learning_rate=LR, momentum=(0.9, 0.5, 0.99), weight_decay=WD)
+ADAGRAD = columns(
+    learning_rate=LR,
+    epsilon=(1e-10, 1e-3, 0.1),
+    initial_accumulator_value=(0.0, 0.1, 1.0),
+    lr_decay=(0.0, 0.01, 0.1),
+    weight_decay=WD,
+)
+RMSPROP = columns(
+    learning_rate=(0.01, 1e-3, 3e-3),
+    rho=(0.99, 0.9, 0.5),
+    epsilon=(1e-8, 1e-3, 0.1),
+    momentum=(0.0, 0.9, 0.5),
+    weight_decay=WD,
+)
+ADADELTA = columns(
+    learning_rate=(1.0, 0.1, 0.5), rho=(0.9, 0.95, 0.5), epsilon=(1e-6, 1e-3, 0.1), weight_decay=WD
+)
+ADAM_LIKE = columns(
+    learning_rate=(2e-3, 0.01, 1e-3),
+    beta_1=(0.9, 0.8, 0.5),
+    beta_2=(0.999, 0.95, 0.9),
+    epsilon=(1e-8, 1e-3, 0.1),
+    weight_decay=WD,
+)
+NADAM = [{**t, "momentum_decay": psi} for t, psi in zip(ADAM_LIKE, (4e-3, 1.0, 0.1), strict=True)]
 
 # optimizer, semantics, K trials' given parameters
 FAST_CASES: list[tuple[str, str, list[dict[str, Any]]]] = [
@@ -36,6 +75,25 @@ FAST_CASES: list[tuple[str, str, list[dict[str, Any]]]] = [
     ("adam", "torch", [{"learning_rate": 0.01, "weight_decay": wd} for wd in (0.0, 1e-3, 0.1)]),
     ("adamw", "torch", [{"learning_rate": 0.01, "weight_decay": wd} for wd in (0.0, 1e-3, 0.1)]),
     ("adamw", "keras", [{"learning_rate": 1e-3, "epsilon": eps} for eps in (1e-7, 1e-3, 0.1)]),
+    *[
+        (name, semantics, [{**t, **extra} for t in given])
+        for name, given, extra in (
+            ("momentum", MOMENTUM, {}),
+            ("momentum", NESTEROV, {"nesterov": True}),
+            ("nesterov", NESTEROV, {}),
+            ("adagrad", ADAGRAD, {}),
+            ("rmsprop", RMSPROP, {}),
+            ("rmsprop", RMSPROP, {"centered": True}),
+            ("adadelta", ADADELTA, {}),
+            ("adamax", ADAM_LIKE, {}),
+            ("nadam", NADAM, {}),
+            ("nadam", NADAM, {"momentum_schedule": False}),
+            ("nadamax", NADAM, {}),
+            ("nadamax", NADAM, {"momentum_schedule": False}),
+        )
+        for semantics in ("torch", "keras")
+    ],
+    ("momentum", "keras", [{**t, "nesterov": True} for t in MOMENTUM]),
 ]
 
 
@@ -61,6 +119,9 @@ def test_inplace_rule_follows_the_pure_rule(optimizer, semantics, given, kernels
         fast.update_([g.clone() for g in grads], fast_state, fast_params, hp)
     for pure, fast_p in zip(pure_params, fast_params, strict=True):
         torch.testing.assert_close(fast_p, pure, rtol=1e-5, atol=1e-6)
+    pure_leaves = flatten_state(pure_state)  # the pure rule's state, shapes included
+    for name, leaf in flatten_state(fast_state).items():
+        torch.testing.assert_close(leaf, pure_leaves[name], rtol=1e-5, atol=1e-6)
 
 
 def test_one_inplace_rule_serves_two_batches_alternately():
@@ -92,7 +153,8 @@ def test_one_inplace_rule_serves_two_batches_alternately():
         ("sgd", {"clipvalue": 0.5}),
         ("adam", {"gradient_accumulation_steps": 2}),
         ("adam", {"loss_scale_factor": 8.0}),
-        ("rmsprop", {}),
+        ("momentum", {"clipnorm": 1.0}),
+        ("nadam", {"gradient_accumulation_steps": 2}),
     ],
 )
 def test_structures_without_a_fast_path_use_the_pure_rule(optimizer, given):

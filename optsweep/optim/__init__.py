@@ -8,7 +8,8 @@
   ``torch.optim.Optimizer``.
 - ``schedules``: learning-rate schedules (``ScheduleSpec``, ``learning_rate_at``).
 - ``inplace(optimizer, semantics, params) -> InplaceRule | None``: the same update written in
-  place (no allocation per step) for the rules that have one; the engine's fast path.
+  place (at most one scratch tensor per step); the engine's fast path. None where a stage
+  around the rule (clipping, accumulation, loss scale) needs the pure form.
 """
 
 from .base import Transformation
