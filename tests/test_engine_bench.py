@@ -33,5 +33,7 @@ def test_bench_quick_runs_both_loops_and_prints_the_table(capsys, monkeypatch):
     )
     (row,) = rows
     assert row.conventional > 0 and row.sweep.trial_samples_per_s > 0
-    assert row.sweep.trials == 4 and row.sweep.best_accuracy > 0.5
+    # 4 trials waiting: optsweep trains them as one batch, and the engine is part of the run
+    assert row.sweep.trials_per_batch == 4 and row.sweep.best_accuracy > 0.5
+    assert 0 < row.sweep.engine_seconds < row.sweep.seconds
     assert "| mlp mnist-mini B=64 fp32 |" in capsys.readouterr().out
