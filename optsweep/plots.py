@@ -13,7 +13,8 @@ from optsweep.stats import ConfigSummary
 
 
 def plot_curves(records: Sequence[TrialRecord], folder: Path) -> list[Path]:
-    """train_loss.png, test_accuracy.png and best_per_optimizer.png; returns the paths."""
+    """train_loss.png, test_accuracy.png and, with several optimizers (or conventions),
+    best_per_optimizer.png; returns the paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,7 +54,7 @@ def plot_curves(records: Sequence[TrialRecord], folder: Path) -> list[Path]:
     for r in done:
         if r.status == "complete":
             best_of.setdefault(f"{r.optimizer}/{r.semantics}", r)
-    if best_of:
+    if len(best_of) > 1:  # with one optimizer the best trial is already drawn above
         fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
         for i, (name, r) in enumerate(best_of.items()):
             left.plot(r.steps, r.step_losses, lw=1, color=f"C{i % 10}", label=name)
