@@ -434,10 +434,25 @@ def store_config(study: optuna.Study, spec: SweepSpec) -> None:
     study.set_user_attr("config", spec.raw)
 
 
+# A worker on a shared storage claims at most half of the waiting trials of a batch key, and
+# never fewer than this many (when that many wait).
+CLAIM_FLOOR = 8
+
+
+def claim_limit(limit: int, compatible: int) -> int:
+    """How many of ``compatible`` waiting trials a worker on a shared storage claims at once.
+
+    At most half (at least ``CLAIM_FLOOR``): workers starting together then all get trials,
+    instead of the first one claiming every trial its K allows while the others wait.
+    """
+    return min(limit, max(CLAIM_FLOOR, math.ceil(compatible / 2)))
+
+
 def pop_batch(
-    study: optuna.Study, specs: Mapping[str, TrialSpec], limit: int
+    study: optuna.Study, specs: Mapping[str, TrialSpec], limit: int, *, share: bool = False
 ) -> list[tuple[Trial, TrialSpec]]:
-    """Claim up to ``limit`` WAITING trials sharing the batch key of the oldest waiting one.
+    """Claim up to ``limit`` WAITING trials sharing the batch key of the oldest waiting one
+    (with ``share``, up to ``claim_limit`` of them).
 
     Each claim is the storage's conditional WAITING → RUNNING update (as in ``Study.ask``); a
     trial another worker claimed first is skipped. Waiting trials whose key is not in
@@ -448,10 +463,14 @@ def pop_batch(
     claimed: list[tuple[Trial, TrialSpec]] = []
     wanted: str | None = None
     beating = is_heartbeat_enabled(study._storage)
-    for trial_id, key, trial_batch in _waiting(study):
-        spec = specs.get(key or "")
-        if spec is None or (wanted is not None and trial_batch != wanted):
+    waiting = [(i, key, batch) for i, key, batch in _waiting(study) if (key or "") in specs]
+    if share and waiting:
+        oldest = waiting[0][2]
+        limit = claim_limit(limit, sum(batch == oldest for _, _, batch in waiting))
+    for trial_id, key, trial_batch in waiting:
+        if wanted is not None and trial_batch != wanted:
             continue
+        spec = specs[key or ""]
         if beating:
             study._storage.record_heartbeat(trial_id)
         try:
@@ -777,7 +796,7 @@ def claim_batches(
     while True:
         if again(reap_stale, study):
             top_up()
-        claimed = again(pop_batch, study, specs, limit)
+        claimed = again(pop_batch, study, specs, limit, share=True)
         if claimed:
             with Heartbeat(study, [t._trial_id for t, _ in claimed], liveness.heartbeat):
                 yield claimed

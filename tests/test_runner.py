@@ -107,6 +107,24 @@ def test_trials_left_running_by_a_killed_run_are_retrained(tiny_sweep, tmp_path)
     assert len(result.records) == 4
 
 
+@pytest.mark.parametrize(
+    ("limit", "compatible", "claimed"),
+    [(32, 40, 20), (32, 100, 32), (32, 10, 8), (32, 5, 5), (4, 40, 4), (16, 17, 9)],
+)
+def test_a_worker_on_a_shared_storage_claims_at_most_half(limit, compatible, claimed):
+    assert min(studies.claim_limit(limit, compatible), compatible) == claimed
+
+
+def test_pop_batch_shares_what_waits_with_other_workers(tiny_sweep, tmp_path):
+    rates = [round(0.001 * (i + 1), 4) for i in range(20)]
+    spec = load_sweep(tiny_sweep(f"  - name: adam\n    grid: {{learning_rate: {rates}}}\n"))
+    specs = {t.key: t for t in expand(spec)}
+    study = studies.open_study(spec.name, studies.sqlite_url(tmp_path))
+    studies.sync_grid(study, list(specs.values()))
+    sizes = [len(studies.pop_batch(study, specs, 32, share=True)) for _ in range(4)]
+    assert sizes == [10, 8, 2, 0]  # half of 20, then the floor of 8, then what is left
+
+
 @pytest.mark.parametrize(("model", "train"), [("mlp", 2048), ("cnn", 256)])
 def test_results_do_not_depend_on_how_many_trials_train_together(tiny_sweep, model, train):
     # lr 1e30 diverges in the first steps and leaves the batch; the others must not notice.
