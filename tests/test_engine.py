@@ -94,6 +94,22 @@ FAST_CASES: list[tuple[str, str, list[dict[str, Any]]]] = [
         for semantics in ("torch", "keras")
     ],
     ("momentum", "keras", [{**t, "nesterov": True} for t in MOMENTUM]),
+    # the stages before the rule: loss unscaling and clipping (randn gradients: norms ~ 2-5)
+    *[
+        (name, semantics, [{**t, **stage} for t in given])
+        for name, given, stage in (
+            ("adam", ADAM_LIKE, {"clipnorm": 1.0}),
+            ("rmsprop", RMSPROP, {"clipnorm": 1.0, "centered": True}),
+            ("momentum", MOMENTUM, {"clipnorm": 0.5}),
+            ("adam", ADAM_LIKE, {"global_clipnorm": 2.0}),
+            ("nadam", NADAM, {"global_clipnorm": 2.0}),
+            ("sgd", columns(learning_rate=LR, weight_decay=WD), {"clipvalue": 0.5}),
+            ("adagrad", ADAGRAD, {"clipvalue": 0.5}),
+            ("adam", ADAM_LIKE, {"loss_scale_factor": 8.0}),
+            ("momentum", MOMENTUM, {"loss_scale_factor": 1024.0, "clipnorm": 1.0}),
+        )
+        for semantics in ("torch", "keras")
+    ],
 ]
 
 
@@ -148,13 +164,9 @@ def test_one_inplace_rule_serves_two_batches_alternately():
 @pytest.mark.parametrize(
     ("optimizer", "given"),
     [
-        ("adam", {"clipnorm": 1.0}),
-        ("adam", {"global_clipnorm": 1.0}),
-        ("sgd", {"clipvalue": 0.5}),
         ("adam", {"gradient_accumulation_steps": 2}),
-        ("adam", {"loss_scale_factor": 8.0}),
-        ("momentum", {"clipnorm": 1.0}),
         ("nadam", {"gradient_accumulation_steps": 2}),
+        ("sgd", {"gradient_accumulation_steps": 4, "clipnorm": 1.0}),
     ],
 )
 def test_structures_without_a_fast_path_use_the_pure_rule(optimizer, given):

@@ -8,8 +8,8 @@
   ``torch.optim.Optimizer``.
 - ``schedules``: learning-rate schedules (``ScheduleSpec``, ``learning_rate_at``).
 - ``inplace(optimizer, semantics, params) -> InplaceRule | None``: the same update written in
-  place (at most one scratch tensor per step); the engine's fast path. None where a stage
-  around the rule (clipping, accumulation, loss scale) needs the pure form.
+  place (at most one scratch tensor per step), clipping and loss scaling included; the
+  engine's fast path. None where gradient accumulation needs the pure pipeline.
 """
 
 from .base import Transformation

@@ -30,9 +30,9 @@ Same mathematics as the pure rules, with per-trial hyperparameters as ``(K,)`` t
 rounding differs slightly (``lerp`` for the second moment, multiplication by reciprocals), so
 these are tested against the pure rules (``tests/test_engine.py``), not bit for bit.
 
-``inplace(optimizer, semantics, params)`` returns an :class:`InplaceRule` when the optimizer
-has a fast path and no stage around the rule needs one (clipping, gradient accumulation and
-loss scaling fall back to the pure rule), else ``None``. ``update_`` overwrites ``params``
+``inplace(optimizer, semantics, params)`` returns an :class:`InplaceRule`, the stages before
+the rule (loss unscaling, clipping, weight decay) included, or ``None`` where gradient
+accumulation needs the pure pipeline. ``update_`` overwrites ``params``
 and the state, and uses ``grads`` as scratch space. ``kernels`` picks the Adam form:
 ``auto`` (per trial on CPU, batched elsewhere), ``batched`` or ``per_trial``.
 """
@@ -61,6 +61,7 @@ from .rules import (
     SGDState,
     _mu,
 )
+from .transforms import TORCH_CLIP_EPS
 
 __all__ = ["InplaceRule", "inplace"]
 
@@ -431,7 +432,45 @@ _FAST: dict[str, Callable[[Mapping[str, Any], bool], UpdateFn]] = {
     "nadamax": lambda v, keras: _nesterov_adam(True, v["momentum_schedule"], keras),
 }
 _PER_TRIAL = ("adam", "amsgrad", "adamw")  # torch's fused CPU kernel, one call per trial
-_NEEDS_PURE = ("clipnorm", "global_clipnorm", "clipvalue", "loss_scale_factor")
+
+
+def _gradient_stages(values: Mapping[str, Any], keras: bool) -> Callable[[list[Tensor]], None]:
+    """The pure pipeline's stages before the rule (``build``: loss unscaling, then the one
+    clipping stage of ``transforms``), applied to the K trials' gradients in place."""
+    scale, clipnorm = values["loss_scale_factor"], values["clipnorm"]
+    global_clipnorm, clipvalue = values["global_clipnorm"], values["clipvalue"]
+
+    def norms(g: Tensor) -> Tensor:  # per trial, over every axis but the first
+        dims = tuple(range(1, g.ndim))
+        return torch.linalg.vector_norm(g, dim=dims) if dims else g.abs()
+
+    def apply(grads: list[Tensor]) -> None:
+        if scale is not None:
+            for g in grads:
+                g.div_(scale)
+        if clipnorm is not None:
+            for g in grads:
+                n = norms(g)
+                if keras:  # g · c / max(‖g‖, c)
+                    coef = clipnorm / torch.clamp(n, min=clipnorm)
+                else:  # g · min(1, c / (‖g‖ + 1e-6))
+                    coef = torch.clamp(clipnorm / (n + TORCH_CLIP_EPS), max=1.0)
+                g.mul_(_per_trial(coef, g))
+        elif global_clipnorm is not None:
+            c = global_clipnorm
+            if keras:  # n = √Σ‖g‖²;  g · c · min(1/n, 1/c), NaN-poisoned as in keras
+                n = torch.sqrt(sum(norms(g).square() for g in grads))
+                coef = c * torch.minimum(1.0 / n, torch.full_like(n, 1.0 / c)) + (n - n)
+            else:  # n = ‖(‖g₁‖, ‖g₂‖, …)‖;  g · min(1, c / (n + 1e-6))
+                n = torch.linalg.vector_norm(torch.stack([norms(g) for g in grads], -1), dim=-1)
+                coef = torch.clamp(c / (n + TORCH_CLIP_EPS), max=1.0)
+            for g in grads:
+                g.mul_(_per_trial(coef, g))
+        elif clipvalue is not None:
+            for g in grads:
+                g.clamp_(-clipvalue, clipvalue)
+
+    return apply
 
 
 def inplace(
@@ -439,12 +478,11 @@ def inplace(
 ) -> InplaceRule | None:
     """The in-place form of ``build(optimizer, semantics, params)``, or None if it has none."""
     values = resolve(optimizer, semantics, params)  # type: ignore[arg-type]
-    if optimizer not in _FAST or any(values[name] is not None for name in _NEEDS_PURE):
-        return None
-    if (values["gradient_accumulation_steps"] or 1) > 1:
+    if optimizer not in _FAST or (values["gradient_accumulation_steps"] or 1) > 1:
         return None
     keras = semantics == "keras"
     rule = _FAST[optimizer](values, keras)
+    gradient_stages = _gradient_stages(values, keras)
     decoupled = decoupled_weight_decay(optimizer, semantics)  # type: ignore[arg-type]
     per_trial = (
         _adam_per_trial(bool(values.get("amsgrad")) or optimizer == "amsgrad", keras, decoupled)
@@ -458,6 +496,7 @@ def inplace(
     ) -> None:
         # scratch must own its memory (autograd may hand back an expanded gradient)
         grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
+        gradient_stages(grads)
         on_cpu = params[0].device.type == "cpu"
         if per_trial is not None and kernels != "batched" and (on_cpu or kernels == "per_trial"):
             per_trial(grads, state, params, hp)  # weight decay included
