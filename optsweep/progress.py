@@ -66,7 +66,8 @@ class LineProgress:
         self.console.print(f"{total} trials, {done} already done, {total - done} to train")
 
     def batch(self, labels: list[str], epochs: int) -> None:
-        self.console.print(f"training {len(labels)} trials together for {epochs} epochs")
+        trials = "1 trial" if len(labels) == 1 else f"{len(labels)} trials together"
+        self.console.print(f"training {trials} for {epochs} epoch{'s' if epochs != 1 else ''}")
 
     def step(self, epoch: int, step: int, steps: int) -> None: ...
 

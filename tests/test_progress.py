@@ -50,9 +50,20 @@ def test_line_progress_prints_one_line_per_finished_trial():
     drive(LineProgress(out))
     lines = buffer.getvalue().splitlines()
     assert lines[0] == "3 trials, 1 already done, 2 to train"
+    assert lines[1] == "training 2 trials together for 2 epochs"
     assert lines[2].startswith("[2/3] complete  acc=0.9100 adam/torch learning_rate=0.01")
     assert lines[3].startswith("[3/3] diverged")
     assert lines[-1].startswith("done in")
+
+
+@pytest.mark.parametrize(
+    ("trials", "epochs", "line"),
+    [(1, 1, "training 1 trial for 1 epoch"), (4, 3, "training 4 trials together for 3 epochs")],
+)
+def test_line_progress_names_the_batch_in_words(trials, epochs, line):
+    out, buffer = console(False)
+    LineProgress(out).batch(["adam/torch lr=0.1 seed=0"] * trials, epochs)
+    assert buffer.getvalue().splitlines() == [line]
 
 
 def test_rich_progress_shows_bar_batch_and_top_five():
