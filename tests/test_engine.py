@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import functools
 import math
 from typing import Any
 
@@ -252,3 +254,44 @@ def test_trials_per_batch_is_the_smallest_k_near_the_best_measured_rate(
     # 0.96 x 200 = 192: K = 32 is the smallest within 4% of the best
     assert choose_trials_per_batch(net, data, spec.train, cpu, 200, trials[0]) == 32
     assert choose_trials_per_batch(net, data, spec.train, cpu, 20, trials[0]) == 16  # 152 x 0.96
+
+
+def host_reads_while_training(monkeypatch, n_train: int, optimizers: str, write_yaml) -> int:
+    """How often tensors were read back to the host (item, tolist, bool, int, float) while
+    training on ``n_train`` images, with the rules' device-agnostic (K-batched) forms."""
+    spec, trials = trials_of(write_yaml, optimizers)
+    data = load_dataset("mnist-mini", None, torch.device("cpu"), n_train, 128)
+    net = build_model("mlp", data.input_shape, data.num_classes)
+    batched = functools.partial(optim.inplace, kernels="batched")
+    monkeypatch.setattr(engine.optim, "inplace", batched)
+    monkeypatch.setattr(engine, "CHECK_EVERY", 10_000)  # read back at epoch ends only
+    reads = collections.Counter()
+    with monkeypatch.context() as patch:
+        for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
+            original = getattr(torch.Tensor, name)
+
+            def counting(self, *args, _original=original, _name=name, **kwargs):
+                reads[_name] += 1
+                return _original(self, *args, **kwargs)
+
+            patch.setattr(torch.Tensor, name, counting)
+        train_batch(data, net, trials, spec.train, device=torch.device("cpu"))
+    return sum(reads.values())
+
+
+@pytest.mark.parametrize(
+    "optimizers",
+    [
+        "  - name: adam\n    grid: {learning_rate: [0.01, 0.001, 0.003]}\n",
+        "  - name: rmsprop\n    clipnorm: 1.0\n    grid: {learning_rate: [0.01, 0.001]}\n",
+        "  - name: momentum\n    grid: {learning_rate: [0.01, 0.1], weight_decay: [0.0, 0.1]}\n",
+    ],
+    ids=["adam", "rmsprop-clipnorm", "momentum-decay"],
+)
+def test_training_steps_never_wait_for_the_device(monkeypatch, write_yaml, optimizers):
+    # On CUDA a read back to the host stalls the queue of kernels: the engine reads losses
+    # back every CHECK_EVERY steps and at the end of each epoch only. Counted here on the
+    # CPU: three times the steps between read-backs must not read the host once more.
+    few = host_reads_while_training(monkeypatch, 256, optimizers, write_yaml)  # 4 steps/epoch
+    many = host_reads_while_training(monkeypatch, 768, optimizers, write_yaml)  # 12
+    assert few == many
