@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from optsweep.files import replacing
 from optsweep.records import TrialRecord, fmt, ranked
 from optsweep.stats import ConfigSummary
 
@@ -113,7 +114,8 @@ def _save(fig: Any, path: Path, layout: str = "fixed") -> Path:
         fig.subplots_adjust(**MARGINS)
     elif layout == "tight":
         fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with replacing(path) as temporary:
+        fig.savefig(temporary, dpi=110, format="png")
     _pyplot().close(fig)
     return path
 

@@ -12,6 +12,7 @@ import optuna
 import yaml
 from rich.table import Table
 
+from optsweep.files import replacing
 from optsweep.plots import (
     plot_curves,
     plot_heatmaps,
@@ -34,7 +35,7 @@ from optsweep.stats import METHOD, ConfigSummary, summarize
 def write_trials_csv(records: Sequence[TrialRecord], path: Path) -> None:
     """One row per trial: identity, parameters under their YAML names, metrics."""
     columns = [*LEADING_COLUMNS, *varying_params(records), *METRIC_COLUMNS]
-    with path.open("w", newline="") as f:
+    with replacing(path) as temporary, temporary.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
         for r in records:
@@ -44,7 +45,7 @@ def write_trials_csv(records: Sequence[TrialRecord], path: Path) -> None:
 def write_history_csv(records: Sequence[TrialRecord], path: Path) -> None:
     """Per trial: a row per epoch (kind=epoch) and per kept step (kind=step)."""
     columns = ["trial", "kind", "epoch", "step", "train_loss", "test_loss", "test_accuracy"]
-    with path.open("w", newline="") as f:
+    with replacing(path) as temporary, temporary.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
         for r in records:
@@ -167,7 +168,8 @@ def write_table_md(
         "Ranked by final test accuracy; diverged, pruned and failed trials are listed last, "
         "unranked.",
     ]
-    path.write_text("\n".join(lines) + "\n")
+    with replacing(path) as temporary:
+        temporary.write_text("\n".join(lines) + "\n")
 
 
 def rich_table(records: Sequence[TrialRecord], limit: int | None = None, title: str = "") -> Table:
@@ -243,12 +245,13 @@ def write_html(
         "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
         "img{max-width:100%}.note{font-size:12px;color:#555}"
     )
-    path.write_text(
-        f"<!doctype html><html><head><meta charset=utf-8><title>"
-        f"{html.escape(title)}</title><style>{style}</style></head><body>"
-        + "\n".join(parts)
-        + "</body></html>\n"
-    )
+    with replacing(path) as temporary:
+        temporary.write_text(
+            f"<!doctype html><html><head><meta charset=utf-8><title>"
+            f"{html.escape(title)}</title><style>{style}</style></head><body>"
+            + "\n".join(parts)
+            + "</body></html>\n"
+        )
 
 
 def write_results(study: optuna.Study, folder: Path, title: str) -> list[TrialRecord]:

@@ -33,6 +33,7 @@ from optsweep.engine import (
     resolve_device,
     train_batch,
 )
+from optsweep.files import replacing
 from optsweep.models import BatchedModel, build_model
 from optsweep.progress import Finished, Progress
 from optsweep.records import TrialRecord, trial_label
@@ -91,7 +92,8 @@ def provenance() -> dict[str, Any]:
 def write_config(spec: SweepSpec, folder: Path) -> None:
     """``config.yaml``: the resolved config (after --set) and its provenance."""
     text = yaml.safe_dump({**spec.raw, "provenance": provenance()}, sort_keys=False)
-    (folder / "config.yaml").write_text(text)
+    with replacing(folder / "config.yaml") as temporary:
+        temporary.write_text(text)
 
 
 def _thin(steps: list[int], losses: list[float]) -> tuple[list[int], list[float]]:

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from optsweep.files import replacing
 from optsweep.plots import plot_curves
 from optsweep.records import TrialRecord, ranked
 from optsweep.report import table_rows, write_history_csv, write_table_md, write_trials_csv
@@ -103,3 +104,17 @@ def test_curves_are_drawn(tmp_path, optimizers, pictures):
     paths = plot_curves(records, tmp_path / "curves")
     assert sorted(p.name for p in paths) == pictures
     assert all(p.stat().st_size > 5000 for p in paths)
+
+
+def test_a_results_file_is_replaced_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "table.md"
+    path.write_text("old\n")
+    with pytest.raises(RuntimeError), replacing(path) as temporary:
+        temporary.write_text("half of a ta")
+        raise RuntimeError("stopped while writing")
+    assert path.read_text() == "old\n"
+    assert list(tmp_path.iterdir()) == [path]  # nothing left behind
+    with replacing(path) as temporary:
+        temporary.write_text("new\n")
+    assert path.read_text() == "new\n"
+    assert list(tmp_path.iterdir()) == [path]
