@@ -52,6 +52,7 @@ from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, Trial, TrialState
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -479,13 +480,11 @@ def pop_batch(
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
         try:
-            study._storage.set_trial_user_attr(trial_id, "worker", worker_id())
-            trial = Trial(study, trial_id)
-            _record_params(trial, spec)
+            _record_claim(study, trial_id, spec)
         except UpdateFinishedTrialError:  # this worker stalled mid-claim and was reaped
             continue
         wanted = trial_batch
-        claimed.append((trial, spec))
+        claimed.append((Trial(study, trial_id), spec))
         if len(claimed) >= limit:
             break
     return claimed
@@ -544,22 +543,35 @@ def grid_params(spec: TrialSpec) -> dict[str, Any]:
     return {"optimizer": spec.optimizer, "semantics": spec.semantics, **named}
 
 
-def _record_params(trial: Trial, spec: TrialSpec) -> None:
-    """Record the enqueued grid point (Optuna's fixed params) as the trial's parameters.
+def _record_claim(study: optuna.Study, trial_id: int, spec: TrialSpec) -> None:
+    """Record who claimed the trial (user attribute ``worker``) and its grid point (Optuna's
+    fixed params) as the trial's parameters, in one transaction.
 
-    Written to the storage itself, past Optuna's per-process cache, which knows only the
-    trials this process has listed (`_waiting` lists them without it).
+    Optuna's own calls commit each write (4 commits, each a round trip to PostgreSQL); on
+    SQLite the time is the same either way (~5 ms a trial, the ORM's queries). Written to the
+    storage itself, past Optuna's per-process cache, which knows only the trials this process
+    has listed (`_waiting` lists them without it).
     """
-    backend = _backend(trial.study)
+    backend = _backend(study)
+    params = []
     for name, value in grid_params(spec).items():
         if name == "optimizer":
-            distribution = CategoricalDistribution(tuple(OPTIMIZERS))
+            distribution: BaseDistribution = CategoricalDistribution(tuple(OPTIMIZERS))
         elif name == "semantics":
             distribution = CategoricalDistribution(SEMANTICS)
         else:
             distribution = _point(value)
-        internal = distribution.to_internal_repr(value)
-        backend.set_trial_param(trial._trial_id, name, internal, distribution)
+        params.append((name, distribution.to_internal_repr(value), distribution))
+    if not isinstance(backend, RDBStorage):
+        study._storage.set_trial_user_attr(trial_id, "worker", worker_id())
+        for name, internal, distribution in params:
+            backend.set_trial_param(trial_id, name, internal, distribution)
+        return
+    with _create_scoped_session(backend.scoped_session) as session:
+        user_attr = models.TrialUserAttributeModel
+        backend._set_trial_attr_without_commit(session, user_attr, trial_id, "worker", worker_id())
+        for name, internal, distribution in params:
+            backend._set_trial_param_without_commit(session, trial_id, name, internal, distribution)
 
 
 def report_epoch(trial: Trial, epoch: int, test_accuracy: float) -> None:

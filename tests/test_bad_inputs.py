@@ -201,10 +201,11 @@ def test_full_disk_is_one_line_and_keeps_earlier_results(tmp_path):
     trials_csv = (out / "trials.csv").read_text()
     study = optuna.load_study(study_name="x", storage=studies.sqlite_url(out))
     values = [t.value for t in study.get_trials()]
-    # The disk fills up while the results are written again (every write to /dev/full fails
-    # with ENOSPC, as on a full disk).
-    (out / "history.csv").unlink()
-    (out / "history.csv").symlink_to("/dev/full")
+    # The disk fills up while the results are written again: history.csv is written into a
+    # temporary sibling first (optsweep.files), here a link to /dev/full, where every write
+    # fails with ENOSPC, as on a full disk. (CliRunner runs in this process: same pid.)
+    history = (out / "history.csv").read_text()
+    (out / f".history.csv.{os.getpid()}.tmp").symlink_to("/dev/full")
     again = runner.invoke(app, ["run", str(config), "--out", str(out), "--quiet"])
     assert again.exit_code == 2
     assert again.stderr.strip().splitlines() == [
@@ -212,8 +213,9 @@ def test_full_disk_is_one_line_and_keeps_earlier_results(tmp_path):
         "free some space and run the same command again"
     ]
     assert (out / "trials.csv").read_text() == trials_csv
+    assert (out / "history.csv").read_text() == history  # the previous file, whole
+    assert not list(out.glob(".*.tmp"))  # the temporary file is gone: space freed
     assert [t.value for t in study.get_trials()] == values
-    (out / "history.csv").unlink()  # space freed
     report = runner.invoke(app, ["report", str(out)])
     assert report.exit_code == 0, report.output
     assert (out / "trials.csv").read_text() == trials_csv
