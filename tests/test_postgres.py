@@ -53,7 +53,7 @@ optimizers:
 @pytest.fixture
 def fleet(postgres, write_yaml, tmp_path):  # noqa: F811
     """Workers for a fresh 48-point sweep in a fresh database, enqueued by `optsweep init`."""
-    config = write_yaml(KILLS_SWEEP.format(name="kills", train=256))
+    config = write_yaml(KILLS_SWEEP.format(name="kills", train=1024))
     url = postgres.database()
     logs = tmp_path / "logs"
     logs.mkdir()
