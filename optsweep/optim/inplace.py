@@ -61,7 +61,7 @@ from .rules import (
     SGDState,
     _mu,
 )
-from .transforms import TORCH_CLIP_EPS
+from .transforms import clip_by_global_norm_coefficient, clip_by_norm_coefficients
 
 __all__ = ["InplaceRule", "inplace"]
 
@@ -436,36 +436,22 @@ _PER_TRIAL = ("adam", "amsgrad", "adamw")  # torch's fused CPU kernel, one call 
 
 def _gradient_stages(values: Mapping[str, Any], keras: bool) -> Callable[[list[Tensor]], None]:
     """The pure pipeline's stages before the rule (``build``: loss unscaling, then the one
-    clipping stage of ``transforms``), applied to the K trials' gradients in place."""
+    clipping stage of ``transforms``, same coefficients), on the K trials' gradients in place."""
     scale, clipnorm = values["loss_scale_factor"], values["clipnorm"]
     global_clipnorm, clipvalue = values["global_clipnorm"], values["clipvalue"]
-
-    def norms(g: Tensor) -> Tensor:  # per trial, over every axis but the first
-        dims = tuple(range(1, g.ndim))
-        return torch.linalg.vector_norm(g, dim=dims) if dims else g.abs()
 
     def apply(grads: list[Tensor]) -> None:
         if scale is not None:
             for g in grads:
                 g.div_(scale)
         if clipnorm is not None:
-            for g in grads:
-                n = norms(g)
-                if keras:  # g · c / max(‖g‖, c)
-                    coef = clipnorm / torch.clamp(n, min=clipnorm)
-                else:  # g · min(1, c / (‖g‖ + 1e-6))
-                    coef = torch.clamp(clipnorm / (n + TORCH_CLIP_EPS), max=1.0)
-                g.mul_(_per_trial(coef, g))
+            coefficients = clip_by_norm_coefficients(grads, clipnorm, keras=keras, trial_axes=1)
+            for g, c in zip(grads, coefficients, strict=True):
+                g.mul_(_per_trial(c, g))
         elif global_clipnorm is not None:
-            c = global_clipnorm
-            if keras:  # n = √Σ‖g‖²;  g · c · min(1/n, 1/c), NaN-poisoned as in keras
-                n = torch.sqrt(sum(norms(g).square() for g in grads))
-                coef = c * torch.minimum(1.0 / n, torch.full_like(n, 1.0 / c)) + (n - n)
-            else:  # n = ‖(‖g₁‖, ‖g₂‖, …)‖;  g · min(1, c / (n + 1e-6))
-                n = torch.linalg.vector_norm(torch.stack([norms(g) for g in grads], -1), dim=-1)
-                coef = torch.clamp(c / (n + TORCH_CLIP_EPS), max=1.0)
+            c = clip_by_global_norm_coefficient(grads, global_clipnorm, keras=keras, trial_axes=1)
             for g in grads:
-                g.mul_(_per_trial(coef, g))
+                g.mul_(_per_trial(c, g))
         elif clipvalue is not None:
             for g in grads:
                 g.clamp_(-clipvalue, clipvalue)

@@ -28,7 +28,9 @@ __all__ = [
     "accumulate_gradients",
     "add_weight_decay",
     "clip_by_global_norm",
+    "clip_by_global_norm_coefficient",
     "clip_by_norm",
+    "clip_by_norm_coefficients",
     "clip_by_value",
     "decay_weights",
     "unscale_loss",
@@ -72,6 +74,33 @@ def unscale_loss(scale: float) -> Stage:
     return _grad_stage(lambda grads, params, hp: [g / scale for g in grads])
 
 
+def clip_by_norm_coefficients(
+    grads: Sequence[Tensor], max_norm: float, *, keras: bool, trial_axes: int
+) -> list[Tensor]:
+    """Per trial, the factor each tensor's gradient is multiplied by (``clip_by_norm``)."""
+    coefficients = []
+    for g in grads:
+        norm = _norm(g, trial_axes)
+        if keras:
+            coefficients.append(max_norm / torch.clamp(norm, min=max_norm))
+        else:
+            coefficients.append(torch.clamp(max_norm / (norm + TORCH_CLIP_EPS), max=1.0))
+    return coefficients
+
+
+def clip_by_global_norm_coefficient(
+    grads: Sequence[Tensor], max_norm: float, *, keras: bool, trial_axes: int
+) -> Tensor:
+    """Per trial, the factor all gradients are multiplied by (``clip_by_global_norm``)."""
+    if keras:
+        norm = torch.sqrt(sum(_sum_sq(g, trial_axes) for g in grads))
+        scale = max_norm * torch.minimum(1.0 / norm, torch.full_like(norm, 1.0 / max_norm))
+        return scale + (norm - norm)  # NaN/inf norms poison the step, as in keras
+    norms = torch.stack([_norm(g, trial_axes) for g in grads], dim=-1)
+    norm = torch.linalg.vector_norm(norms, dim=-1)
+    return torch.clamp(max_norm / (norm + TORCH_CLIP_EPS), max=1.0)
+
+
 def clip_by_norm(max_norm: float, *, keras: bool) -> Stage:
     """Clip each parameter tensor's gradient (per trial) to L2 norm ``max_norm``.
 
@@ -81,15 +110,8 @@ def clip_by_norm(max_norm: float, *, keras: bool) -> Stage:
 
     def fn(grads: Params, params: Params, hp: HyperParams) -> Params:
         k = trial_ndim(hp)
-        out = []
-        for g in grads:
-            norm = _norm(g, k)
-            if keras:
-                out.append(g * max_norm / expand(torch.clamp(norm, min=max_norm), g))
-            else:
-                coef = torch.clamp(max_norm / (norm + TORCH_CLIP_EPS), max=1.0)
-                out.append(g * expand(coef, g))
-        return out
+        coefficients = clip_by_norm_coefficients(grads, max_norm, keras=keras, trial_axes=k)
+        return [g * expand(c, g) for g, c in zip(grads, coefficients, strict=True)]
 
     return _grad_stage(fn)
 
@@ -103,14 +125,7 @@ def clip_by_global_norm(max_norm: float, *, keras: bool) -> Stage:
 
     def fn(grads: Params, params: Params, hp: HyperParams) -> Params:
         k = trial_ndim(hp)
-        if keras:
-            norm = torch.sqrt(sum(_sum_sq(g, k) for g in grads))
-            scale = max_norm * torch.minimum(1.0 / norm, torch.full_like(norm, 1.0 / max_norm))
-            scale = scale + (norm - norm)  # NaN/inf norms poison the step, as in keras
-        else:
-            norms = torch.stack([_norm(g, k) for g in grads], dim=-1)
-            norm = torch.linalg.vector_norm(norms, dim=-1)
-            scale = torch.clamp(max_norm / (norm + TORCH_CLIP_EPS), max=1.0)
+        scale = clip_by_global_norm_coefficient(grads, max_norm, keras=keras, trial_axes=k)
         return [g * expand(scale, g) for g in grads]
 
     return _grad_stage(fn)
