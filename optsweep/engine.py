@@ -125,8 +125,10 @@ MIN_TRIALS_PER_BATCH, MAX_TRIALS_PER_BATCH = 8, 256
 # for each of params, gradients and two moments). Measured on 2 cores, Adam, B=64, per
 # trial step: 2c2d 36.6 ms at K=8 against 40.8 ms at K=32; cnn the same at both.
 CHUNKED_TRIALS_PER_BATCH = 8
-# Auto K: the smallest K whose measured rate is within this fraction of the best. The MLP's
-# 32-trial step is 3-6% faster than its 16-trial one here; at 5% noise made 16 win half the runs.
+# Auto K: the smallest K whose measured rate is within this fraction of the best. Here single
+# MLP steps at K = 16, 32, 64 measured 245-268k trial-samples/s with more noise than difference,
+# and 32 trials took 7.9 s in one batch against 7.5-7.8 s as two of 16: the tolerance only stops
+# K from growing past what pays.
 K_TOLERANCE = 0.03
 # Fraction of the free memory (CPU: MemAvailable; CUDA: mem_get_info) one batch may use.
 MEMORY_FRACTION = 0.5
@@ -269,7 +271,7 @@ def lanes_for(model: BatchedModel, device: torch.device, k: int) -> int:
     the trials single-threaded: the Python between kernels of one lane runs while the others
     compute, and no kernel waits at a barrier for a core the machine gave to someone else.
     Measured on 2 shared cores, 32 MLP trials, batch 64: 7.3-7.7 ms a step as two lanes of 16
-    against 7.9-11.4 ms as one lane on two threads (six runs each, alternating). Conv models
+    against 7.9-11.4 ms as one lane on two threads (four runs each, alternating). Conv models
     that run trial by trial here, and CUDA, keep one lane.
     """
     threads = torch.get_num_threads()

@@ -173,7 +173,7 @@ def _linear(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
 
     One trial (conv nets on CPU run trial by trial) is a plain ``F.linear``: ``baddbmm`` on the
     transposed weight copied it, forward and backward (2c2d's 1024×3136 dense layer: 11 ms of
-    copies in a 45 ms trial step, measured on 2 cores).
+    copies in a 47 ms trial step, measured on 2 cores).
     """
     if w.shape[0] == 1:
         return F.linear(h.squeeze(0), w.squeeze(0), b.squeeze(0)).unsqueeze(0)

@@ -714,30 +714,15 @@ def _landscape(
     if fill:
         ax.contourf(x, y, z, levels=levels, norm=norm, cmap="Greys_r", alpha=0.35, extend="both")
     ax.contour(x, y, z, levels=levels, norm=norm, cmap="viridis", linewidths=0.6, alpha=0.8)
-    for i, (mx, my) in enumerate(function.minima):
-        ax.plot(
-            mx,
-            my,
-            "*",
-            color="crimson",
-            ms=13,
-            mec="white",
-            mew=0.8,
-            zorder=5,
-            label="minimum" if i == 0 else None,
-        )
-    for i, (sx, sy) in enumerate(function.saddle_points):
-        ax.plot(
-            sx,
-            sy,
-            "X",
-            color="crimson",
-            ms=10,
-            mec="white",
-            mew=0.8,
-            zorder=5,
-            label="saddle point" if i == 0 else None,
-        )
+    for points, marker, size, label in (
+        (function.minima, "*", 13, "minimum"),
+        (function.saddle_points, "X", 10, "saddle point"),
+    ):
+        for i, (px, py) in enumerate(points):
+            ax.plot(
+                px, py, marker, color="crimson", ms=size, mec="white", mew=0.8, zorder=5,
+                label=label if i == 0 else None,
+            )  # fmt: skip
     ax.set_xlim(function.xlim)
     ax.set_ylim(function.ylim)
 

@@ -10,7 +10,7 @@ training step (7 passes over memory, no allocation).
 On a CPU, Adam goes further: torch's own fused kernel (``torch._fused_adam_``, one pass over
 memory, vectorised) called once per trial on that trial's slices, with the trial's
 hyperparameters as scalars (keras' ε̂ maps to ε/√(1 − β₂ᵗ)). Measured inside the training step
-of the same model: 1.6-2.1 ms against 2.9-3.0 ms for the K-batched form below (one fused call
+of the same model: 1.6-2.3 ms against 2.9-3.0 ms for the K-batched form below (one fused call
 over all K at once, were the learning rates equal, would take 1.2-1.4 ms; the rest is the cost
 of 32 calls). On CUDA the K-batched form stays: 32 kernel launches per tensor for one update
 would cost more than the passes they save.
