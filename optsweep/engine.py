@@ -579,6 +579,8 @@ def _epochs(
                 for lane in lanes
             ]
             lanes = [lane for lane in lanes if lane.index]
+            if not lanes:  # every trial pruned: nothing left to train
+                return
 
 
 def _finish(outcomes: list[TrialOutcome], started: float) -> list[TrialOutcome]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import math
 from typing import Any
@@ -217,6 +218,25 @@ def test_engine_fast_path_trains_as_the_pure_rule(write_yaml, mini, monkeypatch)
     monkeypatch.setattr(engine.optim, "inplace", lambda *args: None)
     pure = train_batch(data, net, trials, spec.train, device=cpu)
     assert_same_training(fast, pure, rel=1e-4)
+
+
+@pytest.mark.parametrize("pruned", [[0], [0, 1]], ids=["one", "every"])
+def test_pruned_trials_stop_and_the_rest_train_on(write_yaml, mini, pruned):
+    data, net = mini
+    spec, trials = trials_of(write_yaml, "  - name: sgd\n    grid: {learning_rate: [0.1, 0.01]}\n")
+    train = dataclasses.replace(spec.train, epochs=3)
+    outcomes = train_batch(
+        data,
+        net,
+        trials,
+        train,
+        device=torch.device("cpu"),
+        on_epoch=lambda epoch, metrics: [i for i in pruned if i in metrics] if epoch == 1 else [],
+    )
+    for index, outcome in enumerate(outcomes):
+        stopped = index in pruned
+        assert outcome.status == ("pruned" if stopped else "complete")
+        assert len(outcome.epochs) == (1 if stopped else 3)
 
 
 def test_loss_scale_factor_scales_the_loss_the_rule_unscales(write_yaml, mini):
