@@ -112,13 +112,13 @@ def one_line_errors(after_interrupt: str) -> Iterator[None]:
     import sqlalchemy
 
     from optsweep.data import DataNotFoundError
-    from optsweep.runner import Interrupted
+    from optsweep.runner import ConfigChangedError, Interrupted
     from optsweep.search import SearchError
     from optsweep.study import StorageError
 
     try:
         yield
-    except (DataNotFoundError, StorageError, SearchError) as error:
+    except (DataNotFoundError, StorageError, SearchError, ConfigChangedError) as error:
         raise fail(str(error)) from None
     except ConfigError as error:  # a config read back from a study
         raise fail(f"the study's config: {error.problems[0]}") from None
@@ -173,15 +173,24 @@ def run(
     storage: StorageOpt = None,
     set_: SetOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the trials and exit.")] = False,
+    new: Annotated[
+        bool,
+        typer.Option(
+            "--new", help="Delete the grid's study (every trial it holds) and start over."
+        ),
+    ] = False,
     quiet: QuietOpt = False,
     workers: WorkersOpt = 1,
     heartbeat: HeartbeatOpt = 10,
     grace: GraceOpt = 60,
 ) -> None:
-    """Train every configuration of a YAML grid; re-running resumes where it stopped."""
+    """Train every configuration of a YAML grid; re-running resumes where it stopped.
+
+    A study trained with other data, model or training settings is refused unless --new.
+    """
     from optsweep.progress import make_progress
-    from optsweep.runner import label_of, results_folder, run_sweep
-    from optsweep.study import StorageError, storage_url
+    from optsweep.runner import label_of, results_folder, run_sweep, start_over
+    from optsweep.study import StorageError, sqlite_url, storage_url
     from optsweep.worker import check_workers, run_with_workers
 
     spec = load_or_exit(config, set_)
@@ -205,6 +214,8 @@ def run(
     progress = make_progress(out_console, quiet)
     options = {"out": out, "data_dir": data_dir, "device": device, "liveness": liveness}
     with one_line_errors(f"run the same command to resume: {same_command()}"):
+        if new:  # before any worker starts: they must all find the new study
+            start_over(spec.name, storage or sqlite_url(folder), liveness)
         if workers > 1:
             result = run_with_workers(spec, progress, workers, storage=storage, **options)
         else:

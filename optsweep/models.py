@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["MODELS", "BatchedModel", "ParamSpec", "build_model"]
+__all__ = ["MODELS", "BatchedModel", "ParamSpec", "build_model", "resolved_options"]
 
 MODELS = ("logreg", "mlp", "cnn", "2c2d", "3c3d")
 
@@ -440,6 +440,16 @@ def _check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     if name == "cnn" and not isinstance(resolved["dropout"], bool):
         raise ValueError(f"cnn option dropout must be true or false, got {resolved['dropout']!r}")
     return resolved
+
+
+def resolved_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` of model ``name`` with its defaults filled in, as `build_model` uses them.
+
+    Raises ``ValueError`` for an unknown name or option, or a bad value.
+    """
+    if name not in _OPTIONS:
+        raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
+    return _check_options(name, dict(options))
 
 
 def build_model(

@@ -107,8 +107,37 @@ def record_of(frozen: FrozenTrial) -> TrialRecord:
     )
 
 
+# The study user attribute holding the keys of the grid the file has now (`runner.run_sweep`
+# stores it at each sync); results of other grid points stay in the study, out of the tables.
+GRID_KEYS = "grid_keys"
+
+
+def grid_split(study: optuna.Study) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+    """A grid's final trials (one per grid point): those of the file's current grid, others.
+
+    A study that stored no grid keys (written before they were) keeps every point current.
+    """
+    trials = final_trials(study)
+    keys = study.user_attrs.get(GRID_KEYS)
+    if not isinstance(keys, list):
+        return trials, []
+    current = set(keys)
+    return (
+        [t for t in trials if t.user_attrs.get("key") in current],
+        [t for t in trials if t.user_attrs.get("key") not in current],
+    )
+
+
+def outside_grid(study: optuna.Study) -> int:
+    """How many grid points with a trial the study holds that the file's grid no longer has."""
+    if study.user_attrs.get("mode") == "search":
+        return 0
+    return len(grid_split(study)[1])
+
+
 def collect(study: optuna.Study) -> list[TrialRecord]:
-    """A grid: one record per grid point (its final attempt). A search: every trial asked."""
+    """A grid: one record per grid point of the file's current grid (its final attempt). A
+    search: every trial asked."""
     if study.user_attrs.get("mode") == "search":
         trials = [
             t
@@ -116,7 +145,7 @@ def collect(study: optuna.Study) -> list[TrialRecord]:
             if status_of(t) not in ("waiting", "running", "interrupted")
         ]
     else:
-        trials = final_trials(study)
+        trials = grid_split(study)[0]
     return [record_of(t) for t in trials]
 
 

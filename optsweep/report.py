@@ -12,7 +12,7 @@ import optuna
 import yaml
 from rich.table import Table
 
-from optsweep.files import replacing
+from optsweep.files import folder_lock, replacing
 from optsweep.plots import (
     plot_curves,
     plot_heatmaps,
@@ -26,6 +26,7 @@ from optsweep.records import (
     TrialRecord,
     collect,
     fmt,
+    outside_grid,
     ranked,
     varying_params,
 )
@@ -141,13 +142,25 @@ def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
+def also_holds(others: int) -> str:
+    """The line saying how many trials of the study the tables leave out ('' for none)."""
+    if not others:
+        return ""
+    what = "1 trial of a grid point" if others == 1 else f"{others} trials of grid points"
+    return f"The study also holds {what} no longer in the file."
+
+
 def write_table_md(
     records: Sequence[TrialRecord],
     path: Path,
     title: str,
     summaries: Sequence[ConfigSummary] = (),
+    others: int = 0,
 ) -> None:
-    """The ranked table as Markdown, best first; with repeats, the over-seeds table first."""
+    """The ranked table as Markdown, best first; with repeats, the over-seeds table first.
+
+    ``others``: trials of grid points the file no longer has, said in one line.
+    """
     lines = [f"# {title}", ""]
     if repeated(summaries):
         lines += [
@@ -168,6 +181,8 @@ def write_table_md(
         "Ranked by final test accuracy; diverged, pruned and failed trials are listed last, "
         "unranked.",
     ]
+    if others:
+        lines.append(also_holds(others))
     with replacing(path) as temporary:
         temporary.write_text("\n".join(lines) + "\n")
 
@@ -191,7 +206,7 @@ def draw_pictures(
 ) -> list[Path]:
     """Every picture of the results folder, in the order the HTML report shows them."""
     for old in folder.glob("*.png"):  # a picture that no longer applies must not linger
-        old.unlink()
+        old.unlink(missing_ok=True)
     pictures = plot_curves(records, folder)
     if repeated(summaries):
         pictures.append(plot_mean_curves(summaries, folder / "mean_test_accuracy.png"))
@@ -209,6 +224,7 @@ def write_html(
     summaries: Sequence[ConfigSummary],
     pictures: Sequence[Path],
     config: object,
+    others: int = 0,
 ) -> None:
     """``report.html``: one self-contained page (images embedded, no network)."""
 
@@ -224,6 +240,8 @@ def write_html(
     parts.append(
         "<p>" + html.escape(", ".join(f"{n} {s}" for s, n in sorted(counts.items()))) + "</p>"
     )
+    if others:
+        parts.append(f"<p class=note>{html.escape(also_holds(others))}</p>")
     if repeated(summaries):
         parts += [
             "<h2>Configurations over seeds</h2>",
@@ -255,15 +273,20 @@ def write_html(
 
 
 def write_results(study: optuna.Study, folder: Path, title: str) -> list[TrialRecord]:
-    """Every derived file of the results folder, rebuilt from the study alone."""
-    records = collect(study)
-    summaries = summarize(records)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_trials_csv(records, folder / "trials.csv")
-    write_history_csv(records, folder / "history.csv")
-    write_table_md(records, folder / "table.md", title, summaries)
-    pictures = draw_pictures(study, records, summaries, folder / "curves")
-    write_html(
-        folder / "report.html", title, records, summaries, pictures, study.user_attrs.get("config")
-    )
+    """Every derived file of the results folder, rebuilt from the study alone.
+
+    Under the folder's lock (`folder_lock`), from reading the study to the last file: several
+    workers finishing one sweep write the folder one after the other, and the last one's
+    reading of the study is the folder's, whole.
+    """
+    with folder_lock(folder):
+        records = collect(study)
+        others = outside_grid(study)
+        summaries = summarize(records)
+        write_trials_csv(records, folder / "trials.csv")
+        write_history_csv(records, folder / "history.csv")
+        write_table_md(records, folder / "table.md", title, summaries, others)
+        pictures = draw_pictures(study, records, summaries, folder / "curves")
+        config = study.user_attrs.get("config")
+        write_html(folder / "report.html", title, records, summaries, pictures, config, others)
     return records

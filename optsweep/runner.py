@@ -4,10 +4,18 @@ The flow is the architecture's: expand the grid, enqueue what is not done yet, p
 of compatible waiting trials, train each batch together, tell the study, and rebuild the
 results folder from the study. Re-running the same command resumes: completed and diverged
 grid points are never trained again; interrupted or failed ones are.
+
+A study's trials mean what its data, model and training settings made them; a later run
+whose file changes one of those is refused (`check_same_meaning`) rather than handed the old
+results, unless ``--new`` starts the study over (`start_over`). Optimizer blocks, their
+fixed values, grids and schedules, and seeds are part of each trial's key: changing them
+adds or removes grid points, and the tables show the file's current grid.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import platform
 import subprocess
 from collections.abc import Mapping
@@ -33,10 +41,10 @@ from optsweep.engine import (
     resolve_device,
     train_batch,
 )
-from optsweep.files import replacing
-from optsweep.models import BatchedModel, build_model
+from optsweep.files import folder_lock, replacing
+from optsweep.models import BatchedModel, build_model, resolved_options
 from optsweep.progress import Finished, Progress
-from optsweep.records import TrialRecord, trial_label
+from optsweep.records import GRID_KEYS, TrialRecord, fmt, trial_label
 from optsweep.report import write_results
 
 # At most this many per-step losses are stored per trial (evenly thinned).
@@ -49,6 +57,18 @@ class Interrupted(Exception):
     def __init__(self, done: int, total: int) -> None:
         super().__init__(f"{done} of {total} trials done")
         self.done, self.total = done, total
+
+
+class ConfigChangedError(Exception):
+    """The config changes what the study's trials mean (data, model or training settings)."""
+
+
+# The study user attribute recording what the study's trials mean (`trial_meaning`).
+MEANING = "trial_meaning"
+# Training settings that do not change a trial's result: where and in what chunks it runs,
+# how its history is thinned, and the seeds (each seed is part of its trials' keys: a
+# changed list adds or removes grid points).
+NOT_MEANING = ("device", "eval_batch_size", "log_every", "trials_per_batch", "seeds")
 
 
 @dataclass(frozen=True)
@@ -90,10 +110,109 @@ def provenance() -> dict[str, Any]:
 
 
 def write_config(spec: SweepSpec, folder: Path) -> None:
-    """``config.yaml``: the resolved config (after --set) and its provenance."""
+    """``config.yaml``: the resolved config (after --set) and its provenance.
+
+    Under the folder's lock, as the results files (`report.write_results`)."""
     text = yaml.safe_dump({**spec.raw, "provenance": provenance()}, sort_keys=False)
-    with replacing(folder / "config.yaml") as temporary:
+    with folder_lock(folder), replacing(folder / "config.yaml") as temporary:
         temporary.write_text(text)
+
+
+def trial_meaning(spec: SweepSpec) -> dict[str, Any]:
+    """What every trial of the sweep shares that changes its result, by YAML key path.
+
+    Dataset, subset, model (name and options, defaults filled in: ``model: mlp`` and
+    ``{name: mlp, hidden: [128]}`` mean the same) and the training settings but those in
+    `NOT_MEANING`. Values as the study gives them back (lists, not tuples).
+    """
+    try:
+        options = resolved_options(spec.model.name, spec.model.options)
+    except ValueError:  # a bad option fails when the model is built, with its own message
+        options = dict(spec.model.options)
+    train = dataclasses.asdict(spec.train)
+    record = {
+        "dataset": spec.dataset,
+        "subset.train": spec.subset_train,
+        "subset.test": spec.subset_test,
+        "model.name": spec.model.name,
+        **{f"model.{name}": value for name, value in options.items()},
+        **{f"train.{name}": value for name, value in train.items() if name not in NOT_MEANING},
+    }
+    return json.loads(json.dumps(record, default=str))
+
+
+def _shown(value: Any) -> str:
+    """A config value as YAML writes it in flow style (``null``, ``true``, ``[128, 64]``)."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return fmt(value)
+
+
+def _where(storage: str) -> str:
+    """The storage as a user named it: a SQLite file's path, else the redacted URL."""
+    prefix = "sqlite:///"
+    if not storage.startswith(prefix):
+        return studies.redact(storage)
+    path = Path(storage[len(prefix) :])
+    return str(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
+
+
+def check_same_meaning(
+    study: optuna.Study, spec: SweepSpec, storage: str, *, remedy: str | None = None
+) -> None:
+    """Refuse a config that changes what the study's trials mean; else record its meaning.
+
+    The meaning (`trial_meaning`) is stored in the study's ``trial_meaning`` attribute the
+    first time; a study without it (created before optsweep recorded it) takes this
+    config's. Settings only one side records (another optsweep version) are not compared.
+    ``remedy`` ends the message (default: ``--new``, or another results folder or name).
+    Not under a lock: two runs of different configs creating one study in the same instant
+    may both pass (the later record stays); any later run is checked against it.
+
+    Raises:
+        ConfigChangedError: one line naming each setting that changed, old and new value.
+    """
+    wanted = trial_meaning(spec)
+    found = study.user_attrs.get(MEANING)
+    if isinstance(found, dict):
+        changed = [
+            f"{path} = {_shown(found[path])}, this config says {_shown(value)}"
+            for path, value in wanted.items()
+            if path in found and found[path] != value
+        ]
+        if changed:
+            if remedy is None:
+                other = "name" if studies.is_shared(storage) else "--out or name"
+                remedy = f"add --new to start the study over, or give another {other}"
+            raise ConfigChangedError(
+                f"study {study.study_name} in {_where(storage)} was trained with "
+                + ", and with ".join(changed)
+                + f"; {remedy}"
+            )
+    if found != wanted:
+        study.set_user_attr(MEANING, wanted)
+
+
+def store_grid_keys(study: optuna.Study, trials: list[TrialSpec]) -> None:
+    """Record the file's current grid in the study: its tables show those points only."""
+    keys = [t.key for t in trials]
+    if study.user_attrs.get(GRID_KEYS) != keys:
+        study.set_user_attr(GRID_KEYS, keys)
+
+
+def start_over(name: str, storage: str, liveness: studies.Liveness | None = None) -> bool:
+    """``--new``: delete the study ``name`` from ``storage`` when there is one.
+
+    Returns whether a study was deleted. Raises `StorageError` when the storage cannot be
+    opened.
+    """
+    backend = studies.open_storage(storage, liveness)
+    if name not in optuna.get_all_study_names(backend):
+        return False
+    optuna.delete_study(study_name=name, storage=backend)
+    return True
 
 
 def _thin(steps: list[int], losses: list[float]) -> tuple[list[int], list[float]]:
@@ -140,6 +259,10 @@ def run_sweep(
     On a shared storage (PostgreSQL) this process is one worker among any number: it returns
     once no grid point is waiting or running anywhere. ``write=False`` (a worker without
     ``--out``) leaves the results folder alone.
+
+    Raises:
+        ConfigChangedError: the study's trials were trained with other data, model or
+            training settings (`check_same_meaning`); nothing is stored or written then.
     """
     folder = results_folder(spec, out)
     if write:
@@ -147,9 +270,11 @@ def run_sweep(
     storage = storage or studies.sqlite_url(folder)
     workbench = prepare_in_background(spec, data_dir, device)
     study = studies.open_study(spec.name, storage, liveness)
+    check_same_meaning(study, spec, storage)  # before anything of this config is stored
     trials = expand(spec)
     studies.store_config(study, spec)  # first: a worker joining needs only the storage
     synced = studies.sync_grid(study, trials)
+    store_grid_keys(study, trials)
     if write:
         write_config(spec, folder)
     specs = {t.key: t for t in trials}
