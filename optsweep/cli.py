@@ -246,6 +246,7 @@ def init(
     set_: SetOpt = None,
 ) -> None:
     """Put a sweep into a shared study (config + grid, once), for workers to train."""
+    from optsweep.runner import ConfigChangedError
     from optsweep.study import StorageError, is_shared, redact
     from optsweep.worker import init_sweep
 
@@ -255,7 +256,7 @@ def init(
         then = f"optsweep worker --storage {redact(storage)} --study {spec.name}"
         if not is_shared(storage):
             then = f"optsweep run {config} --storage {storage} (one process on SQLite)"
-    except StorageError as error:
+    except (StorageError, ConfigChangedError) as error:
         raise fail(str(error)) from None
     out_console.print(
         f"study {spec.name}: {synced.total} trials, {synced.done} done, {synced.enqueued} "
@@ -324,27 +325,33 @@ def search(
     storage: StorageOpt = None,
     set_: SetOpt = None,
     quiet: QuietOpt = False,
+    workers: WorkersOpt = 1,
+    heartbeat: HeartbeatOpt = 10,
+    grace: GraceOpt = 60,
 ) -> None:
-    """Search the file's space with Optuna (grid lists → choices, {low, high} → ranges)."""
+    """Search the file's space with Optuna (grid lists → choices, {low, high} → ranges).
+
+    With --storage postgresql://… the same command on several machines (or --workers N, or
+    optsweep worker) shares one study and one budget of --trials.
+    """
     from optsweep.progress import make_progress
     from optsweep.search import run_search
     from optsweep.study import storage_url
+    from optsweep.worker import check_workers, search_with_workers
 
     spec = load_or_exit(config, set_, search=True)
+    liveness = liveness_or_exit(heartbeat, grace)
     progress = make_progress(out_console, quiet)
+    options = {"trials": trials, "out": out, "data_dir": data_dir, "device": device}
+    options |= {"new": new, "liveness": liveness}
     with one_line_errors(f"run the same command to continue: {same_command()}"):
         if storage is not None:
             storage_url(storage)
-        result = run_search(
-            spec,
-            progress,
-            trials=trials,
-            out=out,
-            storage=storage,
-            data_dir=data_dir,
-            device=device,
-            new=new,
-        )
+        check_workers(storage, workers)
+        if workers > 1:
+            result = search_with_workers(spec, progress, workers, storage=storage, **options)
+        else:
+            result = run_search(spec, progress, storage=storage, **options)
     show_result(result, spec.name, quiet)
 
 
@@ -473,5 +480,12 @@ def trajectories(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM is handled as Ctrl-C: a worker stopped by a batch
+    scheduler hands back its trials instead of leaving them RUNNING."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
     app()

@@ -1400,6 +1400,12 @@ def make_trial(block: OptimizerBlock, params: Mapping[str, Any], seed: int) -> T
     return _trial(block, given, registry.resolve(block.name, block.semantics, given), seed)
 
 
+def configuration_key(block: OptimizerBlock, params: Mapping[str, Any]) -> str:
+    """The key of ``block`` at ``params`` over every seed: a trial's key without its seed
+    (what a search trains once per seed, and what makes two suggestions the same)."""
+    return _trial_key(block, {**block.fixed, **params}, None)
+
+
 def _resolve(
     block: OptimizerBlock, point: dict[str, Any], report: _Report | None
 ) -> tuple[dict[str, Any], dict[str, Any] | ValueError]:

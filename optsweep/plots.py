@@ -302,6 +302,9 @@ def plot_search(study: Any, folder: Path) -> list[Path]:
     written = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # PED-ANOVA and the legend warn of short searches (few trials per regime, one
+        # parameter): the pictures are still right, the warnings only clutter the terminal
+        warnings.simplefilter("ignore", UserWarning)
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if complete:
             ax = optuna_plots.plot_optimization_history(study)

@@ -6,6 +6,7 @@ read those records, so they are tested without training or pixels.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class TrialRecord:
     steps: list[int] = field(default_factory=list)
     step_losses: list[float] = field(default_factory=list)
     seconds: float = math.nan
+    duplicate_of: int | None = None  # a search's repeated point: the trial it copies
 
     @property
     def final_test_accuracy(self) -> float:
@@ -72,6 +74,7 @@ class TrialRecord:
             "seed": self.seed,
             **self.params,
             **{name: getattr(self, name) for name in METRIC_COLUMNS},
+            **({} if self.duplicate_of is None else {"duplicate_of": self.duplicate_of}),
         }
 
 
@@ -87,6 +90,27 @@ def fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def search_records(frozen: FrozenTrial) -> list[TrialRecord]:
+    """A search trial's records: one per seed it trained (``runs``), each with the
+    configuration's status; one record for a trial that trained nothing (an invalid
+    combination) or was written before searches trained several seeds."""
+    single = record_of(frozen)
+    runs = frozen.user_attrs.get("runs")
+    if not runs:
+        return [single]
+    return [
+        dataclasses.replace(
+            single,
+            seed=int(run["seed"]),
+            epochs=list(run.get("epochs", [])),
+            steps=list(run.get("steps", [])),
+            step_losses=list(run.get("step_losses", [])),
+            seconds=float(run.get("seconds", math.nan)),
+        )
+        for run in runs
+    ]
+
+
 def record_of(frozen: FrozenTrial) -> TrialRecord:
     """A `TrialRecord` from a finished (or failed) Optuna trial."""
     attrs = frozen.user_attrs
@@ -97,13 +121,14 @@ def record_of(frozen: FrozenTrial) -> TrialRecord:
         trial=frozen.number,
         optimizer=attrs.get("optimizer", frozen.params.get("optimizer", "?")),
         semantics=attrs.get("semantics", frozen.params.get("semantics", "?")),
-        seed=int(attrs.get("seed", -1)),
+        seed=int(attrs.get("seed", (attrs.get("seeds") or [-1])[0])),
         params=params,
         status=status_of(frozen),
         epochs=list(attrs.get("epochs", [])),
         steps=list(attrs.get("steps", [])),
         step_losses=list(attrs.get("step_losses", [])),
         seconds=float(attrs.get("seconds", math.nan)),
+        duplicate_of=attrs.get("duplicate_of"),
     )
 
 
@@ -139,10 +164,11 @@ def collect(study: optuna.Study) -> list[TrialRecord]:
     """A grid: one record per grid point of the file's current grid (its final attempt). A
     search: every trial asked."""
     if study.user_attrs.get("mode") == "search":
-        trials = [
-            t
+        return [
+            record
             for t in study.get_trials(deepcopy=False)
             if status_of(t) not in ("waiting", "running", "interrupted")
+            for record in search_records(t)
         ]
     else:
         trials = grid_split(study)[0]

@@ -36,6 +36,8 @@ from optsweep.stats import METHOD, ConfigSummary, summarize
 def write_trials_csv(records: Sequence[TrialRecord], path: Path) -> None:
     """One row per trial: identity, parameters under their YAML names, metrics."""
     columns = [*LEADING_COLUMNS, *varying_params(records), *METRIC_COLUMNS]
+    if any(r.duplicate_of is not None for r in records):  # a search that repeated a point
+        columns.append("duplicate_of")
     with replacing(path) as temporary, temporary.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
@@ -95,8 +97,10 @@ def table_rows(records: Sequence[TrialRecord]) -> tuple[list[str], list[list[str
 
 
 def status_text(record: TrialRecord) -> str:
-    """``complete``, ``diverged``, or ``pruned (epoch 1)`` with the epochs it reached."""
-    return f"pruned (epoch {len(record.epochs)})" if record.status == "pruned" else record.status
+    """``complete``, ``diverged``, or ``pruned (epoch 1)`` with the epochs it reached; a
+    search's repeated point adds ``copy of #N``."""
+    text = f"pruned (epoch {len(record.epochs)})" if record.status == "pruned" else record.status
+    return text if record.duplicate_of is None else f"{text}, copy of #{record.duplicate_of}"
 
 
 def repeated(summaries: Sequence[ConfigSummary]) -> bool:

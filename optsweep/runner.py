@@ -168,12 +168,19 @@ def check_same_meaning(
     first time; a study without it (created before optsweep recorded it) takes this
     config's. Settings only one side records (another optsweep version) are not compared.
     ``remedy`` ends the message (default: ``--new``, or another results folder or name).
-    Not under a lock: two runs of different configs creating one study in the same instant
-    may both pass (the later record stays); any later run is checked against it.
+    Under the study's lock, so two runs of different configs starting one PostgreSQL study
+    at once cannot both pass.
 
     Raises:
         ConfigChangedError: one line naming each setting that changed, old and new value.
     """
+    with studies.study_lock(study):
+        _check_same_meaning(study, spec, storage, remedy)
+
+
+def _check_same_meaning(
+    study: optuna.Study, spec: SweepSpec, storage: str, remedy: str | None
+) -> None:
     wanted = trial_meaning(spec)
     found = study.user_attrs.get(MEANING)
     if isinstance(found, dict):
@@ -206,11 +213,18 @@ def start_over(name: str, storage: str, liveness: studies.Liveness | None = None
     """``--new``: delete the study ``name`` from ``storage`` when there is one.
 
     Returns whether a study was deleted. Raises `StorageError` when the storage cannot be
-    opened.
+    opened, or while other workers are live on the study (it would be deleted under them).
     """
+    liveness = liveness or studies.Liveness()
     backend = studies.open_storage(storage, liveness)
     if name not in optuna.get_all_study_names(backend):
         return False
+    live = studies.live_workers(optuna.load_study(study_name=name, storage=backend), liveness.grace)
+    if live:
+        raise studies.StorageError(
+            f"--new would delete study {name} under {len(live)} live worker(s) "
+            f"({', '.join(sorted(live))}); stop them first or give the sweep another name"
+        )
     optuna.delete_study(study_name=name, storage=backend)
     return True
 
@@ -220,7 +234,8 @@ def _thin(steps: list[int], losses: list[float]) -> tuple[list[int], list[float]
     return steps[::stride], losses[::stride]
 
 
-def _attrs(outcome: TrialOutcome, batch_size: int) -> dict[str, Any]:
+def outcome_attrs(outcome: TrialOutcome, batch_size: int) -> dict[str, Any]:
+    """A trained trial's curves and times, as stored in the study's user attributes."""
     steps, losses = _thin(outcome.steps, outcome.step_losses)
     return {
         "epochs": [vars(e) for e in outcome.epochs],
@@ -391,7 +406,7 @@ def train_claimed(
     finished = []
     for trial, trial_spec, outcome in zip(trials, specs, outcomes, strict=True):
         accuracy = outcome.epochs[-1].test_accuracy if outcome.epochs else float("nan")
-        attrs = {**identity(trial_spec), **_attrs(outcome, len(specs))}
+        attrs = {**identity(trial_spec), **outcome_attrs(outcome, len(specs))}
         studies.finish(study, trial, outcome.status, accuracy, attrs)
         finished.append(Finished(label_of(trial_spec), outcome.status, accuracy))
     progress.finished(finished)

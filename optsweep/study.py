@@ -25,6 +25,7 @@ Trial outcomes (user attribute ``status``):
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import math
@@ -34,7 +35,7 @@ import threading
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,13 +51,11 @@ from optuna.distributions import (
 )
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.storages import RDBStorage
-from optuna.storages._heartbeat import is_heartbeat_enabled
-from optuna.storages._rdb import models
-from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, Trial, TrialState
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from optsweep import optuna_private as private
 from optsweep.config import SweepSpec, TrialSpec
 from optsweep.optim.registry import OPTIMIZERS, SEMANTICS
 
@@ -76,20 +75,19 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "connect")
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    """SQLite studies: write-ahead log and fsync at checkpoints only.
+    """SQLite studies: write-ahead log and fsync at checkpoints only (on each connection of
+    the study's own engine, `open_storage`).
 
     Optuna commits every user attribute on its own; with SQLite's defaults each commit waits
     for an fsync. WAL with ``synchronous=NORMAL`` still survives a killed process (only an
     OS crash can lose the last commits) and halved the time to tell 32 trials with 10
     attributes each (0.86 s → 0.48 s, measured here).
     """
-    if type(connection).__module__ == "sqlite3":
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 @dataclass(frozen=True)
@@ -176,7 +174,7 @@ def _reason(error: BaseException) -> str:
     return text[0].strip() if text else type(error).__name__
 
 
-def _is_transient(error: BaseException) -> bool:
+def is_transient(error: BaseException) -> bool:
     """A lost or refused database connection (worth retrying), not a bad request."""
     seen: BaseException | None = error
     while seen is not None:
@@ -200,7 +198,7 @@ def retrying(call: Callable[..., T], *args: Any, patience: float, **kwargs: Any)
         try:
             return call(*args, **kwargs)
         except Exception as error:
-            if not _is_transient(error) or time.monotonic() > deadline:
+            if not is_transient(error) or time.monotonic() > deadline:
                 raise
             log.warning("storage unreachable (%s); retrying in %.1f s", _reason(error), delay)
             time.sleep(delay)
@@ -243,7 +241,11 @@ def open_storage(url: str, liveness: Liveness | None = None) -> RDBStorage:
     try:
         with _setup_lock(url), warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, **options)
+            storage = RDBStorage(url, **options)
+        if storage.engine.dialect.name == "sqlite":
+            sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
+            storage.engine.dispose()  # the connections Optuna opened so far had no pragmas
+        return storage
     except ImportError:
         raise StorageError(
             f"cannot open the storage {redact(given)}: its database driver is not installed "
@@ -289,20 +291,95 @@ def load_study(storage: str, name: str | None, liveness: Liveness | None = None)
     return optuna.load_study(study_name=name, storage=backend)
 
 
-def _backend(study: optuna.Study) -> Any:
-    """The storage under Optuna's cache wrapper."""
-    return getattr(study._storage, "_backend", study._storage)
+def heartbeats_on(study: optuna.Study) -> bool:
+    """Whether the study's storage records heartbeats (PostgreSQL as optsweep opens it)."""
+    return private.heartbeats_on(study)
+
+
+def storage_of(study: optuna.Study) -> str:
+    """The URL of the study's storage (password included: for the caller's own use)."""
+    backend = private.backend(study)
+    return str(backend.url) if isinstance(backend, RDBStorage) else repr(backend)
+
+
+# Workers that joined a study on a shared storage and when each was last seen: optsweep's own
+# table in the study's database (Optuna keeps no list of workers). A worker between two
+# batches holds no RUNNING trial, so heartbeats alone cannot tell that it is still there.
+_WORKERS = sqlalchemy.Table(
+    "optsweep_workers",
+    sqlalchemy.MetaData(),
+    sqlalchemy.Column("study_id", sqlalchemy.Integer, primary_key=True),
+    sqlalchemy.Column("worker", sqlalchemy.String(255), primary_key=True),
+    sqlalchemy.Column("seen", sqlalchemy.DateTime, nullable=False),
+)
+
+
+def mark_alive(study: optuna.Study) -> None:
+    """Record that this worker is working on the study now (shared storage only)."""
+    if not shared(study):
+        return
+    engine = private.backend(study).engine
+    row = {
+        "study_id": private.study_id(study),
+        "worker": worker_id(),
+        "seen": sqlalchemy.func.now(),
+    }
+    insert = pg_dialect.insert(_WORKERS).values(row)
+    upsert = insert.on_conflict_do_update(
+        index_elements=[_WORKERS.c.study_id, _WORKERS.c.worker], set_={"seen": row["seen"]}
+    )
+    with engine.begin() as connection:
+        _WORKERS.create(connection, checkfirst=True)
+        connection.execute(upsert)
+
+
+def mark_gone(study: optuna.Study) -> None:
+    """This worker has left the study (best effort: a killed one simply stops being seen)."""
+    if not shared(study):
+        return
+    delete = _WORKERS.delete().where(
+        _WORKERS.c.study_id == private.study_id(study), _WORKERS.c.worker == worker_id()
+    )
+    try:
+        with private.backend(study).engine.begin() as connection:
+            connection.execute(delete)
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        log.debug("not marked gone: %s", _reason(error))
+
+
+def live_workers(study: optuna.Study, within: float) -> set[str]:
+    """Other workers (``host:pid``) seen on the study in the last ``within`` seconds, or
+    holding RUNNING trials whose heartbeats are fresh (shared storage; none on SQLite)."""
+    if not private.heartbeats_on(study):
+        return set()
+    stale = set(private.stale_trial_ids(study))
+    live = {
+        str(t.user_attrs.get("worker", "?"))
+        for t in private.storage(study).get_all_trials(
+            private.study_id(study), deepcopy=False, states=(TrialState.RUNNING,)
+        )
+        if private.trial_id(t) not in stale
+    }
+    recent = sqlalchemy.literal_column(f"now() - interval '{float(within)} seconds'")
+    query = sqlalchemy.select(_WORKERS.c.worker).where(
+        _WORKERS.c.study_id == private.study_id(study), _WORKERS.c.seen > recent
+    )
+    with private.backend(study).engine.connect() as connection:
+        if sqlalchemy.inspect(connection).has_table(_WORKERS.name):
+            live |= set(connection.execute(query).scalars())
+    return live - {worker_id()}
 
 
 def shared(study: optuna.Study) -> bool:
     """Whether the study lives where several workers may share it."""
-    backend = _backend(study)
+    backend = private.backend(study)
     return isinstance(backend, RDBStorage) and backend.engine.dialect.name in SHARED_DIALECTS
 
 
 @contextmanager
-def grid_lock(study: optuna.Study) -> Iterator[None]:
-    """Only one process at a time enqueues grid points of this study (PostgreSQL).
+def study_lock(study: optuna.Study) -> Iterator[None]:
+    """Only one process at a time changes what this study holds to do (PostgreSQL): enqueues
+    grid points, or (a search) counts the budget and asks new trials.
 
     A session-level advisory lock on its own connection; a killed holder's lock ends with its
     connection. Elsewhere (SQLite, one process) it does nothing.
@@ -310,8 +387,8 @@ def grid_lock(study: optuna.Study) -> Iterator[None]:
     if not shared(study):
         yield
         return
-    key = {"a": LOCK_CLASS, "b": study._study_id}
-    with _backend(study).engine.connect() as connection:
+    key = {"a": LOCK_CLASS, "b": private.study_id(study)}
+    with private.backend(study).engine.connect() as connection:
         connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:a, :b)"), key)
         connection.commit()
         try:
@@ -383,7 +460,7 @@ def sync_grid(
     With ``exclusive`` (the default on SQLite: one process), a RUNNING trial found here was
     left behind by a killed run: it is marked ``interrupted`` and its grid point enqueued
     again. On a shared storage a RUNNING trial belongs to a live worker, or will be reaped by
-    `reap_stale` when its heartbeats stop; the whole check-and-enqueue runs under `grid_lock`,
+    `reap_stale` when its heartbeats stop; the whole check-and-enqueue runs under `study_lock`,
     so workers starting at once enqueue each point once. Without ``retry_failed`` only points
     never enqueued or whose latest trial was ``interrupted`` are enqueued (what workers do
     mid-sweep; a ``failed`` point is retried by the next run, not in a loop). Points are
@@ -391,7 +468,7 @@ def sync_grid(
     """
     if exclusive is None:
         exclusive = not shared(study)
-    with grid_lock(study):
+    with study_lock(study):
         done: set[str] = set()
         live: set[str] = set()
         latest: dict[str, tuple[int, str]] = {}
@@ -400,7 +477,7 @@ def sync_grid(
             key = frozen.user_attrs.get("key")
             status = status_of(frozen)
             if status == "running" and exclusive:
-                fail_trial(study, frozen._trial_id, "interrupted")
+                fail_trial(study, private.trial_id(frozen), "interrupted")
                 status = "interrupted"
                 requeued += 1
             if status in FINAL_STATUSES:
@@ -463,7 +540,7 @@ def pop_batch(
     """
     claimed: list[tuple[Trial, TrialSpec]] = []
     wanted: str | None = None
-    beating = is_heartbeat_enabled(study._storage)
+    beating = private.heartbeats_on(study)
     waiting = [(i, key, batch) for i, key, batch in _waiting(study) if (key or "") in specs]
     if share and waiting:
         oldest = waiting[0][2]
@@ -473,9 +550,11 @@ def pop_batch(
             continue
         spec = specs[key or ""]
         if beating:
-            study._storage.record_heartbeat(trial_id)
+            private.storage(study).record_heartbeat(trial_id)
         try:
-            if not study._storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+            if not private.storage(study).set_trial_state_values(
+                trial_id, state=TrialState.RUNNING
+            ):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
@@ -484,7 +563,7 @@ def pop_batch(
         except UpdateFinishedTrialError:  # this worker stalled mid-claim and was reaped
             continue
         wanted = trial_batch
-        claimed.append((Trial(study, trial_id), spec))
+        claimed.append((private.trial_of(study, trial_id), spec))
         if len(claimed) >= limit:
             break
     return claimed
@@ -496,23 +575,25 @@ def _waiting(study: optuna.Study) -> list[tuple[int, str | None, str | None]]:
     On an RDB storage one light query of ids and two attributes: loading whole trials, as
     ``get_all_trials`` does, costs a hundred times more on a big grid, at every pop.
     """
-    backend = _backend(study)
+    backend = private.backend(study)
     if not isinstance(backend, RDBStorage):
         return [
-            (t._trial_id, t.user_attrs.get("key"), t.user_attrs.get("batch_key"))
-            for t in study._storage.get_all_trials(
-                study._study_id, deepcopy=False, states=(TrialState.WAITING,)
+            (private.trial_id(t), t.user_attrs.get("key"), t.user_attrs.get("batch_key"))
+            for t in private.storage(study).get_all_trials(
+                private.study_id(study), deepcopy=False, states=(TrialState.WAITING,)
             )
         ]
-    trials = models.TrialModel.__table__
-    key = models.TrialUserAttributeModel.__table__.alias("k")
-    batch = models.TrialUserAttributeModel.__table__.alias("b")
+    trials = private.TRIALS
+    key = private.TRIAL_USER_ATTRS.alias("k")
+    batch = private.TRIAL_USER_ATTRS.alias("b")
     query = (
         sqlalchemy.select(trials.c.trial_id, key.c.value_json, batch.c.value_json)
         .select_from(trials)
         .outerjoin(key, (key.c.trial_id == trials.c.trial_id) & (key.c.key == "key"))
         .outerjoin(batch, (batch.c.trial_id == trials.c.trial_id) & (batch.c.key == "batch_key"))
-        .where(trials.c.study_id == study._study_id, trials.c.state == TrialState.WAITING.name)
+        .where(
+            trials.c.study_id == private.study_id(study), trials.c.state == TrialState.WAITING.name
+        )
         .order_by(trials.c.trial_id)
     )
     with backend.engine.connect() as connection:
@@ -552,7 +633,7 @@ def _record_claim(study: optuna.Study, trial_id: int, spec: TrialSpec) -> None:
     storage itself, past Optuna's per-process cache, which knows only the trials this process
     has listed (`_waiting` lists them without it).
     """
-    backend = _backend(study)
+    backend = private.backend(study)
     params = []
     for name, value in grid_params(spec).items():
         if name == "optimizer":
@@ -563,15 +644,11 @@ def _record_claim(study: optuna.Study, trial_id: int, spec: TrialSpec) -> None:
             distribution = _point(value)
         params.append((name, distribution.to_internal_repr(value), distribution))
     if not isinstance(backend, RDBStorage):
-        study._storage.set_trial_user_attr(trial_id, "worker", worker_id())
+        private.storage(study).set_trial_user_attr(trial_id, "worker", worker_id())
         for name, internal, distribution in params:
             backend.set_trial_param(trial_id, name, internal, distribution)
         return
-    with _create_scoped_session(backend.scoped_session) as session:
-        user_attr = models.TrialUserAttributeModel
-        backend._set_trial_attr_without_commit(session, user_attr, trial_id, "worker", worker_id())
-        for name, internal, distribution in params:
-            backend._set_trial_param_without_commit(session, trial_id, name, internal, distribution)
+    private.write_claim(study, trial_id, {"worker": worker_id()}, params)
 
 
 def report_epoch(trial: Trial, epoch: int, test_accuracy: float) -> None:
@@ -594,6 +671,7 @@ def finish(
     attrs: Mapping[str, Any],
     *,
     patience: float | None = None,
+    grid: bool = True,
 ) -> bool:
     """Store the trial's history and outcome; see the module docstring for statuses.
 
@@ -603,15 +681,16 @@ def finish(
 
     Returns:
         False when the result was dropped: the trial was no longer RUNNING (a reaper failed
-        it after its worker stalled, and its grid point went to another worker), or it is a
-        grid point that already has a COMPLETE trial. Nothing is then written.
+        it after its worker stalled, and its grid point went to another worker), or (with
+        ``grid``) it is a grid point that already has a COMPLETE trial. Nothing is then
+        written. A search keeps its repeated points apart itself (``grid=False``).
     """
     if status == "complete" and (value is None or not math.isfinite(value)):
         status = "diverged"
     patience = Liveness().patience if patience is None else patience
-    kept = retrying(_finish, study, trial, status, value, attrs, patience=patience)
+    kept = retrying(_finish, study, trial, status, value, attrs, grid, patience=patience)
     if not kept:
-        log.warning("trial %d: result dropped; its grid point is trained elsewhere", trial.number)
+        log.warning("trial %d: result dropped; its point is trained elsewhere", trial.number)
     return kept
 
 
@@ -619,20 +698,29 @@ _STATE_OF = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
 
 
 def _finish(
-    study: optuna.Study, trial: Trial, status: str, value: float | None, attrs: Mapping[str, Any]
+    study: optuna.Study,
+    trial: Trial,
+    status: str,
+    value: float | None,
+    attrs: Mapping[str, Any],
+    grid: bool = True,
 ) -> bool:
-    frozen = study._storage.get_trial(trial._trial_id)
+    frozen = private.storage(study).get_trial(private.trial_id(trial))
     if frozen.state.is_finished():  # reaped; or told by our own attempt whose reply was lost
         return frozen.state == _STATE_OF.get(status, TrialState.FAIL) and (
             frozen.user_attrs.get("status") == status
         )
     key = frozen.user_attrs.get("key")
-    grid_point = "fixed_params" in frozen.system_attrs and key is not None  # enqueued, not asked
-    if status == "complete" and grid_point and _completed(study, key, other_than=trial._trial_id):
-        fail_trial(study, trial._trial_id, "duplicate")
+    grid_point = grid and "fixed_params" in frozen.system_attrs and key is not None
+    if (
+        status == "complete"
+        and grid_point
+        and _completed(study, key, other_than=private.trial_id(trial))
+    ):
+        fail_trial(study, private.trial_id(trial), "duplicate")
         return False
     try:
-        _set_user_attrs(study, trial._trial_id, {**attrs, "status": status})
+        set_user_attrs(study, private.trial_id(trial), {**attrs, "status": status})
         if status == "complete":
             study.tell(trial, value)
         elif status == "pruned":
@@ -651,7 +739,7 @@ def _finish(
 _UPSERTS = {"sqlite": sqlite_dialect.insert, "postgresql": pg_dialect.insert}
 
 
-def _set_user_attrs(study: optuna.Study, trial_id: int, attrs: Mapping[str, Any]) -> None:
+def set_user_attrs(study: optuna.Study, trial_id: int, attrs: Mapping[str, Any]) -> None:
     """Every user attribute of a RUNNING trial in one statement and one commit.
 
     Optuna's ``set_user_attr`` commits each attribute on its own after a lookup of the trial:
@@ -662,13 +750,13 @@ def _set_user_attrs(study: optuna.Study, trial_id: int, attrs: Mapping[str, Any]
     Raises:
         UpdateFinishedTrialError: the trial is no longer RUNNING.
     """
-    backend = _backend(study)
+    backend = private.backend(study)
     upsert = _UPSERTS.get(backend.engine.name) if isinstance(backend, RDBStorage) else None
     if upsert is None:  # another storage: Optuna's own calls
         for name, value in attrs.items():
-            study._storage.set_trial_user_attr(trial_id, name, value)
+            private.storage(study).set_trial_user_attr(trial_id, name, value)
         return
-    trials, table = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+    trials, table = private.TRIALS, private.TRIAL_USER_ATTRS
     rows = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
     insert = upsert(table).values(rows)
     statement = insert.on_conflict_do_update(
@@ -686,27 +774,27 @@ def fail_trial(study: optuna.Study, trial_id: int, status: str, error: str | Non
     """Mark a RUNNING trial FAIL with ``status``; False when it had finished already."""
     try:
         if error is not None:
-            study._storage.set_trial_user_attr(trial_id, "error", error)
-        study._storage.set_trial_user_attr(trial_id, "status", status)
-        return study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+            private.storage(study).set_trial_user_attr(trial_id, "error", error)
+        private.storage(study).set_trial_user_attr(trial_id, "status", status)
+        return private.storage(study).set_trial_state_values(trial_id, state=TrialState.FAIL)
     except UpdateFinishedTrialError:
         return False
 
 
 def _completed(study: optuna.Study, key: str, *, other_than: int) -> bool:
     """Whether grid point ``key`` has a COMPLETE trial besides ``other_than`` (one query)."""
-    backend = _backend(study)
+    backend = private.backend(study)
     if not isinstance(backend, RDBStorage):
         return any(
-            t.user_attrs.get("key") == key and t._trial_id != other_than
+            t.user_attrs.get("key") == key and private.trial_id(t) != other_than
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         )
-    trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+    trials, attrs = private.TRIALS, private.TRIAL_USER_ATTRS
     query = (
         sqlalchemy.select(trials.c.trial_id)
         .join(attrs, attrs.c.trial_id == trials.c.trial_id)
         .where(
-            trials.c.study_id == study._study_id,
+            trials.c.study_id == private.study_id(study),
             trials.c.state == TrialState.COMPLETE.name,
             trials.c.trial_id != other_than,
             attrs.c.key == "key",
@@ -718,35 +806,63 @@ def _completed(study: optuna.Study, key: str, *, other_than: int) -> bool:
         return connection.execute(query).first() is not None
 
 
-def reap_stale(study: optuna.Study) -> int:
-    """Fail, as ``interrupted``, the RUNNING trials whose heartbeat went stale; how many.
+def reap_stale(study: optuna.Study) -> list[int]:
+    """Fail, as ``interrupted``, the RUNNING trials whose worker is gone; their ids.
 
     Optuna's stale-trial rule (``fail_stale_trials``) for ask-and-tell workers: no heartbeat
-    for the storage's grace period. The owner, should it come back, finds its trial FAIL and
-    its result is dropped (`finish`). Does nothing without heartbeats (SQLite).
+    for the storage's grace period. Optuna never reaps a RUNNING trial that has no heartbeat
+    at all, which is what a worker killed between ``Study.ask`` and its first heartbeat
+    leaves: such a trial is reaped once it started twice the grace period ago. The owner,
+    should it come back, finds its trial FAIL and its result is dropped (`finish`). Does
+    nothing without heartbeats (SQLite).
     """
-    if not is_heartbeat_enabled(study._storage):
-        return 0
-    grace = _backend(study).grace_period
-    return sum(
-        fail_trial(
+    if not private.heartbeats_on(study):
+        return []
+    grace = private.backend(study).grace_period
+    stale = private.stale_trial_ids(study)
+    stale += _unbeaten_trial_ids(study, 2 * grace)
+    return [
+        trial_id
+        for trial_id in stale
+        if fail_trial(
             study, trial_id, "interrupted", f"no heartbeat for {grace} s: its worker was lost"
         )
-        for trial_id in study._storage._get_stale_trial_ids(study._study_id)
+    ]
+
+
+def _unbeaten_trial_ids(study: optuna.Study, seconds: float) -> list[int]:
+    """RUNNING trials with no heartbeat row that started more than ``seconds`` ago."""
+    trials, beats = private.TRIALS, private.TRIAL_HEARTBEATS
+    query = (
+        sqlalchemy.select(trials.c.trial_id, trials.c.datetime_start)
+        .outerjoin(beats, beats.c.trial_id == trials.c.trial_id)
+        .where(
+            trials.c.study_id == private.study_id(study),
+            trials.c.state == TrialState.RUNNING.name,
+            beats.c.trial_id.is_(None),
+        )
     )
+    with private.backend(study).engine.connect() as connection:
+        rows = connection.execute(query).all()
+    # Optuna writes datetime_start with the worker's clock (naive local time).
+    now = datetime.datetime.now()
+    return [i for i, start in rows if start is not None and (now - start).total_seconds() > seconds]
 
 
 class Heartbeat:
     """A thread recording the heartbeat of claimed trials every ``interval`` seconds.
 
     Optuna runs heartbeats only inside ``Study.optimize``; optsweep's workers claim trials
-    themselves, so they keep their own. A failed beat (database away) is skipped: the worst a
-    missed beat can do is let a reaper fail a live trial, whose grid point is then retrained.
+    themselves, so they keep their own. The set of trials may change while it runs (`add`,
+    `discard`: a search worker holds trials it trains and trials waiting for another's
+    result). A failed beat (database away) is skipped: the worst a missed beat can do is let
+    a reaper fail a live trial, whose point is then trained again.
     """
 
-    def __init__(self, study: optuna.Study, trial_ids: Sequence[int], interval: float) -> None:
-        self.storage = study._storage
-        self.trial_ids = list(trial_ids)
+    def __init__(self, study: optuna.Study, trial_ids: Iterable[int], interval: float) -> None:
+        self.storage = private.storage(study)
+        self._ids = set(trial_ids)
+        self._lock = threading.Lock()
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="optsweep-heartbeat", daemon=True)
@@ -758,6 +874,19 @@ class Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=1.0)
+
+    def add(self, trial_id: int) -> None:
+        with self._lock:
+            self._ids.add(trial_id)
+
+    def discard(self, trial_id: int) -> None:
+        with self._lock:
+            self._ids.discard(trial_id)
+
+    @property
+    def trial_ids(self) -> list[int]:
+        with self._lock:
+            return sorted(self._ids)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
@@ -771,8 +900,8 @@ class Heartbeat:
 
 def running_keys(study: optuna.Study, specs: Mapping[str, TrialSpec]) -> set[str]:
     """Grid points of ``specs`` being trained right now (by anyone)."""
-    running = study._storage.get_all_trials(
-        study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
+    running = private.storage(study).get_all_trials(
+        private.study_id(study), deepcopy=False, states=(TrialState.RUNNING,)
     )
     return {k for t in running if (k := t.user_attrs.get("key")) in specs}
 
@@ -792,7 +921,7 @@ def claim_batches(
     die), and ends when none runs and nothing more needs enqueueing. Every storage call is
     retried while the database is unreachable.
     """
-    if not is_heartbeat_enabled(study._storage):
+    if not private.heartbeats_on(study):
         while claimed := pop_batch(study, specs, limit):
             yield claimed
         return
@@ -805,18 +934,23 @@ def claim_batches(
     def top_up() -> int:
         return again(sync_grid, study, trials, exclusive=False, retry_failed=False).enqueued
 
-    while True:
-        if again(reap_stale, study):
-            top_up()
-        claimed = again(pop_batch, study, specs, limit, share=True)
-        if claimed:
-            with Heartbeat(study, [t._trial_id for t, _ in claimed], liveness.heartbeat):
-                yield claimed
-            continue
-        if again(running_keys, study, specs):
-            time.sleep(liveness.poll)
-        elif not top_up():  # catches points left by a reaper or worker that died mid-way
-            return
+    try:
+        while True:
+            again(mark_alive, study)  # so `run --new` elsewhere knows this worker is here
+            if again(reap_stale, study):
+                top_up()
+            claimed = again(pop_batch, study, specs, limit, share=True)
+            if claimed:
+                ids = [private.trial_id(t) for t, _ in claimed]
+                with Heartbeat(study, ids, liveness.heartbeat):
+                    yield claimed
+                continue
+            if again(running_keys, study, specs):
+                time.sleep(liveness.poll)
+            elif not top_up():  # catches points left by a reaper or worker that died mid-way
+                return
+    finally:
+        mark_gone(study)
 
 
 def final_trials(study: optuna.Study) -> list[FrozenTrial]:

@@ -3,10 +3,12 @@
 Optuna's RDB storage on PostgreSQL is the distributed engine; this module only wires it up.
 `init_sweep` puts the resolved config into the study and enqueues the grid (once, under an
 advisory lock, however many processes start at once). `work` is one worker: everything it
-needs — the config, the grid, the trials — comes from the storage; it pops batches, trains
-them with a heartbeat, reaps trials of dead workers and stops when no grid point is left
-waiting or running (`optsweep.study.claim_batches`). `run_with_workers` starts N local
-worker processes beside the calling one.
+needs — the config, the grid or the search's budget, the trials — comes from the storage. On
+a grid it pops batches, trains them with a heartbeat, reaps trials of dead workers and stops
+when no grid point is left waiting or running (`optsweep.study.claim_batches`); on a search
+it asks, trains and tells until the study's budget is met (`optsweep.search.search_worker`).
+`run_with_workers` and `search_with_workers` start N local worker processes beside the
+calling one.
 
 SQLite stays the storage of one process: popping an enqueued trial is not atomic there (8
 processes ran 42–60 of 200 trials twice), and Optuna has no heartbeats for the journal file,
@@ -15,9 +17,12 @@ so several workers on SQLite are refused (`check_workers`) rather than rerouted.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -26,7 +31,14 @@ import yaml
 from optsweep import study as studies
 from optsweep.config import SweepSpec, expand, load_sweep
 from optsweep.progress import Progress
-from optsweep.runner import RunResult, run_sweep
+from optsweep.runner import (
+    RunResult,
+    check_same_meaning,
+    run_sweep,
+    store_grid_keys,
+    write_config,
+)
+from optsweep.search import build_space, open_search_study, search_worker, study_name
 
 
 def check_workers(storage: str | None, workers: int) -> None:
@@ -52,11 +64,6 @@ def spec_from_study(study: optuna.Study) -> SweepSpec:
         ConfigError: the stored config no longer validates (another optsweep version).
     """
     raw = study.user_attrs.get("config")
-    if study.user_attrs.get("mode") == "search":
-        raise studies.StorageError(
-            f"study {study.study_name!r} is a search (optsweep search); workers train grid "
-            "sweeps only, run the search itself on each machine instead"
-        )
     if not isinstance(raw, dict):
         raise studies.StorageError(
             f"study {study.study_name!r} holds no optsweep config; create it with "
@@ -65,16 +72,25 @@ def spec_from_study(study: optuna.Study) -> SweepSpec:
     with tempfile.TemporaryDirectory(prefix="optsweep-") as folder:
         path = Path(folder) / f"{study.study_name}.yaml"
         path.write_text(yaml.safe_dump(raw, sort_keys=False))
-        return load_sweep(path)
+        return load_sweep(path, search=study.user_attrs.get("mode") == "search")
 
 
 def init_sweep(
     spec: SweepSpec, storage: str, liveness: studies.Liveness | None = None
 ) -> studies.SyncReport:
-    """Store the resolved config in the study and enqueue the grid points not done yet."""
+    """Store the resolved config in the study and enqueue the grid points not done yet.
+
+    Raises:
+        ConfigChangedError: the study was trained with other data, model or training.
+    """
     study = studies.open_study(spec.name, storage, liveness)
+    remedy = "give the sweep another name, or start it over with optsweep run --new"
+    check_same_meaning(study, spec, storage, remedy=remedy)
     studies.store_config(study, spec)
-    return studies.sync_grid(study, expand(spec))
+    trials = expand(spec)
+    synced = studies.sync_grid(study, trials)
+    store_grid_keys(study, trials)
+    return synced
 
 
 def work(
@@ -87,7 +103,8 @@ def work(
     liveness: studies.Liveness | None = None,
     out: Path | None = None,
 ) -> RunResult:
-    """One worker: train grid points of the study until none is waiting or running.
+    """One worker: train grid points of the study until none is waiting or running, or (a
+    search study) trials until the study's budget is met.
 
     With ``out`` it also writes the results folder when the sweep is done.
     """
@@ -100,6 +117,20 @@ def work(
     liveness = liveness or studies.Liveness()
     study = studies.load_study(storage, study_name, liveness)
     spec = spec_from_study(study)
+    if study.user_attrs.get("mode") == "search":
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+        return studies.retrying(
+            search_worker,
+            study,
+            spec,
+            progress,
+            patience=liveness.patience,
+            folder=out,
+            data_dir=data_dir,
+            device=device,
+            liveness=liveness,
+        )
     # Once it has joined, a worker outlives a database restart: a connection lost anywhere in
     # the sweep (not only in the calls that retry on their own) makes it join again; what it
     # had claimed is reaped by the others' grace period and retrained.
@@ -154,8 +185,7 @@ def run_with_workers(
     command = worker_command(
         storage, spec.name, data_dir=data_dir, device=device, liveness=liveness
     )
-    helpers = [subprocess.Popen(command) for _ in range(workers - 1)]
-    try:
+    with helper_processes(command, workers - 1):
         return run_sweep(
             spec,
             progress,
@@ -165,6 +195,64 @@ def run_with_workers(
             device=device,
             liveness=liveness,
         )
+
+
+def search_with_workers(
+    spec: SweepSpec,
+    progress: Progress,
+    workers: int,
+    *,
+    storage: str,
+    trials: int | None = None,
+    out: Path | None = None,
+    data_dir: Path | None = None,
+    device: str | None = None,
+    new: bool = False,
+    liveness: studies.Liveness | None = None,
+) -> RunResult:
+    """A search here, with ``workers - 1`` more worker processes on this machine."""
+    check_workers(storage, workers)
+    folder = out if out is not None else Path("results") / study_name(spec)
+    folder.mkdir(parents=True, exist_ok=True)
+    study = open_search_study(
+        spec, build_space(spec), storage, new=new, trials=trials, liveness=liveness
+    )
+    write_config(spec, folder)
+    command = worker_command(
+        storage, study.study_name, data_dir=data_dir, device=device, liveness=liveness
+    )
+    with helper_processes(command, workers - 1):
+        return search_worker(
+            study,
+            spec,
+            progress,
+            folder=folder,
+            data_dir=data_dir,
+            device=device,
+            liveness=liveness,
+        )
+
+
+@contextmanager
+def helper_processes(command: list[str], n: int) -> Iterator[list[subprocess.Popen]]:
+    """``n`` processes running ``command`` while the block runs; waited for at its end.
+
+    When the block ends with an error (Ctrl-C, SIGTERM), the helpers are sent SIGTERM, which
+    they handle as Ctrl-C: each hands back its own trials. (A terminal's Ctrl-C reaches them
+    already; SIGTERM from a batch scheduler reaches this process alone.)
+    """
+    helpers = [subprocess.Popen(command) for _ in range(n)]
+    try:
+        yield helpers
+    except BaseException:
+        _signal_all(helpers, signal.SIGTERM)
+        raise
     finally:
-        for helper in helpers:  # after a Ctrl-C they got the signal too and are finishing
+        for helper in helpers:
             helper.wait()
+
+
+def _signal_all(procs: list[subprocess.Popen], sig: int) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(sig)

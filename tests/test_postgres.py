@@ -129,7 +129,9 @@ def test_stalled_worker_coming_back_records_nothing(postgres, tiny_sweep):  # no
     [(stalled, stalled_spec)] = studies.pop_batch(stalled_worker, specs, 1)
     # The worker stalls: no heartbeat. After the grace period another worker reaps the
     # trial, enqueues its grid point again, claims and completes it.
-    assert wait_for(lambda: studies.reap_stale(other_worker), timeout=3 * GRACE) == 1
+    assert wait_for(lambda: studies.reap_stale(other_worker), timeout=3 * GRACE) == [
+        stalled._trial_id
+    ]
     assert studies.sync_grid(other_worker, trials, retry_failed=False).enqueued == 1
     [(fresh, fresh_spec)] = studies.pop_batch(other_worker, specs, 1)
     assert fresh_spec.key == stalled_spec.key

@@ -177,7 +177,7 @@ def test_search_prunes_resumes_and_refuses_another_space(write_yaml, tmp_path):
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert set(complete[0].params) == {"lr", "momentum"}
     assert sorted(complete[0].intermediate_values) == [1, 2, 3]
-    assert {"status", "seed", "seconds", "epochs"} <= set(complete[0].user_attrs)
+    assert {"status", "seeds", "runs", "seconds", "epochs"} <= set(complete[0].user_attrs)
     shown = dashboard_trials(first.storage)
     assert {p["name"] for p in shown[complete[0].number]["params"]} == {"lr", "momentum"}
     assert [v["step"] for v in shown[complete[0].number]["intermediate_values"]] == [1, 2, 3]
@@ -189,3 +189,138 @@ def test_search_prunes_resumes_and_refuses_another_space(write_yaml, tmp_path):
     assert len(restarted.records) == 4
     assert (out / "report.html").is_file()
     assert (out / "curves" / "optimization_history.png").is_file()
+
+
+ONE_POINT = """\
+name: one
+dataset: mnist-mini
+subset: {{train: 256, test: 128}}
+train: {{epochs: 2, batch_size: 64, seeds: {seeds}}}
+search: {{trials: {trials}, batch: {batch}, sampler: random, pruner: none, seed: 3}}
+optimizers:
+{blocks}
+"""
+
+
+def search_file(write_yaml, blocks: str, *, trials: int, batch: int = 4, seeds: str = "[0]"):
+    text = ONE_POINT.format(blocks=blocks, trials=trials, batch=batch, seeds=seeds)
+    return load_sweep(write_yaml(text), search=True)
+
+
+def trials_of(result) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name="one-search", storage=result.storage)
+    return sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+
+
+@pytest.mark.parametrize(
+    ("block", "status", "batch"),
+    [
+        ("  - name: sgd\n    grid: {learning_rate: [0.1]}\n", "complete", 4),  # in one batch
+        ("  - name: sgd\n    grid: {learning_rate: [0.1]}\n", "complete", 1),  # across batches
+        ("  - name: sgd\n    grid: {learning_rate: [1.0e+10]}\n", "diverged", 4),
+        ("  - name: sgd\n    grid: {learning_rate: [1.0e+10]}\n", "diverged", 1),
+    ],
+    ids=["complete-one-batch", "complete-across-batches", "diverged-one-batch", "diverged-later"],
+)
+def test_a_repeated_point_copies_the_first_result_and_counts(
+    write_yaml, tmp_path, block, status, batch
+):
+    # One point in the space: every suggestion after the first repeats it.
+    spec = search_file(write_yaml, block, trials=4, batch=batch)
+    result = run_search(spec, QuietProgress(), out=tmp_path / "out")
+    assert result.trained == 1  # trained once, never again
+    trials = trials_of(result)
+    assert [t.user_attrs["status"] for t in trials] == [status] * 4
+    assert [t.user_attrs.get("duplicate_of") for t in trials] == [None, 0, 0, 0]
+    assert len({t.value for t in trials}) == 1
+    assert {r.status for r in result.records} == {status}
+    rows = (tmp_path / "out" / "trials.csv").read_text().splitlines()
+    assert rows[0].split(",")[:5] == ["trial", "optimizer", "semantics", "seed", "learning_rate"]
+    assert rows[0].endswith(",duplicate_of") and rows[2].endswith(",0") and len(rows) == 5
+
+
+def test_invalid_combinations_count_and_keep_the_columns(write_yaml, tmp_path):
+    # torch's Nesterov refuses momentum 0: half the points are invalid combinations.
+    block = (
+        "  - name: nesterov\n    grid: {lr: [0.05], momentum: {low: 0.0, high: 0.9, step: 0.9}}\n"
+    )
+    spec = search_file(write_yaml, block, trials=6, batch=6)
+    result = run_search(spec, QuietProgress(), out=tmp_path / "out")
+    statuses = [t.user_attrs["status"] for t in trials_of(result)]
+    assert len(statuses) == 6 and "invalid" in statuses and "complete" in statuses
+    invalid = next(r for r in result.records if r.status == "invalid")
+    assert (invalid.optimizer, invalid.semantics) == ("nesterov", "torch")
+    assert invalid.params == {"lr": 0.05, "momentum": 0.0}
+    header = (tmp_path / "out" / "trials.csv").read_text().splitlines()[0].split(",")
+    assert header[:6] == ["trial", "optimizer", "semantics", "seed", "lr", "momentum"]
+
+
+def test_each_configuration_trains_once_per_seed_and_tells_the_mean(write_yaml, tmp_path):
+    block = "  - name: adam\n    grid: {lr: [0.01, 0.001, 0.0001]}\n"
+    spec = search_file(write_yaml, block, trials=3, batch=3, seeds="[0, 1]")
+    result = run_search(spec, QuietProgress(), out=tmp_path / "out")
+    for trial in trials_of(result):
+        by_seed = trial.user_attrs["value_by_seed"]
+        runs = trial.user_attrs["runs"]
+        assert [r["seed"] for r in runs] == [0, 1]
+        finals = [r["epochs"][-1]["test_accuracy"] for r in runs]
+        assert by_seed == {"0": finals[0], "1": finals[1]}
+        if trial.user_attrs.get("duplicate_of") is None:
+            assert finals[0] != finals[1]  # two real runs, not one copied
+        assert trial.value == pytest.approx(sum(finals) / 2)
+        means = [sum(r["epochs"][e]["test_accuracy"] for r in runs) / 2 for e in range(2)]
+        assert [trial.intermediate_values[e + 1] for e in range(2)] == pytest.approx(means)
+    assert sorted(r.seed for r in result.records) == [0, 0, 0, 1, 1, 1]
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "## Configurations over seeds" in table and " ± " in table
+
+
+def test_the_budget_lives_in_the_study(write_yaml, tmp_path):
+    block = "  - name: adam\n    grid: {lr: {low: 1.0e-4, high: 0.1, log: true}}\n"
+    spec = search_file(write_yaml, block, trials=2, batch=2)
+    out = tmp_path / "out"
+    first = run_search(spec, QuietProgress(), out=out)
+    assert len(first.records) == 2
+    with pytest.raises(SearchError, match="has a budget of 2 trials; --trials 1 would lower it"):
+        run_search(spec, QuietProgress(), out=out, trials=1)
+    assert len(run_search(spec, QuietProgress(), out=out, trials=3).records) == 3
+    study = optuna.load_study(study_name="one-search", storage=first.storage)
+    assert study.user_attrs["budget"] == 3
+    assert run_search(spec, QuietProgress(), out=out).trained == 0  # search.trials 2 < 3: kept
+
+
+@pytest.mark.parametrize(
+    ("sampler", "same_first_points"),
+    [("tpe", False), ("random", False), ("cmaes", False), ("qmc", True)],
+)
+def test_each_worker_seeds_its_sampler_apart_but_the_first_keeps_search_seed(
+    write_yaml, sampler, same_first_points
+):
+    from optsweep.search import sampler_seed
+
+    spec = load_sweep(
+        write_yaml(
+            f"name: s\ndataset: mnist-mini\nsearch: {{sampler: {sampler}, seed: 7}}\noptimizers:\n"
+            "  - name: adam\n    grid: {lr: {low: 1.0e-5, high: 0.1, log: true}, "
+            "beta_1: {low: 0.5, high: 0.95}}\n"
+        ),
+        search=True,
+    )
+    assert sampler_seed(spec.search, 0) == 7
+
+    def first_points(worker: int) -> list[tuple[float, float]]:
+        space = build_space(spec)
+        study = optuna.create_study(
+            direction="maximize", sampler=make_sampler(spec.search, space, worker)
+        )
+        points = []
+        for _ in range(3):
+            trial = study.ask()
+            t = suggest(trial, space, seed=0)
+            study.tell(trial, 0.5)
+            points.append((t.params["learning_rate"], t.params["beta_1"]))
+        return points
+
+    assert first_points(0) == first_points(0)  # one process: reproducible from search.seed
+    assert (first_points(0) == first_points(1)) is same_first_points
+    assert first_points(1) != first_points(2) or same_first_points

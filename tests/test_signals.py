@@ -1,0 +1,70 @@
+"""SIGTERM (batch schedulers, Kubernetes, `kill`) stops a run or a search as Ctrl-C does:
+exit 130, its trials handed back as interrupted, none left RUNNING; the same command resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+
+from optsweep import study as studies
+
+SLOW = """\
+name: term
+dataset: mnist-mini
+subset: {{train: 2048, test: 128}}
+model: {{name: mlp, hidden: [512, 512]}}
+train: {{epochs: 3, batch_size: 32, seeds: [0], trials_per_batch: 2, device: cpu}}
+search: {{trials: 4, batch: 2, sampler: random, pruner: none}}
+optimizers:
+  - name: sgd
+    grid: {{learning_rate: [0.1, 0.05, 0.02, 0.01]}}
+"""
+
+
+def running(folder: Path, name: str) -> int:
+    if not (folder / "study.db").exists():
+        return 0
+    try:
+        study = optuna.load_study(study_name=name, storage=studies.sqlite_url(folder))
+    except (KeyError, sqlalchemy.exc.SQLAlchemyError):  # not created yet
+        return 0
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "folder"),
+    [(["run"], "term", "run"), (["search"], "term-search", "search")],
+    ids=["run", "search"],
+)
+def test_sigterm_hands_back_the_trials_and_the_same_command_resumes(
+    write_yaml, tmp_path, command, name, folder
+):
+    config = write_yaml(SLOW.format())
+    out = tmp_path / folder
+    line = [sys.executable, "-m", "optsweep", *command, str(config), "--out", str(out), "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(line, env=env, stderr=subprocess.PIPE, text=True)
+    url = studies.sqlite_url(out)
+    deadline = time.monotonic() + 120
+    while not running(out, name) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted:" in stderr and "Traceback" not in stderr
+    trials = optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+    statuses = [studies.status_of(t) for t in trials]
+    assert "running" not in statuses and "interrupted" in statuses
+    again = subprocess.run(line, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    finished = optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+    done = [t for t in finished if studies.status_of(t) == "complete"]
+    assert len(done) == 4
