@@ -313,6 +313,7 @@ def run_sweep(
                 trained += train_claimed(study, claimed, bench, spec, progress)
         except KeyboardInterrupt:
             progress.stop()
+            studies.hand_back_own(study)  # also those claimed but not yet training
             if write:
                 write_results(study, folder, spec.name)
             done = len(studies.done_keys(study) & specs.keys())

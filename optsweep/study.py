@@ -781,6 +781,20 @@ def fail_trial(study: optuna.Study, trial_id: int, status: str, error: str | Non
         return False
 
 
+def hand_back_own(study: optuna.Study) -> int:
+    """Fail, as ``interrupted``, the RUNNING trials this process claimed (Ctrl-C, SIGTERM);
+    how many. Their grid points are enqueued again by the next sync."""
+    running = private.storage(study).get_all_trials(
+        private.study_id(study), deepcopy=False, states=(TrialState.RUNNING,)
+    )
+    me = worker_id()
+    return sum(
+        fail_trial(study, private.trial_id(t), "interrupted", "its worker was stopped")
+        for t in running
+        if t.user_attrs.get("worker") == me
+    )
+
+
 def _completed(study: optuna.Study, key: str, *, other_than: int) -> bool:
     """Whether grid point ``key`` has a COMPLETE trial besides ``other_than`` (one query)."""
     backend = private.backend(study)

@@ -198,7 +198,7 @@ def test_three_searches_one_killed_twice_end_with_exactly_the_budget(search_flee
 
 def test_workers_option_and_a_joining_worker_share_the_budget(search_fleet):
     # 4x the images: the search outlasts the helpers' start (importing torch, ~5 s here)
-    fleet = search_fleet("joined", sampler="random", train=2048)
+    fleet = search_fleet("joined", sampler="random", trials=16, train=2048)
     fleet.start(workers=3)
     study_when_created(fleet)
     fleet.start(join=True)  # `optsweep worker` reads the config and budget from the study

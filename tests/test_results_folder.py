@@ -58,7 +58,7 @@ for _ in range(int(rounds)):
     write_results(study, folder, f"writer {index}")
 """
 
-WRITERS, ROUNDS = 3, 2
+WRITERS, ROUNDS = 3, 1
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -19,9 +19,9 @@ from optsweep import study as studies
 SLOW = """\
 name: term
 dataset: mnist-mini
-subset: {{train: 2048, test: 128}}
-model: {{name: mlp, hidden: [512, 512]}}
-train: {{epochs: 3, batch_size: 32, seeds: [0], trials_per_batch: 2, device: cpu}}
+subset: {{train: 1024, test: 128}}
+model: {{name: mlp, hidden: [256]}}
+train: {{epochs: 2, batch_size: 32, seeds: [0], trials_per_batch: 2, device: cpu}}
 search: {{trials: 4, batch: 2, sampler: random, pruner: none}}
 optimizers:
   - name: sgd
