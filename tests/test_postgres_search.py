@@ -196,6 +196,7 @@ def test_three_searches_one_killed_twice_end_with_exactly_the_budget(search_flee
     )
 
 
+@pytest.mark.soak  # `make soak`: keeps `make test` under 10 minutes on 2 cores
 def test_workers_option_and_a_joining_worker_share_the_budget(search_fleet):
     # 4x the images: the search outlasts the helpers' start (importing torch, ~5 s here)
     fleet = search_fleet("joined", sampler="random", trials=16, train=2048)
@@ -210,6 +211,7 @@ def test_workers_option_and_a_joining_worker_share_the_budget(search_fleet):
     print(f"\n--workers 3 + 1 joining: {len(workers - {None})} workers asked trials; {result}")
 
 
+@pytest.mark.soak  # `make soak`: keeps `make test` under 10 minutes on 2 cores
 def test_sigterm_hands_back_only_its_own_trials(search_fleet):
     fleet = search_fleet("term", trials=12)
     for _ in range(2):
