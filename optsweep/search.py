@@ -37,6 +37,7 @@ Many workers, one study (Optuna's RDB storage on PostgreSQL is the distributed e
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -72,7 +73,7 @@ from optsweep.config import (
 from optsweep.data import Dataset
 from optsweep.engine import TrialOutcome, train_batch
 from optsweep.progress import Finished, Progress
-from optsweep.records import trial_label
+from optsweep.records import fmt
 from optsweep.report import write_results
 from optsweep.runner import (
     Interrupted,
@@ -397,10 +398,10 @@ class Asked:
 
     @property
     def label(self) -> str:
-        params = self.identity["params"]
-        return trial_label(self.identity["optimizer"], self.identity["semantics"], params, -1)[
-            : -len(" seed=-1")
-        ]
+        """The configuration on one line, as `records.trial_label` writes it, seedless."""
+        optimizer, semantics = self.identity["optimizer"], self.identity["semantics"]
+        params = [f"{k}={fmt(v)}" for k, v in self.identity["params"].items()]
+        return " ".join([f"{optimizer}/{semantics}", *params])
 
 
 @dataclass
@@ -478,7 +479,7 @@ def search_worker(
     trained = 0
     try:
         progress.start(budget, again(_plan, study, space, spec, budget, [], holding, 0).outcomes)
-        with holding if beating else _nothing():
+        with holding if beating else contextlib.nullcontext():
             while True:
                 plan = again(_plan, study, space, spec, budget, pending, holding, spec.search.batch)
                 pending = plan.pending
@@ -506,11 +507,6 @@ def search_worker(
     records = write_results(study, folder, study_name(spec)) if folder is not None else []
     storage = studies.storage_of(study)
     return RunResult(folder or Path("."), storage, records, trained)
-
-
-class _nothing:
-    def __enter__(self) -> None: ...
-    def __exit__(self, *exc: object) -> None: ...
 
 
 def _workbench(spec: SweepSpec, data_dir: Path | None, device: str | None) -> Workbench:
