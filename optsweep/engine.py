@@ -6,8 +6,8 @@ per-trial hyperparameter tensors. Batches are index slices of an on-device permu
 from the seed, so every trial with the same seed sees the same batches in the same order,
 whatever K is (a paired comparison).
 
-The update runs in place (``optim.inplace``) when the rule has an in-place form, else as the
-pure rule; K (``train.trials_per_batch``) defaults to ``choose_trials_per_batch``: what memory
+The update runs in place (``optim.inplace``, the family's kernel with its stages); K
+(``train.trials_per_batch``) defaults to ``choose_trials_per_batch``: what memory
 holds, then what measured throughput still rewards. Everything lives on ``device`` (CUDA when
 present): data, permutations, dropout masks, losses.
 
@@ -298,9 +298,8 @@ class _Setup:
     dataset: Dataset
     model: BatchedModel
     train: TrainSpec
-    rule: optim.Transformation
-    # a fresh in-place rule per lane: it keeps per-lane views between steps
-    make_fast: Callable[[], optim.InplaceRule | None]
+    # a fresh kernel per lane: it keeps per-lane views between steps
+    make_kernel: Callable[[], optim.Kernel]
     loss_scale: float | None
     outcomes: list[TrialOutcome]
     started: float
@@ -339,7 +338,7 @@ class _Lane:
         self.base_lr = base_lr
         self.index = index
         self.dropout = dropout
-        self.fast = setup.make_fast()
+        self.kernel = setup.make_kernel()
         self.loss_sum = torch.zeros_like(base_lr)  # this epoch's summed train loss
         self.window_sum = torch.zeros_like(base_lr)  # summed since the last logged step
         self.bad_step = torch.full((k,), -1, dtype=torch.long, device=base_lr.device)
@@ -388,11 +387,8 @@ class _Lane:
             scale = setup.loss_scale
             total = (losses * scale).sum() if scale is not None else losses.sum()
             grads = torch.autograd.grad(total, params)
-            with torch.no_grad():
-                if self.fast is not None:  # overwrites params and state, uses grads as scratch
-                    self.fast.update_(grads, self.state, params, self.hp)
-                else:
-                    self.params, self.state = setup.rule.update(grads, self.state, params, self.hp)
+            with torch.no_grad():  # overwrites params and state, uses grads as scratch
+                self.kernel.update_(grads, self.state, params, self.hp)
             step += 1
             self._record(step, losses.detach())
 
@@ -479,13 +475,12 @@ def _start(
     """The trials' initial parameters, optimizer state and hyperparameters, in lanes."""
     first = trials[0]
     params = stack_initial_params(model, first.seed, len(trials), device)
-    # The in-place form of the rule when it has one (same maths, no fresh tensor per operation):
-    # on CPU the pure update of 32 MLP trials cost 1.5-5x the forward/backward it follows.
+    # The in-place kernel (no fresh tensor per operation): on CPU a pure update of 32 MLP
+    # trials cost 1.5-5x the forward/backward it follows.
     setup = _Setup(
         dataset,
         model,
         train,
-        optim.build(first.optimizer, first.semantics, first.hyperparameters),
         functools.partial(optim.inplace, first.optimizer, first.semantics, first.hyperparameters),
         # structural, so the same for every trial; the rule divides the gradients by it again
         first.hyperparameters.get("loss_scale_factor"),
@@ -498,7 +493,7 @@ def _start(
     whole = _Lane(
         setup,
         params,
-        (setup.make_fast() or setup.rule).init(params),
+        setup.make_kernel().init(params),
         hp,
         hp["learning_rate"],
         list(range(len(trials))),

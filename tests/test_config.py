@@ -359,7 +359,7 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         HEAD + "optimizers:\n  - [adam]\n",
         (
             R(
-                r"F:4: optimizers\[0\]: expected an optimizer name \(sgd, .*, adamw\) or a "
+                r"F:4: optimizers\[0\]: expected an optimizer name \(sgd, .*, nadamax\) or a "
                 r"mapping \{name: adam, learning_rate: 0\.001, grid: \{\.\.\.\}\}, "
                 r"got a list \[\"adam\"\]"
             ),
@@ -368,7 +368,7 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
     (
         "block-no-name",
         HEAD + "optimizers:\n  - lr: 0.1\n",
-        (R(r"F:4: optimizers\[0\]\.name: required key missing; add name: one of sgd, .*adamw"),),
+        (R(r"F:4: optimizers\[0\]\.name: required key missing; add name: one of sgd, .*nadamax"),),
     ),
     (
         "optimizer-typo",
@@ -376,7 +376,7 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         (
             R(
                 r"F:4: optimizers\[0\]\.name: unknown optimizer 'rmsprob'; did you mean "
-                r"'rmsprop'\? valid: sgd, .*, adamw"
+                r"'rmsprop'\? valid: sgd, .*, nadamax"
             ),
         ),
     ),
@@ -407,6 +407,16 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         "foreign-parameter",
         HEAD + "optimizers:\n  - name: adam\n    momentum: 0.9\n",
         (R(r"F:5: optimizers\[0\]\.momentum: adam: unknown parameter 'momentum'.*"),),
+    ),
+    (
+        "wrapper-only",
+        HEAD + "optimizers:\n  - name: adam\n    maximize: true\n",
+        (
+            R(
+                r"F:5: optimizers\[0\]\.maximize: adam: unknown parameter 'maximize'; "
+                r"'maximize' is a keyword of the torch.optim wrapper .*"
+            ),
+        ),
     ),
     (
         "out-of-range",

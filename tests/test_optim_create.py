@@ -1,8 +1,9 @@
 """``optsweep.optim.create``: a torch.optim.Optimizer running the same rule.
 
-It steps exactly like ``build``'s rule, round-trips ``state_dict``, works with param
-groups, torch's lr schedulers and a plain nn.Module loop, and accepts keras or torch
-names for the same hyperparameter.
+Its every step meets the oracles in ``test_optim_parity`` (the wrapper is one of the forms
+there); here: torch.optim's other keywords (maximize, tensor hyperparameters,
+decoupled_weight_decay, implementation flags) against torch.optim, ``state_dict`` round trips,
+param groups, torch's lr schedulers, a plain nn.Module loop, keras and torch names.
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ from optsweep.optim import (
     OPTIMIZERS,
     SEMANTICS,
     SweepOptimizer,
-    build,
     create,
-    resolve,
-    stack_hyperparameters,
 )
 
 F64 = torch.float64
@@ -73,23 +71,101 @@ def test_state_dict_round_trip(optimizer: str, semantics: str, knobs: str) -> No
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("semantics", SEMANTICS)
-@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
-def test_create_steps_like_the_rule(optimizer: str, semantics: str) -> None:
-    values = resolve(optimizer, semantics, {"learning_rate": 0.02})
+@pytest.fixture
+def float64():
+    """torch.optim keeps scalar state (NAdam's mu_product) in the default dtype."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(F64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def t(x: float) -> Tensor:
+    return torch.tensor(x, dtype=F64)
+
+
+# torch.optim's keywords beyond the rule's: (our optimizer, torch.optim class, keyword arguments
+# both take as written). Every step of ours must equal torch.optim's (float64).
+TORCH_KEYWORDS = [
+    ("sgd", "SGD", {"lr": 0.05, "maximize": True}),
+    ("sgd", "SGD", {"lr": t(0.05), "weight_decay": t(0.01), "foreach": False}),
+    ("momentum", "SGD", {"lr": 0.05, "momentum": 0.9, "maximize": True, "foreach": True}),
+    ("momentum", "SGD", {"lr": t(0.05), "momentum": 0.9, "nesterov": True, "maximize": True}),
+    ("adagrad", "Adagrad", {"lr": 0.1, "lr_decay": 0.01, "maximize": True, "fused": False}),
+    ("rmsprop", "RMSprop", {"lr": t(0.01), "alpha": 0.9, "centered": True, "maximize": True}),
+    ("rmsprop", "RMSprop", {"lr": 0.01, "momentum": 0.5, "capturable": False}),
+    ("adadelta", "Adadelta", {"lr": t(1.0), "weight_decay": 0.01, "maximize": True}),
+    ("adam", "Adam", {"lr": t(0.01), "betas": (t(0.8), t(0.99)), "maximize": True}),
+    ("adam", "Adam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("adam", "Adam", {"lr": 0.01, "amsgrad": True, "maximize": True, "fused": True}),
+    ("adam", "Adam", {"lr": 0.01, "weight_decay": 0.1, "differentiable": False}),
+    ("adamw", "AdamW", {"lr": t(0.01), "betas": (t(0.9), t(0.95)), "maximize": True}),
+    ("adamax", "Adamax", {"lr": t(0.01), "weight_decay": 0.01, "maximize": True}),
+    ("nadam", "NAdam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("nadam", "NAdam", {"lr": t(0.01), "momentum_decay": 0.01, "maximize": True}),
+]
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "torch_class", "kwargs"),
+    TORCH_KEYWORDS,
+    ids=[f"{o}-{'-'.join(k)}" for o, _, k in TORCH_KEYWORDS],
+)
+def test_torch_keywords_step_as_torch_optim(optimizer, torch_class, kwargs, float64) -> None:
+    ours_params, ref_params = make_params(), make_params()
+    ours = create(ours_params, optimizer, **kwargs)
+    ref = getattr(torch.optim, torch_class)(ref_params, **kwargs)
+    start = [p.detach().clone() for p in ours_params]
+    for step in range(12):
+        for params, opt in ((ours_params, ours), (ref_params, ref)):
+            set_grads(params, step)
+            opt.step()
+        for a, b in zip(ours_params, ref_params, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert all(not torch.equal(a, b) for a, b in zip(ours_params, start, strict=True))
+
+
+def test_maximize_ascends_and_leaves_the_gradient() -> None:
     params = make_params()
-    opt = create(params, optimizer, semantics=semantics, lr=0.02)
-    rule = build(optimizer, semantics, values)
-    hp = {k: v[0] for k, v in stack_hyperparameters(optimizer, [values]).items()}
-    ours = [p.detach().clone() for p in params]
-    state = rule.init(ours)
-    for t in range(8):
-        set_grads(params, t)
-        opt.step()
-        grads = [2 * (p - 0.5) + torch.sin(p * (t + 1)) for p in ours]
-        ours, state = rule.update(grads, state, ours, hp)
-    for a, b in zip(params, ours, strict=True):
-        assert torch.equal(a.detach(), b)
+    opt = create(params, "adam", lr=0.1, maximize=True)
+    set_grads(params, 0)
+    grads = [p.grad.clone() for p in params]
+    before = [p.detach().clone() for p in params]
+    opt.step()
+    for p, g, b in zip(params, grads, before, strict=True):
+        assert torch.equal(p.grad, g)  # the step worked on a copy
+        assert torch.all(torch.sign(p.detach() - b) == torch.sign(g))  # with the gradient
+    assert opt.param_groups[0]["maximize"] is True
+
+
+def test_a_tensor_learning_rate_is_read_at_every_step() -> None:
+    lr = torch.tensor(0.1, dtype=F64)
+    a, b = make_params(), make_params()
+    ours, ref = create(a, "sgd", lr=lr), torch.optim.SGD(b, lr=lr)
+    for step in range(4):
+        if step == 2:
+            lr.mul_(0.5)  # in place: both read the new value
+        for params, opt in ((a, ours), (b, ref)):
+            set_grads(params, step)
+            opt.step()
+    assert ours.param_groups[0]["lr"] is lr
+    for p, q in zip(a, b, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"capturable": True}, r"adam: capturable=True: CUDA-graph capture .* not supported"),
+        ({"differentiable": True}, r"adam: differentiable=True: autograd through the step"),
+        ({"lr": torch.tensor([0.1, 0.2])}, r"learning_rate = a tensor of shape \(2,\)"),
+        ({"maximize": "yes"}, r"adam: maximize = 'yes' is not a boolean"),
+    ],
+    ids=["capturable", "differentiable", "lr-vector", "maximize-word"],
+)
+def test_what_the_step_cannot_do_is_refused_in_one_line(kwargs, pattern) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        create(make_params(), "adam", **kwargs)
 
 
 def test_float32_round_trip_keeps_scalar_state_exact() -> None:

@@ -4,6 +4,10 @@ Oracles: ``torch.optim`` for torch semantics (rtol 1e-9), Keras 3 on its torch b
 for keras semantics, and a plain float64 transcription of the formula for what no
 library ships (nadamax, and nadam without its momentum schedule).
 
+Every case runs in every form an optimizer has (``FORMS``): the K-batched kernel the engine
+runs (two stacked trials), torch's fused kernel per trial where the family has one, the pure
+interface (``build``, one trial) and the ``torch.optim`` wrapper (``create``).
+
 The gradient is that of a fixed quadratic plus a seeded noise sequence, evaluated at
 each implementation's own parameters, so the trajectories must agree step by step.
 
@@ -41,6 +45,8 @@ from optsweep.optim import (
     OPTIMIZERS,
     SEMANTICS,
     build,
+    create,
+    inplace,
     resolve,
     stack_hyperparameters,
 )
@@ -287,30 +293,85 @@ def _lr_sequence(case: Case, base_lr: float) -> list[float]:
     return [float(learning_rate_at(case.schedule, base, t, STEPS)) for t in range(STEPS)]
 
 
+def forms_of(optimizer: str) -> tuple[str, ...]:
+    """The forms an optimizer runs in: the engine's kernels, the pure interface, the wrapper."""
+    fused = ("per_trial",) if OPTIMIZERS[optimizer].fused is not None else ()
+    return ("batched", *fused, "pure", "wrapper")
+
+
+FORMS = ("batched", "per_trial", "pure", "wrapper")
+TRIALS = 2  # the kernels run two stacked copies of the case: both rows must follow the oracle
+
+
 def run_ours(
     case: Case,
     problem: Problem = PROBLEM,
     *,
+    form: str = "pure",
     lr_map: Callable[[float], float] = float,
     wd_map: Callable[[float, float], float] | None = None,
 ) -> Tensor:
     """Our trajectory, ``(STEPS, n)``; ``lr_map``/``wd_map`` model the oracle's float32."""
     values = resolve(case.optimizer, case.semantics, case.kwargs)
-    rule = build(case.optimizer, case.semantics, values)
-    hp = {k: v[0] for k, v in stack_hyperparameters(case.optimizer, [values]).items()}
     scale = values["loss_scale_factor"] or 1.0
     params = [p.clone() for p in problem.theta0]
-    state = rule.init(params)
+    step = _stepper(case, values, form, params)
     traj = []
     for t, lr in enumerate(_lr_sequence(case, values["learning_rate"])):
         lr = lr_map(lr)
-        hp["learning_rate"] = torch.tensor(lr, dtype=F64)
-        if wd_map is not None and values["weight_decay"] is not None:
-            hp["weight_decay"] = torch.tensor(wd_map(values["weight_decay"], lr), dtype=F64)
-        grads = [scale * g for g in problem.grad(t, params)]
-        params, state = rule.update(grads, state, params, hp)
+        wd = values["weight_decay"]
+        if wd_map is not None and wd is not None:
+            wd = wd_map(wd, lr)
+        params = step([scale * g for g in problem.grad(t, params)], lr, wd)
         traj.append(flat(params))
     return torch.stack(traj)
+
+
+Step = Callable[[list[Tensor], float, float | None], list[Tensor]]
+
+
+def _stepper(case: Case, values: dict[str, Any], form: str, theta0: list[Tensor]) -> Step:
+    """``step(grads, lr, weight_decay) -> params`` of one trial, in ``form``."""
+    name, semantics = case.optimizer, case.semantics
+    if form == "wrapper":
+        leaves = [p.clone().requires_grad_(True) for p in theta0]
+        opt = create(leaves, name, semantics=semantics, **values)
+
+        def step_wrapper(grads: list[Tensor], lr: float, wd: float | None) -> list[Tensor]:
+            opt.param_groups[0].update(lr=lr, weight_decay=wd)
+            for p, g in zip(leaves, grads, strict=True):
+                p.grad = g
+            with default_dtype(F64):
+                opt.step()
+            return [p.detach() for p in leaves]
+
+        return step_wrapper
+    hp = stack_hyperparameters(name, [values] * TRIALS)
+    if form == "pure":
+        rule = build(name, semantics, values)
+        hp = {k: v[0] for k, v in hp.items()}
+        state = [rule.init(theta0)]
+        current = [list(theta0)]
+
+        def step_pure(grads: list[Tensor], lr: float, wd: float | None) -> list[Tensor]:
+            hp["learning_rate"] = torch.tensor(lr, dtype=F64)
+            hp["weight_decay"] = torch.tensor(wd or 0.0, dtype=F64)
+            current[0], state[0] = rule.update(grads, state[0], current[0], hp)
+            return current[0]
+
+        return step_pure
+    kernel = inplace(name, semantics, values, kernels=form)  # type: ignore[arg-type]
+    stacked = [torch.stack([p] * TRIALS) for p in theta0]
+    kernel_state = kernel.init(stacked)
+
+    def step_kernel(grads: list[Tensor], lr: float, wd: float | None) -> list[Tensor]:
+        hp["learning_rate"] = torch.full((TRIALS,), lr, dtype=F64)
+        hp["weight_decay"] = torch.full((TRIALS,), wd or 0.0, dtype=F64)
+        kernel.update_([torch.stack([g] * TRIALS) for g in grads], kernel_state, stacked, hp)
+        torch.testing.assert_close(stacked[0][0], stacked[0][1], rtol=0, atol=0)
+        return [p[0].clone() for p in stacked]
+
+    return step_kernel
 
 
 # ---------------------------------------------------------------------------------------------
@@ -590,27 +651,43 @@ def deviation(ours: Tensor, ref: Tensor) -> Deviation:
     return Deviation(float(diff.max()), float(rel))
 
 
-def compare(case: Case) -> tuple[Tensor, Tensor, float]:
-    """(ours, oracle, rtol) for a case; atol is ``ATOL``, or ``KERAS_CLIP_ATOL`` when rtol
-    is ``KERAS_CLIP_RTOL``."""
-    oracle = case.oracle_name
-    if oracle == "torch":
-        return run_ours(case), run_torch(case), TORCH_RTOL
-    if oracle == "keras":
+_ORACLE_RUNS: dict[str, Tensor] = {}  # each oracle's trajectory once per case, for every form
+
+
+def oracle_trajectory(case: Case) -> Tensor:
+    run = {"torch": run_torch, "keras": run_keras, "formula": run_formula}[case.oracle_name]
+    key = f"{case.oracle_name}:{case.id}"
+    if key not in _ORACLE_RUNS:
+        _ORACLE_RUNS[key] = run(case)
+    return _ORACLE_RUNS[key]
+
+
+def compare(case: Case, form: str = "pure") -> tuple[Tensor, Tensor, float]:
+    """(ours in ``form``, oracle, rtol) for a case; atol is ``ATOL``, or ``KERAS_CLIP_ATOL``
+    when rtol is ``KERAS_CLIP_RTOL``."""
+    ref = oracle_trajectory(case)
+    if case.oracle_name == "keras":
         # keras.ops.clip turns the Python float clipvalue into float32 too.
         kwargs = {k: float32(v) if k == "clipvalue" else v for k, v in case.kwargs.items()}
         mirrored = replace(case, kwargs=kwargs)
-        ours = run_ours(mirrored, lr_map=float32, wd_map=keras_decay)
+        ours = run_ours(mirrored, form=form, lr_map=float32, wd_map=keras_decay)
         clipped = {"clipnorm", "global_clipnorm"} & set(case.kwargs)
-        return ours, run_keras(case), KERAS_CLIP_RTOL if clipped else KERAS_RTOL
-    return run_ours(case), run_formula(case), TORCH_RTOL
+        return ours, ref, KERAS_CLIP_RTOL if clipped else KERAS_RTOL
+    return run_ours(case, form=form), ref, TORCH_RTOL
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_parity(case: Case) -> None:
+FORM_CASES = [
+    pytest.param(case, form, id=f"{case.id}-{form}")
+    for case in CASES
+    for form in forms_of(case.optimizer)
+]
+
+
+@pytest.mark.parametrize(("case", "form"), FORM_CASES)
+def test_parity(case: Case, form: str) -> None:
     if case.oracle_name == "keras" and keras is None:
         pytest.skip("keras is not installed")
-    ours, ref, rtol = compare(case)
+    ours, ref, rtol = compare(case, form)
     assert torch.isfinite(ref).all(), "oracle diverged: pick a gentler case"
     assert ref[-1].sub(flat(list(PROBLEM.theta0))).abs().max() > 0, "oracle did not move"
     atol = KERAS_CLIP_ATOL if rtol == KERAS_CLIP_RTOL else ATOL
@@ -620,6 +697,11 @@ def test_parity(case: Case) -> None:
 def test_cases_cover_every_optimizer_and_flag() -> None:
     covered = {(c.optimizer, c.semantics) for c in CASES}
     assert covered == {(o, s) for o in OPTIMIZERS for s in SEMANTICS}
+    ran = {(p.values[0].optimizer, p.values[1]) for p in FORM_CASES}
+    assert ran == {(o, f) for o in OPTIMIZERS for f in forms_of(o)}
+    assert set(FORMS) == {f for _, f in ran}
+    accumulated = {c.optimizer for c in CASES if c.kwargs.get("gradient_accumulation_steps")}
+    assert {o for o in accumulated if OPTIMIZERS[o].fused} and accumulated - {"adam"}
     flags = {(k, v) for c in CASES for k, v in c.kwargs.items() if isinstance(v, bool)}
     for flag in ("nesterov", "centered", "amsgrad", "momentum_schedule"):
         assert {(flag, True), (flag, False)} & flags, flag
@@ -639,12 +721,13 @@ def test_keras_lr_is_float32() -> None:
 
 
 def deviation_table() -> list[tuple[str, str, str, int, Deviation]]:
-    """Max deviation per optimizer × semantics × oracle over all cases."""
+    """Max deviation per optimizer × semantics × oracle over all cases and forms."""
     worst: dict[tuple[str, str, str], tuple[int, Deviation]] = {}
-    for case in CASES:
+    for param in FORM_CASES:
+        case, form = param.values
         if case.oracle_name == "keras" and keras is None:
             continue
-        ours, ref, _ = compare(case)
+        ours, ref, _ = compare(case, form)
         d = deviation(ours, ref)
         oracle = case.oracle_name
         if oracle == "keras" and {"clipnorm", "global_clipnorm"} & set(case.kwargs):

@@ -37,11 +37,11 @@ NAMES = (
     "adadelta",
     "adam",
     "amsgrad",
+    "adamw",
     "adamax",
     "nadam",
     "nadamax",
-    "adamw",
-)
+)  # family by family (optim/families)
 
 
 def test_every_optimizer_is_registered() -> None:
@@ -209,6 +209,7 @@ BAD = [
     ("nag-damp", "nesterov", "torch", {"dampening": 0.5}, r"nesterov \(torch.*dampening = 0"),
     ("nag-zero", "momentum", "torch", {"nesterov": True, "momentum": 0.0}, r"momentum > 0"),
     ("scale-neg", "adam", "torch", {"loss_scale_factor": -1.0}, r"loss_scale_factor > 0"),
+    ("keras-l2", "adam", "keras", {"decoupled_weight_decay": False}, r"keras always decays"),
 ]
 
 

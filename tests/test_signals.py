@@ -21,7 +21,7 @@ name: term
 dataset: mnist-mini
 subset: {{train: 1024, test: 128}}
 model: {{name: mlp, hidden: [256]}}
-train: {{epochs: 2, batch_size: 32, seeds: [0], trials_per_batch: 2, device: cpu}}
+train: {{epochs: 20, batch_size: 16, seeds: [0], trials_per_batch: 2, device: cpu}}
 search: {{trials: 4, batch: 2, sampler: random, pruner: none}}
 optimizers:
   - name: sgd

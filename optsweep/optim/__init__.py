@@ -1,20 +1,25 @@
-"""Optimizers as pure update rules, in torch's and keras's conventions.
+"""Optimizers in torch's and keras's conventions: one module per family, one dispatcher.
 
+- ``families/``: each family's definitions (``OptimizerInfo``), state and in-place kernel.
 - ``registry``: every optimizer, its parameters, defaults per semantics, ``resolve``.
-- ``build(optimizer, semantics, params) -> Transformation``: ``init(params) -> state`` and
-  ``update(grads, state, params, hp) -> (new_params, new_state)``, pure, batched over a
-  leading trial axis when ``hp`` holds ``(K,)`` tensors.
+- ``inplace(optimizer, semantics, params) -> Kernel``: ``init(params) -> state`` and
+  ``update_(grads, state, params, hp)``, in place, batched over a leading trial axis when
+  ``hp`` holds ``(K,)`` tensors; loss unscaling, accumulation, clipping and decay included.
+- ``build(optimizer, semantics, params) -> Transformation``: the same, pure (derived).
 - ``create(params, name, *, semantics="torch", **hyperparameters)``: the same rule as a
   ``torch.optim.Optimizer``.
 - ``schedules``: learning-rate schedules (``ScheduleSpec``, ``learning_rate_at``).
-- ``inplace(optimizer, semantics, params) -> InplaceRule | None``: the same update written in
-  place (at most one scratch tensor per step), clipping and loss scaling included; the
-  engine's fast path. None where gradient accumulation needs the pure pipeline.
+
+Importing this package, ``registry`` or ``parameters`` does not import torch; the kernels and
+the wrapper import it when they first run (``lazy``).
 """
 
-from .base import Transformation
-from .build import build, decoupled_weight_decay, stack_hyperparameters
-from .inplace import InplaceRule, inplace
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .base import Kernel, Transformation
+from .build import build, decoupled_weight_decay, inplace, stack_hyperparameters
 from .registry import (
     OPTIMIZERS,
     SEMANTICS,
@@ -25,13 +30,32 @@ from .registry import (
     resolve,
     resolve_name,
 )
-from .schedules import ScheduleSpec, learning_rate_at
-from .torch_optimizer import SweepOptimizer, create
+
+if TYPE_CHECKING:
+    from .schedules import ScheduleSpec, learning_rate_at
+    from .torch_optimizer import SweepOptimizer, create
+
+# torch.optim.Optimizer must be imported to subclass it: the wrapper loads on first use
+_LAZY = {
+    "SweepOptimizer": "torch_optimizer",
+    "create": "torch_optimizer",
+    "ScheduleSpec": "schedules",
+    "learning_rate_at": "schedules",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "OPTIMIZERS",
     "SEMANTICS",
-    "InplaceRule",
+    "Kernel",
     "OptimizerInfo",
     "ParamInfo",
     "ScheduleSpec",

@@ -1,80 +1,108 @@
-"""Assemble an optimizer from the registry: loss scale → accumulation(clip → decay → rule).
+"""The one dispatcher: an optimizer of the registry as an in-place kernel with its stages, and
+the pure interface derived from it.
 
 Order of the stages (keras's order, and what a torch user does by hand):
 
 1. ``loss_scale_factor``: g ← g / s;
 2. ``gradient_accumulation_steps`` N > 1 wraps everything below, which then runs on the
    mean gradient of every N-th call;
-3. clipping (``clipnorm`` per tensor, ``global_clipnorm`` per trial, ``clipvalue``);
-4. weight decay: torch semantics adds λθ to g (coupled L2) except adamw; adamw and every
-   keras optimizer decay θ ← θ(1 − ηλ) before the rule (decoupled);
-5. the update rule.
+3. clipping (``clipnorm`` per tensor, ``global_clipnorm`` per trial, ``clipvalue``), then
+   g ← −g under ``maximize`` (the torch.optim wrapper's keyword);
+4. weight decay: torch semantics adds λθ to g (coupled L2) except adamw and
+   ``decoupled_weight_decay``; those and every keras optimizer decay θ ← θ(1 − ηλ) first;
+5. the family's kernel (``families/``), or, on a CPU and where the family has one, torch's
+   fused kernel called once per trial (weight decay included).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-from torch import Tensor
+from .base import HyperParams, Kernel, Params, Transformation, clone_state
+from .lazy import torch
+from .registry import Semantics, optimizer_info, resolve
+from .transforms import accumulate_gradients, decay_weights_, gradient_stages
 
-from . import rules
-from .base import HyperParams, Params, Stage, Transformation, chain
-from .registry import OPTIMIZERS, Semantics, optimizer_info, resolve
-from .transforms import (
-    accumulate_gradients,
-    add_weight_decay,
-    clip_by_global_norm,
-    clip_by_norm,
-    clip_by_value,
-    decay_weights,
-    unscale_loss,
-)
+if TYPE_CHECKING:
+    from torch import Tensor
 
-__all__ = ["build", "decoupled_weight_decay", "stack_hyperparameters"]
+__all__ = ["Kernels", "build", "decoupled_weight_decay", "inplace", "stack_hyperparameters"]
 
-RuleFactory = Callable[[Mapping[str, Any], bool], Stage]
-
-# Each optimizer's rule, from its structural values and whether keras semantics is on.
-RULES: dict[str, RuleFactory] = {
-    "sgd": lambda p, keras: rules.sgd(),
-    "momentum": lambda p, keras: rules.momentum(nesterov=p["nesterov"], keras=keras),
-    "nesterov": lambda p, keras: rules.momentum(nesterov=True, keras=keras),
-    "adagrad": lambda p, keras: rules.adagrad(keras=keras),
-    "rmsprop": lambda p, keras: rules.rmsprop(centered=p["centered"], keras=keras),
-    "adadelta": lambda p, keras: rules.adadelta(),
-    "adam": lambda p, keras: rules.adam(amsgrad=p["amsgrad"], keras=keras),
-    "amsgrad": lambda p, keras: rules.adam(amsgrad=True, keras=keras),
-    "adamax": lambda p, keras: rules.adamax(keras=keras),
-    "nadam": lambda p, keras: rules.nesterov_adam(
-        infinity_norm=False, schedule=p["momentum_schedule"], keras=keras
-    ),
-    "nadamax": lambda p, keras: rules.nesterov_adam(
-        infinity_norm=True, schedule=p["momentum_schedule"], keras=keras
-    ),
-    "adamw": lambda p, keras: rules.adam(amsgrad=p["amsgrad"], keras=keras),
-}
-assert set(RULES) == set(OPTIMIZERS)
+Kernels = Literal["auto", "batched", "per_trial"]
+KERNELS: tuple[Kernels, ...] = ("auto", "batched", "per_trial")
 
 
-def decoupled_weight_decay(optimizer: str, semantics: Semantics) -> bool:
+def decoupled_weight_decay(optimizer: str, semantics: Semantics, values: Mapping[str, Any]) -> bool:
     """Whether ``weight_decay`` is decoupled (θ ← θ − ηλθ) rather than coupled L2 (g + λθ)."""
-    return semantics == "keras" or optimizer == "adamw"
+    if semantics == "keras" or optimizer == "adamw":
+        return True
+    return bool(values.get("decoupled_weight_decay"))
 
 
-def _clip_stage(params: Mapping[str, Any], keras: bool) -> list[Stage]:
-    if params["clipnorm"] is not None:
-        return [clip_by_norm(params["clipnorm"], keras=keras)]
-    if params["global_clipnorm"] is not None:
-        return [clip_by_global_norm(params["global_clipnorm"], keras=keras)]
-    if params["clipvalue"] is not None:
-        return [clip_by_value(params["clipvalue"])]
-    return []
+def inplace(
+    optimizer: str,
+    semantics: Semantics,
+    params: Mapping[str, Any],
+    kernels: Kernels = "auto",
+    *,
+    maximize: bool = False,
+) -> Kernel:
+    """The optimizer, stages included, as a :class:`~optsweep.optim.base.Kernel`.
+
+    ``update_(grads, state, params, hp)`` overwrites ``params`` and ``state`` and uses
+    ``grads`` as scratch space. ``kernels`` picks the form where a family has two: ``auto``
+    (torch's fused kernel per trial on a CPU, K-batched elsewhere), ``batched`` or
+    ``per_trial`` (the fused kernel wherever it runs, K-batched ``hp`` only).
+    """
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels = {kernels!r}; valid: {', '.join(KERNELS)}")
+    values = resolve(optimizer, semantics, params)
+    info = optimizer_info(optimizer)
+    keras = semantics == "keras"
+    rule = info.kernel(values, keras)
+    decoupled = decoupled_weight_decay(optimizer, semantics, values)
+    fused = info.fused(values, keras, decoupled) if info.fused and kernels != "batched" else None
+    clip_and_sign = gradient_stages(values, keras, maximize=maximize)
+    # whether any trial of ``hp`` decays: read once per hp mapping (a host sync on a device),
+    # the engine's lanes keep theirs; decaying by λ = 0 would compute the same, a pass later
+    decays: list[tuple[Any, bool]] = []
+
+    def inner_(grads: Sequence[Tensor], state: Any, params: Sequence[Tensor], hp: Any) -> None:
+        trial_axes = hp["learning_rate"].ndim
+        clip_and_sign(list(grads), trial_axes)
+        on_cpu = params[0].device.type == "cpu"
+        if fused is not None and trial_axes == 1 and (on_cpu or kernels == "per_trial"):
+            fused(grads, state, params, hp)
+            return
+        if not decays or decays[0][0] is not hp:
+            decays[:] = [(hp, bool(hp["weight_decay"].ne(0).any()))]
+        if decays[0][1]:
+            decay_weights_(grads, params, hp, decoupled)
+        rule.update_(grads, state, params, hp)
+
+    kernel = Kernel(rule.init, inner_)
+    steps = values["gradient_accumulation_steps"] or 1
+    if steps > 1:
+        kernel = accumulate_gradients(kernel, steps)
+    scale = values["loss_scale_factor"]
+
+    def update_(grads: Sequence[Tensor], state: Any, params: Sequence[Tensor], hp: Any) -> None:
+        # scratch must own its memory (autograd may hand back an expanded gradient)
+        grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
+        if scale is not None:
+            for g in grads:
+                g.div_(scale)
+        kernel.update_(grads, state, params, hp)
+
+    return Kernel(kernel.init, update_)
 
 
-def build(optimizer: str, semantics: Semantics, params: Mapping[str, Any]) -> Transformation:
-    """The optimizer as a pure :class:`~optsweep.optim.base.Transformation`.
+def build(
+    optimizer: str, semantics: Semantics, params: Mapping[str, Any], *, maximize: bool = False
+) -> Transformation:
+    """The optimizer as a pure :class:`~optsweep.optim.base.Transformation`, derived from
+    :func:`inplace` (copy, update in place, return): inputs are never modified.
 
     Args:
         optimizer: registry name.
@@ -83,18 +111,9 @@ def build(optimizer: str, semantics: Semantics, params: Mapping[str, Any]) -> Tr
             (partial dictionaries are resolved again). Structural values (flags, clipping,
             accumulation, loss scale) are read here; continuous ones are ignored here and
             must be supplied to ``update`` in ``hp`` under ``Transformation.hyperparameters``.
+        maximize: ascend instead of descend (torch.optim's ``maximize``).
     """
-    values = resolve(optimizer, semantics, params)
-    keras = semantics == "keras"
-    decay = decay_weights() if decoupled_weight_decay(optimizer, semantics) else add_weight_decay()
-    inner = chain(*_clip_stage(values, keras), decay, RULES[optimizer](values, keras))
-    steps = values["gradient_accumulation_steps"]
-    if steps is not None and steps > 1:
-        inner = accumulate_gradients(inner, steps)
-    stages = [inner]
-    if values["loss_scale_factor"] is not None:
-        stages.insert(0, unscale_loss(values["loss_scale_factor"]))
-    pipeline = chain(*stages)
+    kernel = inplace(optimizer, semantics, params, "batched", maximize=maximize)
     names = tuple(name for name, p in optimizer_info(optimizer).params.items() if not p.structural)
 
     def update(
@@ -105,11 +124,12 @@ def build(optimizer: str, semantics: Semantics, params: Mapping[str, Any]) -> Tr
             raise KeyError(f"{optimizer}: hp lacks {', '.join(missing)}")
         device = params[0].device if params else None
         hp_ = {name: _as_tensor(hp[name], device) for name in names}
-        _, new_params, new_state = pipeline.update(grads, state, params, hp_)
+        new_params, new_state = [p.clone() for p in params], clone_state(state)
+        kernel.update_([g.clone() for g in grads], new_state, new_params, hp_)
         return new_params, new_state
 
     return Transformation(
-        init=pipeline.init,
+        init=kernel.init,
         update=update,
         hyperparameters=names,
         name=optimizer,
@@ -117,8 +137,8 @@ def build(optimizer: str, semantics: Semantics, params: Mapping[str, Any]) -> Tr
     )
 
 
-def _as_tensor(value: Any, device: torch.device | None) -> Tensor:
-    if isinstance(value, Tensor):
+def _as_tensor(value: Any, device: Any) -> Tensor:
+    if isinstance(value, torch.Tensor):
         return value if device is None or value.device == device else value.to(device)
     return torch.tensor(value, dtype=torch.float64, device=device)
 
@@ -127,8 +147,8 @@ def stack_hyperparameters(
     optimizer: str,
     trials: Sequence[Mapping[str, Any]],
     *,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str | None = None,
+    dtype: Any = None,
+    device: Any = None,
 ) -> dict[str, Tensor]:
     """``hp`` for K trials: each continuous hyperparameter as a ``(K,)`` tensor.
 
@@ -147,5 +167,5 @@ def stack_hyperparameters(
         column = [p.neutral if v is None else v for v in column]
         if any(v is None for v in column):
             raise ValueError(f"{optimizer}: {name} is missing for some trials")
-        out[name] = torch.tensor(column, dtype=dtype, device=device)
+        out[name] = torch.tensor(column, dtype=dtype or torch.float64, device=device)
     return out

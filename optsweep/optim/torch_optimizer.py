@@ -9,6 +9,14 @@ State is kept per parameter under the rule's names (``exp_avg``, ``exp_avg_sq``,
 ``step``...), so ``state_dict()`` / ``load_state_dict()`` round-trip as with
 ``torch.optim``. Step counters are shared by a group (keras-like): a parameter that had
 no gradient for some steps is stepped with the group's count.
+
+Beyond the rule's own parameters it takes what torch.optim's constructors take:
+``maximize``; a tensor for any continuous hyperparameter (``lr=torch.tensor(1e-3)``, tensor
+betas), read at every step as torch reads it; ``foreach`` and ``fused`` (implementation
+choices: accepted, ignored, same values); ``capturable`` and ``differentiable`` only as False
+(True asks for CUDA-graph capture or autograd through the step, which this step does not do).
+The step runs the same in-place kernel as the engine (``build.inplace``), on a copy of each
+gradient, so ``p.grad`` is left as it was.
 """
 
 from __future__ import annotations
@@ -19,13 +27,45 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Transformation, flatten_state, unflatten_state
-from .build import build
+from .base import Kernel, flatten_state, unflatten_state
+from .build import inplace
 from .registry import Semantics, canonicalize, check_semantics, optimizer_info, resolve
 
 __all__ = ["SweepOptimizer", "create"]
 
 _LR_KEY = "lr"
+# torch.optim's implementation flags: (accepted values, why True is refused)
+_IMPLEMENTATION_FLAGS: dict[str, str | None] = {
+    "foreach": None,
+    "fused": None,
+    "capturable": "CUDA-graph capture of the step is not supported",
+    "differentiable": "autograd through the step is not supported",
+}
+
+
+def _implementation_flags(name: str, given: dict[str, Any]) -> None:
+    """Pop torch.optim's implementation flags from ``given``; refuse those that change what
+    the step must support."""
+    for flag, refusal in _IMPLEMENTATION_FLAGS.items():
+        value = given.pop(flag, None)
+        if value and refusal is not None:
+            raise ValueError(f"{name}: {flag}=True: {refusal}; pass {flag}=False or leave it out")
+
+
+def _as_number(name: str, value: Any) -> Any:
+    """A one-element tensor as the number it holds (for checking); other values unchanged."""
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name} = a tensor of shape {tuple(value.shape)}; give one value")
+        return value.item()
+    if isinstance(value, tuple):
+        return tuple(_as_number(name, v) for v in value)
+    return value
+
+
+def _tensors_kept(given: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with the tensors ``given`` (canonical names) put back where they were."""
+    return {k: given[k] if isinstance(given.get(k), Tensor) else v for k, v in values.items()}
 
 
 def _to_group(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,9 +99,21 @@ class SweepOptimizer(torch.optim.Optimizer):
         self.optimizer_name = name
         self.semantics: Semantics = semantics
         self._info = optimizer_info(name)
-        self._transformations: dict[tuple[Any, ...], tuple[Transformation, Any]] = {}
-        defaults = _to_group(resolve(name, semantics, hyperparameters))
+        self._kernels: dict[tuple[Any, ...], tuple[Kernel, Any]] = {}
+        given = dict(hyperparameters)
+        _implementation_flags(name, given)
+        maximize = given.pop("maximize", False)
+        if not isinstance(maximize, bool):
+            raise ValueError(f"{name}: maximize = {maximize!r} is not a boolean")
+        defaults = {**_to_group(self._resolved(given, {})), "maximize": maximize}
         super().__init__(params, defaults)
+
+    def _resolved(self, given: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
+        """``base`` overridden by ``given`` (keras or torch names), checked; tensors kept."""
+        canonical = canonicalize(self.optimizer_name, given)
+        merged = {**base, **canonical}
+        checked = {k: _as_number(k, v) for k, v in merged.items()}
+        return _tensors_kept(merged, resolve(self.optimizer_name, self.semantics, checked))
 
     # -- groups ---------------------------------------------------------------------------------
 
@@ -79,26 +131,29 @@ class SweepOptimizer(torch.optim.Optimizer):
         """Add a group; its overrides may use keras or torch names and are validated."""
         group = dict(param_group)
         params = group.pop("params")
-        overrides = canonicalize(self.optimizer_name, group)
-        merged = {**self._canonical(self.defaults), **overrides}
-        values = resolve(self.optimizer_name, self.semantics, merged)
-        super().add_param_group({"params": params, **_to_group(values)})
+        _implementation_flags(self.optimizer_name, group)
+        maximize = group.pop("maximize", self.defaults["maximize"])
+        values = self._resolved(group, self._canonical(self.defaults))
+        super().add_param_group({"params": params, **_to_group(values), "maximize": maximize})
 
-    def _transformation(self, values: Mapping[str, Any]) -> tuple[Transformation, Any]:
-        """The built rule for a group's structural values, and its state skeleton."""
-        key = tuple((name, values[name]) for name, p in self._info.params.items() if p.structural)
-        if key not in self._transformations:
-            tf = build(self.optimizer_name, self.semantics, values)
-            skeleton = tf.init([torch.zeros(1)])
-            self._transformations[key] = (tf, skeleton)
-        return self._transformations[key]
+    def _kernel(self, values: Mapping[str, Any], maximize: bool) -> tuple[Kernel, Any]:
+        """The kernel for a group's structural values, and its state skeleton."""
+        structural = [(n, values[n]) for n, p in self._info.params.items() if p.structural]
+        key = (*structural, maximize)
+        if key not in self._kernels:
+            numbers = {k: _as_number(k, v) for k, v in values.items()}
+            kernel = inplace(
+                self.optimizer_name, self.semantics, numbers, "batched", maximize=maximize
+            )
+            self._kernels[key] = (kernel, kernel.init([torch.zeros(1)]))
+        return self._kernels[key]
 
     # -- state ----------------------------------------------------------------------------------
 
-    def _gather(self, tf: Transformation, skeleton: Any, params: list[Tensor]) -> Any:
+    def _gather(self, kernel: Kernel, skeleton: Any, params: list[Tensor]) -> Any:
         fresh = [p for p in params if not self.state[p]]
         if fresh:
-            leaves = flatten_state(tf.init(fresh))
+            leaves = flatten_state(kernel.init(fresh))
             for i, p in enumerate(fresh):
                 self.state[p].update(
                     {k: v[i] if isinstance(v, list) else v for k, v in leaves.items()}
@@ -143,21 +198,20 @@ class SweepOptimizer(torch.optim.Optimizer):
             if any(p.grad.is_sparse for p in params):
                 raise RuntimeError(f"{self.optimizer_name}: sparse gradients are not supported")
             values = self._canonical(group)
-            tf, skeleton = self._transformation(values)
-            state = self._gather(tf, skeleton, params)
+            kernel, skeleton = self._kernel(values, group.get("maximize", False))
+            state = self._gather(kernel, skeleton, params)
             device = params[0].device
             dtype = torch.float32 if device.type == "mps" else torch.float64
             hp = {}
-            for name in tf.hyperparameters:
+            for name, info in self._info.params.items():
+                if info.structural:
+                    continue
                 value = values[name]
                 if value is None:
-                    value = self._info.params[name].neutral
-                hp[name] = torch.tensor(value, dtype=dtype, device=device)
-            grads = [p.grad for p in params]
-            new_params, new_state = tf.update(grads, state, params, hp)
-            for p, q in zip(params, new_params, strict=True):
-                p.copy_(q)
-            self._scatter(new_state, params)
+                    value = info.neutral
+                hp[name] = torch.as_tensor(value, dtype=dtype, device=device).detach()
+            kernel.update_([p.grad.clone() for p in params], state, params, hp)
+            self._scatter(state, params)  # shared leaves (step counters) to every parameter
         return loss
 
 

@@ -1,0 +1,17 @@
+"""One module per optimizer family: its definitions (``OptimizerInfo``), its state, and its
+one in-place update, torch imported on first use (``optim.lazy``).
+
+Adding an optimizer: a module here (or an ``OptimizerInfo`` and a kernel in one) and its line
+below; ``tests/test_optim_families.py`` then asks for its oracle and wrapper cases.
+"""
+
+from __future__ import annotations
+
+from ..parameters import OptimizerInfo
+from . import adadelta, adagrad, adam, adamax, nadam, rmsprop, sgd
+
+FAMILIES = (sgd, adagrad, rmsprop, adadelta, adam, adamax, nadam)
+
+OPTIMIZERS: tuple[OptimizerInfo, ...] = tuple(info for f in FAMILIES for info in f.OPTIMIZERS)
+
+__all__ = ["FAMILIES", "OPTIMIZERS"]
