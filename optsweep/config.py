@@ -57,7 +57,7 @@ import yaml
 from optsweep.data import DATASETS
 from optsweep.models import MODELS
 from optsweep.optim import registry
-from optsweep.optim.schedules import SCHEDULE_KINDS, ScheduleSpec
+from optsweep.optim.schedules import SCHEDULE_FIELDS, SCHEDULE_KINDS, UNITS, ScheduleSpec
 
 __all__ = [
     "ConfigError",
@@ -84,11 +84,20 @@ OVERRIDE_FILE = "--set"
 
 DEVICES_TEXT = "auto, cpu, cuda or cuda:N"
 PRECISIONS = ("fp32", "bf16", "fp16")
-SCHEDULE_KEYS: dict[str, tuple[str, ...]] = {
-    "cosine": ("T_max", "eta_min"),
-    "cosine_warm_restarts": ("T_0", "T_mult", "eta_min"),
+# How each `ScheduleSpec` field is written: an integer >= n (None: null allowed too), a number,
+# a list of integers or numbers, a boolean, or one of some words.
+_SCHEDULE_INTS: dict[str, tuple[int, bool]] = {
+    "T_max": (1, True),
+    "T_0": (1, False),
+    "T_mult": (1, False),
+    "step_size": (1, False),
+    "warmup_steps": (0, False),
+    "total_steps": (2, True),
+    "decay_steps": (1, True),
 }
-"""Which `ScheduleSpec` fields each schedule type reads, besides ``type`` (none for others)."""
+_SCHEDULE_LISTS = {"milestones": "integers", "boundaries": "integers", "values": "numbers"}
+_SCHEDULE_BOOLS = ("three_phase", "staircase")
+_SCHEDULE_WORDS = {"anneal_strategy": ("cos", "linear"), "unit": UNITS}
 
 BLOCK_KEYS = ("name", "semantics", "schedule", "grid")
 """Keys of an optimizer block that are not parameters of the optimizer."""
@@ -991,7 +1000,8 @@ def _check_train(report: _Report, value: Any) -> TrainSpec | _Bad:
 
 
 def _check_schedule(report: _Report, path: KeyPath, value: Any) -> ScheduleSpec | _Bad | None:
-    """``null``, a type name, or ``{type: ..., <its keys>}``; constant becomes None."""
+    """``null``, a type name, or ``{type: ..., unit: epoch | step, <its keys>}``; constant
+    becomes None. Types of values are checked here, their ranges by ``ScheduleSpec``."""
     if value is None:
         return None
     example = "{type: cosine, T_max: 3, eta_min: 0.0}"
@@ -1000,24 +1010,39 @@ def _check_schedule(report: _Report, path: KeyPath, value: Any) -> ScheduleSpec 
         return BAD
     kind, value = named
     before = len(report.problems)
-    keys = SCHEDULE_KEYS.get(kind, ())
+    keys = ("unit", *SCHEDULE_FIELDS[kind])
     _check_mapping(report, path, value, ("type", *keys))
-    got: dict[str, Any] = {}
-    for key in keys:
-        if key not in value:
-            continue
-        if key == "eta_min":
-            got[key] = _check_float(report, (*path, key), value[key], 0.0)
-        else:
-            got[key] = _check_int(report, (*path, key), value[key], 1, allow_none=key == "T_max")
+    got = {
+        key: _schedule_value(report, (*path, key), key, value[key]) for key in keys if key in value
+    }
     if len(report.problems) > before or BAD in got.values():
         return BAD
     if kind == "constant":
         return None
     try:
         return ScheduleSpec(kind, **got)
-    except ValueError as error:  # ScheduleSpec's own checks, should ours miss one
+    except ValueError as error:  # a range, a required key, a list out of order
         return report.add(path, str(error))
+
+
+def _schedule_value(report: _Report, path: KeyPath, key: str, value: Any) -> Any:
+    """One schedule value, type-checked."""
+    if key in _SCHEDULE_INTS:
+        minimum, allow_none = _SCHEDULE_INTS[key]
+        return _check_int(report, path, value, minimum, allow_none=allow_none)
+    if key in _SCHEDULE_WORDS:
+        return _check_choice(report, path, value, _SCHEDULE_WORDS[key], key)
+    if key in _SCHEDULE_BOOLS:
+        if isinstance(value, bool):
+            return value
+        return report.add(path, f"expected true or false, got {_describe(value)}")
+    if key in _SCHEDULE_LISTS:
+        of = _SCHEDULE_LISTS[key]
+        fits = _is_int if of == "integers" else _is_number
+        if not isinstance(value, list) or not all(fits(v) for v in value):
+            return report.add(path, f"expected a list of {of}, got {_describe(value)}")
+        return tuple(value)
+    return _check_float(report, path, value, 0.0)
 
 
 # ───────────────────────────── optimizer blocks ─────────────────────────────
@@ -1439,7 +1464,7 @@ def _report_unresolved(
 
 def _trial_key(block: OptimizerBlock, params: Mapping[str, Any], seed: int | None) -> str:
     """Canonical JSON of what makes a trial: optimizer, semantics, given params, schedule, seed."""
-    schedule = dataclasses.asdict(block.schedule) if block.schedule is not None else None
+    schedule = block.schedule.record() if block.schedule is not None else None
     record = {
         "optimizer": block.name,
         "semantics": block.semantics,

@@ -300,6 +300,7 @@ class _Setup:
     train: TrainSpec
     # a fresh kernel per lane: it keeps per-lane views between steps
     make_kernel: Callable[[], optim.Kernel]
+    schedule: ScheduleSpec
     loss_scale: float | None
     outcomes: list[TrialOutcome]
     started: float
@@ -378,7 +379,12 @@ class _Lane:
         steps since training began, before ``first``."""
         setup, batch_size = self.setup, self.setup.train.batch_size
         x_all, y_all = setup.dataset.train_x, setup.dataset.train_y
+        schedule = setup.schedule
+        run_steps = setup.train.epochs * math.ceil(x_all.shape[0] / batch_size)
         for s in range(first, last):
+            if schedule.unit == "step":  # on the device, from the host's count: no sync
+                rate = learning_rate_at(schedule, self.base_lr, step, run_steps)
+                self.hp["learning_rate"] = rate
             idx = perm[s * batch_size : (s + 1) * batch_size]
             params = [p.requires_grad_() for p in self.params]
             with setup.autocast():
@@ -482,6 +488,7 @@ def _start(
         model,
         train,
         functools.partial(optim.inplace, first.optimizer, first.semantics, first.hyperparameters),
+        first.schedule or ScheduleSpec(),
         # structural, so the same for every trial; the rule divides the gradients by it again
         first.hyperparameters.get("loss_scale_factor"),
         [TrialOutcome() for _ in trials],
@@ -541,9 +548,10 @@ def _epochs(
     step = 0
     for epoch in range(train.epochs):
         for lane in lanes:
-            lane.hp["learning_rate"] = learning_rate_at(
-                first.schedule or ScheduleSpec(), lane.base_lr, epoch, train.epochs
-            )
+            if setup.schedule.unit == "epoch":
+                lane.hp["learning_rate"] = learning_rate_at(
+                    setup.schedule, lane.base_lr, epoch, train.epochs
+                )
             lane.loss_sum.zero_()
         perm = torch.randperm(n_train, generator=order, device=device)
         s = 0

@@ -232,8 +232,10 @@ def host_reads_while_training(monkeypatch, n_train: int, optimizers: str, write_
         "  - name: adam\n    grid: {learning_rate: [0.01, 0.001, 0.003]}\n",
         "  - name: rmsprop\n    clipnorm: 1.0\n    grid: {learning_rate: [0.01, 0.001]}\n",
         "  - name: momentum\n    grid: {learning_rate: [0.01, 0.1], weight_decay: [0.0, 0.1]}\n",
+        "  - name: sgd\n    schedule: {type: one_cycle, unit: step}\n"
+        "    grid: {learning_rate: [0.1, 0.01]}\n",
     ],
-    ids=["adam", "rmsprop-clipnorm", "momentum-decay"],
+    ids=["adam", "rmsprop-clipnorm", "momentum-decay", "per-step-schedule"],
 )
 def test_training_steps_never_wait_for_the_device(monkeypatch, write_yaml, optimizers):
     # On CUDA a read back to the host stalls the queue of kernels: the engine reads losses
@@ -242,3 +244,29 @@ def test_training_steps_never_wait_for_the_device(monkeypatch, write_yaml, optim
     few = host_reads_while_training(monkeypatch, 256, optimizers, write_yaml)  # 4 steps/epoch
     many = host_reads_while_training(monkeypatch, 768, optimizers, write_yaml)  # 12
     assert few == many
+
+
+@pytest.mark.parametrize(
+    ("schedule", "lr_zero_after"),
+    [
+        ("{type: piecewise_constant, boundaries: [0], values: [1.0, 0.0]}", "epoch 1"),
+        ("{type: piecewise_constant, unit: step, boundaries: [3], values: [1.0, 0.0]}", "step 4"),
+    ],
+    ids=["per-epoch", "per-step"],
+)
+def test_a_schedule_sets_the_rate_per_epoch_or_per_step(write_yaml, mini, schedule, lr_zero_after):
+    # 256 images, batch 64: 4 steps an epoch. The rate falls to 0 after the first epoch
+    # (per epoch) or after step 4 (per step, counted from 0): the same point, by two routes;
+    # from there the parameters, and so the test loss, no longer move.
+    data, net = mini
+    optimizers = "  - name: sgd\n    grid: {{learning_rate: [0.1]}}\n{extra}"
+    spec, scheduled = trials_of(write_yaml, optimizers.format(extra=f"    schedule: {schedule}\n"))
+    _, constant = trials_of(write_yaml, optimizers.format(extra=""))
+    train = dataclasses.replace(spec.train, epochs=3)
+    cpu = torch.device("cpu")
+    (out,) = train_batch(data, net, scheduled, train, device=cpu)
+    (ref,) = train_batch(data, net, constant, train, device=cpu)
+    losses = [e.test_loss for e in out.epochs]
+    assert losses[0] == ref.epochs[0].test_loss  # the first epoch at the full rate
+    assert losses[1] == losses[2] == losses[0], lr_zero_after
+    assert ref.epochs[2].test_loss != losses[2]
