@@ -550,14 +550,16 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         HEAD + "schedule: {type: cosin}\n" + BLOCK,
         (
             "F:3: schedule.type: unknown schedule type 'cosin'; did you mean 'cosine'? valid: "
-            "constant, cosine, cosine_warm_restarts",
+            "constant, step, multistep, exponential, cosine, cosine_warm_restarts, one_cycle, "
+            "polynomial, inverse_time, piecewise_constant",
         ),
     ),
     (
         "schedule-wrong-key",
         HEAD + "schedule: {type: cosine, T_0: 2, eta_min: -1}\n" + BLOCK,
         (
-            "F:3: schedule.T_0: unknown key 'T_0'; valid keys: type, T_max, eta_min",
+            "F:3: schedule.T_0: unknown key 'T_0'; valid keys: type, unit, T_max, eta_min, "
+            "warmup_steps, warmup_start",
             "F:3: schedule.eta_min: expected a finite number >= 0.0, got -1",
         ),
     ),
@@ -565,16 +567,31 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         "schedule-no-type",
         HEAD + "schedule: {T_max: 3}\n" + BLOCK,
         (
-            "F:3: schedule.type: required key missing; add type: one of constant, cosine, "
-            "cosine_warm_restarts",
+            "F:3: schedule.type: required key missing; add type: one of constant, step, "
+            "multistep, exponential, cosine, cosine_warm_restarts, one_cycle, polynomial, "
+            "inverse_time, piecewise_constant",
         ),
+    ),
+    (
+        "schedule-list-of-words",
+        HEAD + "schedule: {type: multistep, milestones: [3, x], unit: batch}\n" + BLOCK,
+        (
+            "F:3: schedule.unit: unknown unit 'batch'; valid: epoch, step",
+            "F:3: schedule.milestones: expected a list of integers, got a list [3, \"x\"]",
+        ),
+    ),
+    (
+        "schedule-range",
+        HEAD + "schedule: {type: one_cycle, pct_start: 1.5}\n" + BLOCK,
+        ("F:3: schedule: schedule pct_start = 1.5 is invalid; valid: 0 < pct_start < 1",),
     ),
     (
         "schedule-bare-typo",
         HEAD + "schedule: cosinus\n" + BLOCK,
         (
             "F:3: schedule: unknown schedule type 'cosinus'; did you mean 'cosine'? valid: "
-            "constant, cosine, cosine_warm_restarts",
+            "constant, step, multistep, exponential, cosine, cosine_warm_restarts, one_cycle, "
+            "polynomial, inverse_time, piecewise_constant",
         ),
     ),
     (
