@@ -50,7 +50,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import yaml
 
@@ -58,6 +58,9 @@ from optsweep.data import DATASETS
 from optsweep.models import MODELS
 from optsweep.optim import registry
 from optsweep.optim.schedules import SCHEDULE_FIELDS, SCHEDULE_KINDS, UNITS, ScheduleSpec
+
+SCHEDULE_PREFIX = "schedule."
+"""Grid names of schedule values (``schedule.warmup_steps``), beside the optimizer's."""
 
 __all__ = [
     "ConfigError",
@@ -999,11 +1002,23 @@ def _check_train(report: _Report, value: Any) -> TrainSpec | _Bad:
     return TrainSpec(**got)
 
 
-def _check_schedule(report: _Report, path: KeyPath, value: Any) -> ScheduleSpec | _Bad | None:
+class _Schedule(NamedTuple):
+    """A schedule as written: its spec (the first value of each list) and the lists, as grid
+    axes named ``schedule.<key>``."""
+
+    spec: ScheduleSpec | None
+    grid: dict[str, list[Any]]
+
+
+NO_SCHEDULE = _Schedule(None, {})
+
+
+def _check_schedule(report: _Report, path: KeyPath, value: Any) -> _Schedule | _Bad:
     """``null``, a type name, or ``{type: ..., unit: epoch | step, <its keys>}``; constant
-    becomes None. Types of values are checked here, their ranges by ``ScheduleSpec``."""
+    becomes None. A list for a key that takes one value is a grid axis, crossed with the
+    block's grid. Types of values are checked here, their ranges by ``ScheduleSpec``."""
     if value is None:
-        return None
+        return NO_SCHEDULE
     example = "{type: cosine, T_max: 3, eta_min: 0.0}"
     named = _check_named(report, path, value, "type", SCHEDULE_KINDS, "schedule type", example)
     if named is BAD:
@@ -1012,17 +1027,35 @@ def _check_schedule(report: _Report, path: KeyPath, value: Any) -> ScheduleSpec 
     before = len(report.problems)
     keys = ("unit", *SCHEDULE_FIELDS[kind])
     _check_mapping(report, path, value, ("type", *keys))
-    got = {
-        key: _schedule_value(report, (*path, key), key, value[key]) for key in keys if key in value
-    }
-    if len(report.problems) > before or BAD in got.values():
+    got: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+    for key in (k for k in keys if k in value):
+        where, written = (*path, key), value[key]
+        if isinstance(written, list) and (key not in _SCHEDULE_LISTS or _is_grid(written)):
+            items = [_schedule_value(report, (*where, j), key, v) for j, v in enumerate(written)]
+            if not items or len(set(map(repr, items))) < len(items):
+                report.add(where, f"expected a list of distinct values, got {_describe(written)}")
+            grid[f"{SCHEDULE_PREFIX}{key}"] = items
+            got[key] = items[0] if items else BAD
+        else:
+            got[key] = _schedule_value(report, where, key, written)
+    if len(report.problems) > before or BAD in got.values() or _has_bad(grid):
         return BAD
     if kind == "constant":
-        return None
+        return NO_SCHEDULE
     try:
-        return ScheduleSpec(kind, **got)
+        combos = itertools.product(*grid.values())
+        for combo in combos:  # every point of the grid is a valid schedule
+            chosen = {name[len(SCHEDULE_PREFIX) :]: v for name, v in zip(grid, combo, strict=True)}
+            ScheduleSpec(kind, **{**got, **chosen})
+        return _Schedule(ScheduleSpec(kind, **got), grid)
     except ValueError as error:  # a range, a required key, a list out of order
         return report.add(path, str(error))
+
+
+def _is_grid(value: list[Any]) -> bool:
+    """A list of lists for a key that takes a list (``milestones: [[30, 60], [50]]``)."""
+    return bool(value) and all(isinstance(v, list) for v in value)
 
 
 def _schedule_value(report: _Report, path: KeyPath, key: str, value: Any) -> Any:
@@ -1038,6 +1071,8 @@ def _schedule_value(report: _Report, path: KeyPath, key: str, value: Any) -> Any
         return report.add(path, f"expected true or false, got {_describe(value)}")
     if key in _SCHEDULE_LISTS:
         of = _SCHEDULE_LISTS[key]
+        if isinstance(value, tuple):  # an item of a grid, read already
+            value = list(value)
         fits = _is_int if of == "integers" else _is_number
         if not isinstance(value, list) or not all(fits(v) for v in value):
             return report.add(path, f"expected a list of {of}, got {_describe(value)}")
@@ -1178,7 +1213,7 @@ def _check_block(
     report: _Report,
     index: int,
     value: Any,
-    default_schedule: ScheduleSpec | _Bad | None,
+    default_schedule: _Schedule | _Bad,
 ) -> OptimizerBlock | _Bad:
     """One entry of ``optimizers:`` (a mapping, or just the optimizer's name)."""
     path: KeyPath = ("optimizers", index)
@@ -1241,8 +1276,10 @@ def _check_block(
         _check_grid_distinct(report, given, columns)
     if len(report.problems) > before or schedule is BAD or _has_bad(value):
         return BAD
+    grid.update(schedule.grid)
+    display.update({name: name for name in schedule.grid})
     return OptimizerBlock(
-        optimizer, semantics, fixed, grid, display, schedule, index, tuple(linked), ranges
+        optimizer, semantics, fixed, grid, display, schedule.spec, index, tuple(linked), ranges
     )
 
 
@@ -1341,7 +1378,7 @@ def _grid_axes(
 
 
 def _check_optimizers(
-    report: _Report, value: Any, default_schedule: ScheduleSpec | _Bad | None
+    report: _Report, value: Any, default_schedule: _Schedule | _Bad
 ) -> list[OptimizerBlock] | _Bad:
     path: KeyPath = ("optimizers",)
     if value is BAD:
@@ -1399,9 +1436,23 @@ def _trials(
     return trials
 
 
+def split_schedule(
+    block: OptimizerBlock, params: Mapping[str, Any]
+) -> tuple[dict[str, Any], ScheduleSpec | None]:
+    """A point's optimizer parameters, and the block's schedule with the point's
+    ``schedule.<key>`` values in it."""
+    own = {k: v for k, v in params.items() if not k.startswith(SCHEDULE_PREFIX)}
+    chosen = {k[len(SCHEDULE_PREFIX) :]: v for k, v in params.items() if k not in own}
+    if not chosen or block.schedule is None:
+        return own, block.schedule
+    lists = {k: tuple(v) for k, v in chosen.items() if isinstance(v, list)}
+    return own, dataclasses.replace(block.schedule, **{**chosen, **lists})
+
+
 def _trial(
     block: OptimizerBlock, params: dict[str, Any], hyperparameters: dict[str, Any], seed: int
 ) -> TrialSpec:
+    own, schedule = split_schedule(block, params)
     return TrialSpec(
         optimizer=block.name,
         semantics=block.semantics,
@@ -1409,9 +1460,9 @@ def _trial(
         hyperparameters=dict(hyperparameters),
         display={name: block.display[name] for name in params},
         seed=seed,
-        schedule=block.schedule,
+        schedule=schedule,
         block=block.index,
-        key=_trial_key(block, params, seed),
+        key=_trial_key(block, own, schedule, seed),
     )
 
 
@@ -1422,13 +1473,15 @@ def make_trial(block: OptimizerBlock, params: Mapping[str, Any], seed: int) -> T
         ValueError: the registry's message when the combination is invalid.
     """
     given = {**block.fixed, **params}
-    return _trial(block, given, registry.resolve(block.name, block.semantics, given), seed)
+    own, _ = split_schedule(block, given)
+    return _trial(block, given, registry.resolve(block.name, block.semantics, own), seed)
 
 
 def configuration_key(block: OptimizerBlock, params: Mapping[str, Any]) -> str:
     """The key of ``block`` at ``params`` over every seed: a trial's key without its seed
     (what a search trains once per seed, and what makes two suggestions the same)."""
-    return _trial_key(block, {**block.fixed, **params}, None)
+    own, schedule = split_schedule(block, {**block.fixed, **params})
+    return _trial_key(block, own, schedule, None)
 
 
 def _resolve(
@@ -1437,7 +1490,9 @@ def _resolve(
     """A grid point's given params and ``registry.resolve`` of them (or its ValueError)."""
     params = {**block.fixed, **point}
     try:
-        return params, registry.resolve(block.name, block.semantics, params)
+        return params, registry.resolve(
+            block.name, block.semantics, split_schedule(block, params)[0]
+        )
     except ValueError as error:
         if report is None:
             raise
@@ -1462,14 +1517,19 @@ def _report_unresolved(
         report.add(("optimizers", block.index), f"{error}{where}")
 
 
-def _trial_key(block: OptimizerBlock, params: Mapping[str, Any], seed: int | None) -> str:
-    """Canonical JSON of what makes a trial: optimizer, semantics, given params, schedule, seed."""
-    schedule = block.schedule.record() if block.schedule is not None else None
+def _trial_key(
+    block: OptimizerBlock,
+    params: Mapping[str, Any],
+    schedule: ScheduleSpec | None,
+    seed: int | None,
+) -> str:
+    """Canonical JSON of what makes a trial: optimizer, semantics, given params, schedule, seed
+    (a schedule from a grid and the same one written out give the same key)."""
     record = {
         "optimizer": block.name,
         "semantics": block.semantics,
         "params": dict(sorted(params.items())),
-        "schedule": schedule,
+        "schedule": schedule.record() if schedule is not None else None,
         "seed": seed,
     }
     return json.dumps(record, sort_keys=True, separators=(",", ":"))

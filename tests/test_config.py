@@ -577,7 +577,7 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         HEAD + "schedule: {type: multistep, milestones: [3, x], unit: batch}\n" + BLOCK,
         (
             "F:3: schedule.unit: unknown unit 'batch'; valid: epoch, step",
-            "F:3: schedule.milestones: expected a list of integers, got a list [3, \"x\"]",
+            'F:3: schedule.milestones: expected a list of integers, got a list [3, "x"]',
         ),
     ),
     (
@@ -794,6 +794,71 @@ def test_two_blocks_seeds_outermost_and_schedules(tmp_path: Path) -> None:
     assert trials[0].display == {"learning_rate": "lr"} and trials[0].block == 0
     assert trials[2].block == 1 and trials[2].params["epsilon"] == 1e-8
     assert spec.train.epochs == 2 and spec.train.seeds == (0, 1)
+
+
+SCHEDULE_GRID = (
+    HEAD
+    + """\
+train: {epochs: 4}
+schedule: {type: cosine, unit: step, warmup_steps: [0, 500], eta_min: [0.0, 1.0e-5]}
+optimizers:
+  - name: adam
+    grid: {lr: [0.01, 0.001]}
+  - name: sgd
+    schedule: {type: multistep, milestones: [[2], [1, 3]]}
+  - name: momentum
+    schedule: {type: cosine, warmup_steps: 500, eta_min: 1.0e-5, unit: step}
+"""
+)
+
+
+def test_schedule_lists_are_grid_axes_crossed_with_the_block_grid(tmp_path: Path) -> None:
+    spec = load_sweep(write(tmp_path, SCHEDULE_GRID))
+    adam = spec.optimizers[0]
+    assert adam.grid == {
+        "learning_rate": [0.01, 0.001],
+        "schedule.warmup_steps": [0, 500],
+        "schedule.eta_min": [0.0, 1e-5],
+    }
+    trials = expand(spec)
+    adam_trials = [t for t in trials if t.optimizer == "adam"]
+    assert len(adam_trials) == 8 and len({t.key for t in adam_trials}) == 8
+    seen = {(t.hyperparameters["learning_rate"], t.schedule.warmup_steps, t.schedule.eta_min)
+            for t in adam_trials}  # fmt: skip
+    assert len(seen) == 8 and all(t.schedule.unit == "step" for t in adam_trials)
+    assert "schedule.warmup_steps" not in adam_trials[0].hyperparameters
+    assert adam_trials[0].display["schedule.warmup_steps"] == "schedule.warmup_steps"
+    assert [t.schedule.milestones for t in trials if t.optimizer == "sgd"] == [(2,), (1, 3)]
+    # a schedule from a grid and the same schedule written out are the same trial
+    written = next(t for t in trials if t.optimizer == "momentum").schedule
+    grid_point = next(t.schedule for t in adam_trials if t.schedule.warmup_steps == 500
+                      and t.schedule.eta_min == 1e-5)  # fmt: skip
+    assert written == grid_point
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        ("{type: cosine, warmup_steps: []}", "schedule.warmup_steps: expected a list of distinct"),
+        (
+            "{type: cosine, warmup_steps: [5, 5]}",
+            "schedule.warmup_steps: expected a list of distinct",
+        ),
+        (
+            "{type: one_cycle, pct_start: [0.3, 1.5]}",
+            "schedule: schedule pct_start = 1.5 is invalid",
+        ),
+        (
+            "{type: step, step_size: [2, 0]}",
+            "schedule.step_size[1]: expected an integer >= 1, got 0",
+        ),
+    ],
+)
+def test_bad_schedule_grids(tmp_path: Path, schedule: str, message: str) -> None:
+    text = HEAD + f"schedule: {schedule}\noptimizers: [adam]\n"
+    with pytest.raises(ConfigError) as error:
+        load_sweep(write(tmp_path, text))
+    assert message in str(error.value)
 
 
 def test_betas_pairs_are_zipped_not_crossed(tmp_path: Path) -> None:
