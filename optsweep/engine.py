@@ -390,7 +390,9 @@ class _Lane:
             with setup.autocast():
                 logits = setup.model.forward(params, x_all[idx], train=True, generator=self.dropout)
             losses = per_trial_loss(logits.float(), y_all[idx])
-            scale = setup.loss_scale
+            scale = setup.loss_scale  # static, or each trial's dynamic scale
+            if scale is None:
+                scale = optim.current_loss_scale(self.state)
             total = (losses * scale).sum() if scale is not None else losses.sum()
             grads = torch.autograd.grad(total, params)
             with torch.no_grad():  # overwrites params and state, uses grads as scratch

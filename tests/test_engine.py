@@ -166,11 +166,14 @@ def test_pruned_trials_stop_and_the_rest_train_on(write_yaml, mini, pruned):
         assert len(outcome.epochs) == (1 if stopped else 3)
 
 
-def test_loss_scale_factor_scales_the_loss_the_rule_unscales(write_yaml, mini):
+@pytest.mark.parametrize(
+    "knob", ["loss_scale_factor: 1024.0", "dynamic_loss_scale: true"], ids=["static", "dynamic"]
+)
+def test_the_loss_scale_scales_the_loss_the_rule_unscales(write_yaml, mini, knob):
     data, net = mini
-    optimizers = "  - name: sgd\n    grid: {{learning_rate: [0.1]}}\n{extra}"
+    optimizers = "  - name: sgd\n    grid: {{learning_rate: [0.1, 0.01]}}\n{extra}"
     spec, plain = trials_of(write_yaml, optimizers.format(extra=""))
-    _, scaled = trials_of(write_yaml, optimizers.format(extra="    loss_scale_factor: 1024.0\n"))
+    _, scaled = trials_of(write_yaml, optimizers.format(extra=f"    {knob}\n"))
     cpu = torch.device("cpu")
     a = train_batch(data, net, plain, spec.train, device=cpu)
     b = train_batch(data, net, scaled, spec.train, device=cpu)
@@ -234,8 +237,9 @@ def host_reads_while_training(monkeypatch, n_train: int, optimizers: str, write_
         "  - name: momentum\n    grid: {learning_rate: [0.01, 0.1], weight_decay: [0.0, 0.1]}\n",
         "  - name: sgd\n    schedule: {type: one_cycle, unit: step}\n"
         "    grid: {learning_rate: [0.1, 0.01]}\n",
+        "  - name: adam\n    dynamic_loss_scale: true\n    grid: {learning_rate: [0.01, 0.1]}\n",
     ],
-    ids=["adam", "rmsprop-clipnorm", "momentum-decay", "per-step-schedule"],
+    ids=["adam", "rmsprop-clipnorm", "momentum-decay", "per-step-schedule", "dynamic-loss-scale"],
 )
 def test_training_steps_never_wait_for_the_device(monkeypatch, write_yaml, optimizers):
     # On CUDA a read back to the host stalls the queue of kernels: the engine reads losses

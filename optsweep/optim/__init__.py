@@ -19,7 +19,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .base import Kernel, Transformation
-from .build import build, decoupled_weight_decay, inplace, stack_hyperparameters
+from .build import (
+    build,
+    current_loss_scale,
+    decoupled_weight_decay,
+    inplace,
+    stack_hyperparameters,
+)
 from .registry import (
     OPTIMIZERS,
     SEMANTICS,
@@ -65,6 +71,7 @@ __all__ = [
     "UnknownParameterError",
     "build",
     "create",
+    "current_loss_scale",
     "decoupled_weight_decay",
     "inplace",
     "learning_rate_at",

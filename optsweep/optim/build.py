@@ -3,7 +3,8 @@ the pure interface derived from it.
 
 Order of the stages (keras's order, and what a torch user does by hand):
 
-1. ``loss_scale_factor``: g ← g / s;
+1. ``loss_scale_factor``: g ← g / s; or ``dynamic_loss_scale``: g ← g / s per trial, the
+   step skipped for a trial whose gradients overflowed (``transforms.dynamic_loss_scale``);
 2. ``gradient_accumulation_steps`` N > 1 wraps everything below, which then runs on the
    mean gradient of every N-th call;
 3. clipping (``clipnorm`` per tensor, ``global_clipnorm`` per trial, ``clipvalue``), then
@@ -22,12 +23,25 @@ from typing import TYPE_CHECKING, Any, Literal
 from .base import HyperParams, Kernel, Params, Transformation, clone_state
 from .lazy import torch
 from .registry import Semantics, optimizer_info, resolve
-from .transforms import accumulate_gradients, decay_weights_, gradient_stages
+from .transforms import (
+    accumulate_gradients,
+    current_loss_scale,
+    decay_weights_,
+    dynamic_loss_scale,
+    gradient_stages,
+)
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ["Kernels", "build", "decoupled_weight_decay", "inplace", "stack_hyperparameters"]
+__all__ = [
+    "Kernels",
+    "build",
+    "current_loss_scale",
+    "decoupled_weight_decay",
+    "inplace",
+    "stack_hyperparameters",
+]
 
 Kernels = Literal["auto", "batched", "per_trial"]
 KERNELS: tuple[Kernels, ...] = ("auto", "batched", "per_trial")
@@ -85,6 +99,8 @@ def inplace(
     steps = values["gradient_accumulation_steps"] or 1
     if steps > 1:
         kernel = accumulate_gradients(kernel, steps)
+    if values["dynamic_loss_scale"]:
+        kernel = dynamic_loss_scale(kernel, values["initial_scale"], values["dynamic_growth_steps"])
     scale = values["loss_scale_factor"]
 
     def update_(grads: Sequence[Tensor], state: Any, params: Sequence[Tensor], hp: Any) -> None:

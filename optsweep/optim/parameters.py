@@ -31,6 +31,7 @@ __all__ = [
     "CLIP_KNOBS",
     "COMMON_KNOBS",
     "DECOUPLED_WEIGHT_DECAY",
+    "DYNAMIC_LOSS_SCALE_KNOBS",
     "SEMANTICS",
     "OptimizerInfo",
     "ParamInfo",
@@ -318,9 +319,43 @@ _COMMON: tuple[ParamInfo, ...] = (
         low_open=True,
         optional=True,
     ),
+    ParamInfo(
+        "dynamic_loss_scale",
+        "bool",
+        "scale the loss per trial, halving the scale and skipping the step when gradients "
+        "overflow, doubling it after dynamic_growth_steps good steps (keras "
+        "LossScaleOptimizer, torch GradScaler)",
+        False,
+        False,
+        structural=True,
+    ),
+    ParamInfo(
+        "initial_scale",
+        "float",
+        "the dynamic loss scale to start from (torch GradScaler 2^16, keras 2^15)",
+        65536.0,
+        32768.0,
+        structural=True,
+        low=0.0,
+        low_open=True,
+    ),
+    ParamInfo(
+        "dynamic_growth_steps",
+        "int",
+        "good steps after which the dynamic loss scale doubles",
+        2000,
+        2000,
+        structural=True,
+        low=1.0,
+    ),
 )
 COMMON_KNOBS: tuple[str, ...] = tuple(p.name for p in _COMMON)
 CLIP_KNOBS: tuple[str, ...] = ("clipnorm", "global_clipnorm", "clipvalue")
+DYNAMIC_LOSS_SCALE_KNOBS: tuple[str, ...] = (
+    "dynamic_loss_scale",
+    "initial_scale",
+    "dynamic_growth_steps",
+)
 
 
 def with_common_knobs(*own: ParamInfo) -> dict[str, ParamInfo]:

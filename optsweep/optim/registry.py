@@ -187,6 +187,16 @@ def _check_cross(optimizer: str, semantics: Semantics, values: Mapping[str, Any]
             f"{optimizer} (keras semantics): decoupled_weight_decay = false is torch's coupled "
             "L2; keras always decays θ ← θ − ηλθ. Use semantics torch, or leave it out"
         )
+    if values["dynamic_loss_scale"] and values["loss_scale_factor"] is not None:
+        raise ValueError(
+            f"{optimizer}: dynamic_loss_scale and loss_scale_factor both scale the loss; "
+            "give one (initial_scale sets where the dynamic scale starts)"
+        )
+    if values["dynamic_loss_scale"] and (values["gradient_accumulation_steps"] or 1) > 1:
+        raise ValueError(
+            f"{optimizer}: dynamic_loss_scale with gradient_accumulation_steps is not supported "
+            "(a trial that overflows mid-accumulation cannot skip alone)"
+        )
     nesterov = optimizer == "nesterov" or values.get("nesterov", False)
     torch_nesterov = semantics == "torch" and nesterov and optimizer in ("momentum", "nesterov")
     if torch_nesterov and (values["momentum"] <= 0 or values["dampening"] != 0):

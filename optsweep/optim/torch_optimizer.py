@@ -182,6 +182,23 @@ class SweepOptimizer(torch.optim.Optimizer):
                 if isinstance(value, Tensor) and value.dtype != self.state[p][key].dtype:
                     self.state[p][key] = value.detach().clone().to(p.device)
 
+    # -- loss scaling ---------------------------------------------------------------------------
+
+    def scale_loss(self, loss: Tensor) -> Tensor:
+        """``loss`` times the loss scale (keras ``LossScaleOptimizer.scale_loss``): the current
+        dynamic scale with ``dynamic_loss_scale``, else ``loss_scale_factor``, else 1.
+
+            opt.scale_loss(loss).backward(); opt.step()
+        """
+        group = self.param_groups[0]
+        for p in group["params"]:
+            if "loss_scale" in self.state[p]:
+                return loss * self.state[p]["loss_scale"].to(loss.dtype)
+        if group["dynamic_loss_scale"]:
+            return loss * group["initial_scale"]
+        factor = group["loss_scale_factor"]
+        return loss if factor is None else loss * factor
+
     # -- step -----------------------------------------------------------------------------------
 
     @torch.no_grad()

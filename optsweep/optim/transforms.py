@@ -1,5 +1,5 @@
-"""What runs around every kernel, in place: loss unscaling, accumulation, clipping, maximize,
-weight decay.
+"""What runs around every kernel, in place: loss unscaling (static or dynamic), accumulation,
+clipping, maximize, weight decay.
 
 "Per trial" matters in the batched form: with K trials stacked on the leading axis, a norm is
 taken over every axis except the trial axis, so one trial's gradients never clip another's.
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .base import HyperParams, Kernel, per_trial, zeros_like_all
+from .base import HyperParams, Kernel, clone_state, per_trial, zeros_like_all
 from .lazy import torch
 
 if TYPE_CHECKING:
@@ -18,10 +18,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AccumulationState",
+    "LossScaleState",
     "accumulate_gradients",
     "clip_by_global_norm_coefficient",
     "clip_by_norm_coefficients",
+    "current_loss_scale",
     "decay_weights_",
+    "dynamic_loss_scale",
     "gradient_stages",
 ]
 
@@ -164,3 +167,88 @@ def accumulate_gradients(inner: Kernel, steps: int) -> Kernel:
             a.zero_()
 
     return Kernel(init, update_)
+
+
+class LossScaleState(NamedTuple):
+    """``loss_scale``: s, per trial (the caller multiplies the loss by it); ``good_steps``:
+    finite steps since s last changed; ``inner``: the kernel's state, its counters per trial."""
+
+    loss_scale: Tensor
+    good_steps: Tensor
+    inner: Any
+
+
+def _finite_per_trial(grads: Sequence[Tensor], trial_axes: int) -> Tensor:
+    """Whether every gradient of a trial is finite: ``(K,)`` (or ``()``) booleans."""
+    finite = None
+    for g in grads:
+        ok = torch.isfinite(g).flatten(trial_axes).all(-1) if g.ndim > trial_axes else g.isfinite()
+        finite = ok if finite is None else finite & ok
+    return finite
+
+
+def _per_trial_counters_(state: Any, shape: tuple[int, ...]) -> None:
+    """0-d tensors of a state tree (step counters, products) made ``shape``, in place: trials
+    that skip a step must keep their own count."""
+    if isinstance(state, torch.Tensor):
+        if state.ndim == 0 and shape:
+            value = state.clone()
+            state.resize_(shape).copy_(value.expand(shape))
+    elif isinstance(state, (list, tuple)):
+        for leaf in state:
+            _per_trial_counters_(leaf, shape)
+
+
+def _keep_where_(finite: Tensor, new: Any, old: Any) -> None:
+    """``new`` ← ``old`` for the trials that are not ``finite``, leaf by leaf, in place."""
+    if isinstance(new, torch.Tensor):
+        mask = finite.reshape(finite.shape + (1,) * (new.ndim - finite.ndim))
+        new.copy_(torch.where(mask, new, old))
+    elif isinstance(new, (list, tuple)):
+        for n, o in zip(new, old, strict=True):
+            _keep_where_(finite, n, o)
+
+
+def dynamic_loss_scale(inner: Kernel, initial_scale: float, growth_steps: int) -> Kernel:
+    """Dynamic loss scaling per trial (keras ``LossScaleOptimizer``, torch ``GradScaler``).
+
+    The caller multiplies each trial's loss by its s (``state.loss_scale``). Then, per trial:
+    g ← g / s; finite g: the inner update, then s ← 2s after ``growth_steps`` finite steps in a
+    row; any non-finite g: no update (parameters and state as they were), s ← s/2. The skip is
+    a selection on the device (the inner update runs on zeros for those trials and is thrown
+    away), so nothing waits for it; it costs a copy of the parameters and state a step.
+    """
+
+    def init(params: Sequence[Tensor]) -> LossScaleState:
+        device = params[0].device if params else None
+        scale = torch.full((), initial_scale, dtype=torch.float32, device=device)
+        good = torch.zeros((), dtype=torch.int64, device=device)
+        return LossScaleState(scale, good, inner.init(params))
+
+    def update_(
+        grads: Sequence[Tensor], state: LossScaleState, params: Sequence[Tensor], hp: HyperParams
+    ) -> None:
+        trials = tuple(hp["learning_rate"].shape)
+        _per_trial_counters_(state, trials)
+        trial_axes = len(trials)
+        for g in grads:
+            g.div_(per_trial(state.loss_scale, g))
+        finite = _finite_per_trial(grads, trial_axes)
+        for g in grads:
+            g.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        before = [p.clone() for p in params], clone_state(state.inner)
+        inner.update_(grads, state.inner, params, hp)
+        _keep_where_(finite, list(params), before[0])
+        _keep_where_(finite, state.inner, before[1])
+        good = torch.where(finite, state.good_steps + 1, 0)
+        grow = good >= growth_steps
+        scale = state.loss_scale
+        scale.copy_(torch.where(finite, torch.where(grow, scale * 2, scale), scale * 0.5))
+        state.good_steps.copy_(torch.where(grow, 0, good))
+
+    return Kernel(init, update_)
+
+
+def current_loss_scale(state: Any) -> Tensor | None:
+    """The per-trial loss scale of a state with dynamic loss scaling, else None."""
+    return state.loss_scale if isinstance(state, LossScaleState) else None

@@ -39,7 +39,7 @@ def adagrad_kernel(*, keras: bool) -> Kernel:
         clr = hp["learning_rate"] / (1 + state.step * hp["lr_decay"])
         # reading the counter on a CPU costs nothing and spares a pass on every later step;
         # on another device it would wait for the device, so s₀·[t = 1] is added every step
-        add_s0 = bool(first) if params[0].device.type == "cpu" else True
+        add_s0 = bool(first.any()) if params[0].device.type == "cpu" else True
         state.step.add_(1)
         coefs = torch.stack([hp["initial_accumulator_value"] * first, hp["epsilon"], -clr])
         coefs = coefs.to(params[0])

@@ -121,13 +121,13 @@ def adam_fused_per_trial(*, amsgrad: bool, keras: bool, decoupled: bool) -> Upda
         grads: Sequence[Tensor], state: AdamState, params: Sequence[Tensor], hp: HyperParams
     ) -> None:
         state.step.add_(1)
-        t = int(state.step)  # the trials of a batch step together: one counter
-        steps = [torch.tensor(float(t))] * len(params)  # the kernel reads a float32 step
         k = len(params[0])
+        # one counter for the batch, or one per trial (dynamic loss scaling skips trials)
         names = ("learning_rate", "beta_1", "beta_2", "epsilon", "weight_decay")
-        scalars = zip(*(hp[n].expand(k).tolist() for n in names), strict=True)
+        columns = [state.step.expand(k).tolist(), *(hp[n].expand(k).tolist() for n in names)]
+        scalars = zip(*columns, strict=True)
         maxes = by_trial("vmax", state.max_exp_avg_sq) if amsgrad else [[]] * k
-        for (lr, b1, b2, eps, wd), p, g, m, v, vmax in zip(
+        for (t, lr, b1, b2, eps, wd), p, g, m, v, vmax in zip(
             scalars,
             by_trial("params", params),
             _slices(grads),
@@ -138,6 +138,7 @@ def adam_fused_per_trial(*, amsgrad: bool, keras: bool, decoupled: bool) -> Upda
         ):
             if keras:
                 eps = eps / math.sqrt(1 - b2**t)
+            steps = [torch.tensor(float(t))] * len(p)  # the kernel reads a float32 step
             kernel(
                 p, g, m, v, vmax, steps,
                 lr=lr, beta1=b1, beta2=b2, weight_decay=wd, eps=eps,
