@@ -146,9 +146,12 @@ def _free_memory(device: torch.device) -> int:
         return 8 << 30
 
 
-def bytes_per_trial(model: BatchedModel, dataset: Dataset, batch_size: int) -> int:
-    """Memory one trial needs in a step: parameters, gradients, three optimizer state slots,
-    and the activations autograd saves for one batch (counted, not guessed)."""
+def bytes_per_trial(
+    model: BatchedModel, dataset: Dataset, batch_size: int, state_slots: int = 3
+) -> int:
+    """Memory one trial needs in a step: parameters, gradients, the optimizer's state slots
+    (``optim.state_slots``: the weights' average and a skip-copy included), and the
+    activations autograd saves for one batch (counted, not guessed)."""
     params = [p.to(dataset.train_x.device).requires_grad_() for p in model.init(0)]
     saved = 0
 
@@ -160,7 +163,8 @@ def bytes_per_trial(model: BatchedModel, dataset: Dataset, batch_size: int) -> i
     x = dataset.train_x[:batch_size]
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model.forward([p.unsqueeze(0) for p in params], x, train=True)
-    return 5 * 4 * model.num_params() + saved * max(1, batch_size // x.shape[0])
+    copies = 2 + state_slots
+    return copies * 4 * model.num_params() + saved * max(1, batch_size // x.shape[0])
 
 
 def choose_trials_per_batch(
@@ -182,7 +186,11 @@ def choose_trials_per_batch(
     ``CHUNKED_TRIALS_PER_BATCH``.
     """
     fits = (
-        _free_memory(device) * MEMORY_FRACTION // bytes_per_trial(model, dataset, train.batch_size)
+        _free_memory(device)
+        * MEMORY_FRACTION
+        // bytes_per_trial(
+            model, dataset, train.batch_size, optim.state_slots(template.hyperparameters)
+        )
     )
     cap = int(max(1, min(waiting, fits, MAX_TRIALS_PER_BATCH)))
     if device.type == "cpu" and model.cpu_trial_chunk is not None:
@@ -438,8 +446,9 @@ class _Lane:
     def evaluate(self) -> dict[int, tuple[float, float, float]]:
         """{trial index: (mean train loss this epoch, test loss, test accuracy)}."""
         data, train = self.setup.dataset, self.setup.train
+        weights = optim.evaluation_weights(self.state, self.params)  # use_ema: the average
         test_loss, test_acc = evaluate(
-            self.setup.model, self.params, data.test_x, data.test_y, train.eval_batch_size
+            self.setup.model, weights, data.test_x, data.test_y, train.eval_batch_size
         )
         steps_per_epoch = math.ceil(data.train_x.shape[0] / train.batch_size)
         return dict(

@@ -9,6 +9,7 @@ param groups, torch's lr schedulers, a plain nn.Module loop, keras and torch nam
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 import pytest
@@ -29,6 +30,11 @@ SHAPES = ((3, 2), (4,))
 KNOBS: dict[str, dict[str, Any]] = {
     "plain": {},
     "accumulate+clip": {"gradient_accumulation_steps": 3, "global_clipnorm": 0.5},
+    "ema+dynamic-scale": {
+        "use_ema": True,
+        "ema_overwrite_frequency": 4,
+        "dynamic_loss_scale": True,
+    },
 }
 
 
@@ -258,3 +264,40 @@ def test_is_a_sweep_optimizer_with_readable_state() -> None:
     assert isinstance(opt, SweepOptimizer)
     assert set(opt.state[params[0]]) == {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
     assert int(opt.state[params[0]]["step"]) == 2
+
+
+def _keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    return pytest.importorskip("keras")
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+@pytest.mark.parametrize(
+    "make_rate",
+    [
+        lambda k: k.optimizers.schedules.ExponentialDecay(0.01, decay_steps=2, decay_rate=0.5),
+        lambda k: k.optimizers.schedules.CosineDecay(0.0, 8, warmup_target=0.02, warmup_steps=3),
+        lambda k: lambda: 2.0**-7,
+    ],
+    ids=["exponential-decay", "warmup-cosine", "callable"],
+)
+def test_a_keras_schedule_or_callable_rate_steps_as_keras(make_rate) -> None:
+    keras = _keras()
+    ours_params = make_params()
+    ours = create(ours_params, "adam", semantics="keras", learning_rate=make_rate(keras))
+    variables = [keras.Variable(p.detach().numpy(), dtype="float64") for p in make_params()]
+    ref = keras.optimizers.Adam(learning_rate=make_rate(keras))
+    for step in range(12):
+        set_grads(ours_params, step)
+        ours.step()
+        grads = [2 * (v.value.detach() - 0.5) + torch.sin(v.value.detach() * (step + 1))
+                 for v in variables]  # fmt: skip
+        ref.apply_gradients(zip(grads, variables, strict=True))
+        for p, v in zip(ours_params, variables, strict=True):
+            torch.testing.assert_close(p.detach(), v.value.detach(), rtol=1e-9, atol=1e-12)
+    assert ours.param_groups[0]["iterations"] == 12
+
+
+def test_only_the_learning_rate_may_be_a_schedule() -> None:
+    with pytest.raises(ValueError, match=r"beta_1 = .*only the learning rate may be a schedule"):
+        create(make_params(), "adam", beta_1=lambda: 0.9)

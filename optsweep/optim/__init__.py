@@ -23,8 +23,10 @@ from .build import (
     build,
     current_loss_scale,
     decoupled_weight_decay,
+    evaluation_weights,
     inplace,
     stack_hyperparameters,
+    state_slots,
 )
 from .registry import (
     OPTIMIZERS,
@@ -73,9 +75,11 @@ __all__ = [
     "create",
     "current_loss_scale",
     "decoupled_weight_decay",
+    "evaluation_weights",
     "inplace",
     "learning_rate_at",
     "resolve",
     "resolve_name",
     "stack_hyperparameters",
+    "state_slots",
 ]

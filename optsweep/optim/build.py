@@ -5,7 +5,8 @@ Order of the stages (keras's order, and what a torch user does by hand):
 
 1. ``loss_scale_factor``: g ← g / s; or ``dynamic_loss_scale``: g ← g / s per trial, the
    step skipped for a trial whose gradients overflowed (``transforms.dynamic_loss_scale``);
-2. ``gradient_accumulation_steps`` N > 1 wraps everything below, which then runs on the
+2. ``use_ema``: the weights' moving average after every call, of everything below;
+   ``gradient_accumulation_steps`` N > 1 wraps everything below, which then runs on the
    mean gradient of every N-th call;
 3. clipping (``clipnorm`` per tensor, ``global_clipnorm`` per trial, ``clipvalue``), then
    g ← −g under ``maximize`` (the torch.optim wrapper's keyword);
@@ -28,7 +29,9 @@ from .transforms import (
     current_loss_scale,
     decay_weights_,
     dynamic_loss_scale,
+    evaluation_weights,
     gradient_stages,
+    weights_average,
 )
 
 if TYPE_CHECKING:
@@ -39,8 +42,10 @@ __all__ = [
     "build",
     "current_loss_scale",
     "decoupled_weight_decay",
+    "evaluation_weights",
     "inplace",
     "stack_hyperparameters",
+    "state_slots",
 ]
 
 Kernels = Literal["auto", "batched", "per_trial"]
@@ -99,6 +104,8 @@ def inplace(
     steps = values["gradient_accumulation_steps"] or 1
     if steps > 1:
         kernel = accumulate_gradients(kernel, steps)
+    if values["use_ema"]:
+        kernel = weights_average(kernel, values["ema_overwrite_frequency"], steps)
     if values["dynamic_loss_scale"]:
         kernel = dynamic_loss_scale(kernel, values["initial_scale"], values["dynamic_growth_steps"])
     scale = values["loss_scale_factor"]
@@ -185,3 +192,13 @@ def stack_hyperparameters(
             raise ValueError(f"{optimizer}: {name} is missing for some trials")
         out[name] = torch.tensor(column, dtype=dtype or torch.float64, device=device)
     return out
+
+
+def state_slots(values: Mapping[str, Any]) -> int:
+    """Copies of the parameters an optimizer's state and step hold at most, for a memory
+    estimate: three for the rules (Adam with AMSGrad, centered RMSprop), one for the weights'
+    average, four for the copy a dynamically scaled step keeps to skip a trial."""
+    slots = 3 + (1 if values.get("use_ema") else 0)
+    if values.get("dynamic_loss_scale"):
+        slots += 1 + slots
+    return slots

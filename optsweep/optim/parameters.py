@@ -32,6 +32,7 @@ __all__ = [
     "COMMON_KNOBS",
     "DECOUPLED_WEIGHT_DECAY",
     "DYNAMIC_LOSS_SCALE_KNOBS",
+    "EMA_KNOBS",
     "SEMANTICS",
     "OptimizerInfo",
     "ParamInfo",
@@ -320,6 +321,33 @@ _COMMON: tuple[ParamInfo, ...] = (
         optional=True,
     ),
     ParamInfo(
+        "use_ema",
+        "bool",
+        "keep an exponential moving average of the weights and evaluate with it (keras)",
+        False,
+        False,
+        structural=True,
+    ),
+    ParamInfo(
+        "ema_momentum",
+        "float",
+        "μ of the weights' average: a ← μ a + (1 − μ) θ after every step (a₁ = θ₁)",
+        0.99,
+        0.99,
+        low=0.0,
+        high=1.0,
+    ),
+    ParamInfo(
+        "ema_overwrite_frequency",
+        "int",
+        "every N steps, the weights are overwritten with their average (null: never)",
+        None,
+        None,
+        structural=True,
+        low=1.0,
+        optional=True,
+    ),
+    ParamInfo(
         "dynamic_loss_scale",
         "bool",
         "scale the loss per trial, halving the scale and skipping the step when gradients "
@@ -351,6 +379,7 @@ _COMMON: tuple[ParamInfo, ...] = (
 )
 COMMON_KNOBS: tuple[str, ...] = tuple(p.name for p in _COMMON)
 CLIP_KNOBS: tuple[str, ...] = ("clipnorm", "global_clipnorm", "clipvalue")
+EMA_KNOBS: tuple[str, ...] = ("use_ema", "ema_momentum", "ema_overwrite_frequency")
 DYNAMIC_LOSS_SCALE_KNOBS: tuple[str, ...] = (
     "dynamic_loss_scale",
     "initial_scale",

@@ -11,7 +11,9 @@ State is kept per parameter under the rule's names (``exp_avg``, ``exp_avg_sq``,
 no gradient for some steps is stepped with the group's count.
 
 Beyond the rule's own parameters it takes what torch.optim's constructors take:
-``maximize``; a tensor for any continuous hyperparameter (``lr=torch.tensor(1e-3)``, tensor
+``maximize``; a keras ``LearningRateSchedule`` (called with the group's count of steps, as
+keras calls it with ``iterations``) or a callable (called every step) as the learning rate; a
+tensor for any continuous hyperparameter (``lr=torch.tensor(1e-3)``, tensor
 betas), read at every step as torch reads it; ``foreach`` and ``fused`` (implementation
 choices: accepted, ignored, same values); ``capturable`` and ``differentiable`` only as False
 (True asks for CUDA-graph capture or autograd through the step, which this step does not do).
@@ -53,19 +55,43 @@ def _implementation_flags(name: str, given: dict[str, Any]) -> None:
 
 
 def _as_number(name: str, value: Any) -> Any:
-    """A one-element tensor as the number it holds (for checking); other values unchanged."""
+    """A value as the number it stands for when checked: a one-element tensor's number; a
+    learning-rate schedule or callable (checked when it runs) 1.0; other values unchanged."""
     if isinstance(value, Tensor):
         if value.numel() != 1:
             raise ValueError(f"{name} = a tensor of shape {tuple(value.shape)}; give one value")
         return value.item()
+    if callable(value):
+        if name != "learning_rate":
+            raise ValueError(f"{name} = {value!r}: only the learning rate may be a schedule")
+        return 1.0
     if isinstance(value, tuple):
         return tuple(_as_number(name, v) for v in value)
     return value
 
 
-def _tensors_kept(given: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` with the tensors ``given`` (canonical names) put back where they were."""
-    return {k: given[k] if isinstance(given.get(k), Tensor) else v for k, v in values.items()}
+def _kept(given: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with the tensors and schedules ``given`` (canonical names) put back."""
+    return {
+        k: given[k] if isinstance(given.get(k), Tensor) or callable(given.get(k)) else v
+        for k, v in values.items()
+    }
+
+
+def _is_keras_schedule(value: Any) -> bool:
+    """A ``keras.optimizers.schedules.LearningRateSchedule`` (called with the step count),
+    told without importing keras."""
+    return any(c.__name__ == "LearningRateSchedule" for c in type(value).__mro__)
+
+
+def _rate_now(value: Any, calls: int) -> Any:
+    """The learning rate for this call: a keras schedule at the count of calls before it (as
+    keras's ``_iterations``), a callable called, a number or tensor as it is."""
+    if _is_keras_schedule(value):
+        return float(value(calls))
+    if callable(value) and not isinstance(value, Tensor):
+        return float(value())
+    return value
 
 
 def _to_group(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,7 +139,7 @@ class SweepOptimizer(torch.optim.Optimizer):
         canonical = canonicalize(self.optimizer_name, given)
         merged = {**base, **canonical}
         checked = {k: _as_number(k, v) for k, v in merged.items()}
-        return _tensors_kept(merged, resolve(self.optimizer_name, self.semantics, checked))
+        return _kept(merged, resolve(self.optimizer_name, self.semantics, checked))
 
     # -- groups ---------------------------------------------------------------------------------
 
@@ -133,8 +159,10 @@ class SweepOptimizer(torch.optim.Optimizer):
         params = group.pop("params")
         _implementation_flags(self.optimizer_name, group)
         maximize = group.pop("maximize", self.defaults["maximize"])
+        calls = group.pop("iterations", 0)
         values = self._resolved(group, self._canonical(self.defaults))
-        super().add_param_group({"params": params, **_to_group(values), "maximize": maximize})
+        group = {"params": params, **_to_group(values), "maximize": maximize, "iterations": calls}
+        super().add_param_group(group)
 
     def _kernel(self, values: Mapping[str, Any], maximize: bool) -> tuple[Kernel, Any]:
         """The kernel for a group's structural values, and its state skeleton."""
@@ -226,8 +254,11 @@ class SweepOptimizer(torch.optim.Optimizer):
                 value = values[name]
                 if value is None:
                     value = info.neutral
+                if name == "learning_rate":
+                    value = _rate_now(value, group["iterations"])
                 hp[name] = torch.as_tensor(value, dtype=dtype, device=device).detach()
             kernel.update_([p.grad.clone() for p in params], state, params, hp)
+            group["iterations"] += 1
             self._scatter(state, params)  # shared leaves (step counters) to every parameter
         return loss
 

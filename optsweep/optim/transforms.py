@@ -1,5 +1,5 @@
-"""What runs around every kernel, in place: loss unscaling (static or dynamic), accumulation,
-clipping, maximize, weight decay.
+"""What runs around every kernel, in place: loss unscaling (static or dynamic), the weights'
+moving average, accumulation, clipping, maximize, weight decay.
 
 "Per trial" matters in the batched form: with K trials stacked on the leading axis, a norm is
 taken over every axis except the trial axis, so one trial's gradients never clip another's.
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AccumulationState",
+    "EMAState",
     "LossScaleState",
     "accumulate_gradients",
     "clip_by_global_norm_coefficient",
@@ -25,7 +26,9 @@ __all__ = [
     "current_loss_scale",
     "decay_weights_",
     "dynamic_loss_scale",
+    "evaluation_weights",
     "gradient_stages",
+    "weights_average",
 ]
 
 # torch.nn.utils.clip_grad_norm_ divides by (norm + 1e-6).
@@ -169,6 +172,63 @@ def accumulate_gradients(inner: Kernel, steps: int) -> Kernel:
     return Kernel(init, update_)
 
 
+class EMAState(NamedTuple):
+    """``ema_calls``: calls so far (keras's ``_iterations``); ``average``: a, one tensor per
+    parameter; ``inner``: the state of what it wraps."""
+
+    ema_calls: Tensor
+    average: list[Tensor]
+    inner: Any
+
+
+def weights_average(inner: Kernel, overwrite_every: int | None, accumulation: int) -> Kernel:
+    """An exponential moving average of the weights after every call (keras ``use_ema``).
+
+    a ← μ a + (1 − μ) θ, with μ = 0 on the first update (so a₁ = θ₁) and μ = ``ema_momentum``
+    after it; every ``overwrite_every`` updates, θ ← a. Updates are counted as keras counts
+    ``iterations``: calls // ``accumulation``. Both choices are made on the device.
+    """
+
+    def init(params: Sequence[Tensor]) -> EMAState:
+        device = params[0].device if params else None
+        calls = torch.zeros((), dtype=torch.int64, device=device)
+        return EMAState(calls, [p.detach().clone() for p in params], inner.init(params))
+
+    def update_(
+        grads: Sequence[Tensor], state: EMAState, params: Sequence[Tensor], hp: HyperParams
+    ) -> None:
+        inner.update_(grads, state.inner, params, hp)
+        updates = torch.div(state.ema_calls, accumulation, rounding_mode="floor")
+        mu = torch.where(updates != 0, hp["ema_momentum"], 0.0)
+        overwrite = None
+        if overwrite_every is not None:
+            overwrite = (updates + 1) % overwrite_every == 0
+        for a, p in zip(state.average, params, strict=True):
+            a.lerp_(p, per_trial(1 - mu, a))
+            if overwrite is not None:
+                mask = overwrite.reshape(overwrite.shape + (1,) * (p.ndim - overwrite.ndim))
+                p.copy_(torch.where(mask, a, p))
+        state.ema_calls.add_(1)
+
+    return Kernel(init, update_)
+
+
+def _find(state: Any, kind: type) -> Any:
+    """The first ``kind`` state along the ``inner`` fields of a state, or None."""
+    while isinstance(state, tuple) and hasattr(state, "_fields"):
+        if isinstance(state, kind):
+            return state
+        state = getattr(state, "inner", None)
+    return None
+
+
+def evaluation_weights(state: Any, params: Sequence[Tensor]) -> Sequence[Tensor]:
+    """The weights to evaluate: their moving average with ``use_ema`` (keras's
+    ``SwapEMAWeights`` callback swaps it in for evaluation), else the weights."""
+    ema = _find(state, EMAState)
+    return params if ema is None else ema.average
+
+
 class LossScaleState(NamedTuple):
     """``loss_scale``: s, per trial (the caller multiplies the loss by it); ``good_steps``:
     finite steps since s last changed; ``inner``: the kernel's state, its counters per trial."""
@@ -251,4 +311,5 @@ def dynamic_loss_scale(inner: Kernel, initial_scale: float, growth_steps: int) -
 
 def current_loss_scale(state: Any) -> Tensor | None:
     """The per-trial loss scale of a state with dynamic loss scaling, else None."""
-    return state.loss_scale if isinstance(state, LossScaleState) else None
+    found = _find(state, LossScaleState)
+    return None if found is None else found.loss_scale
