@@ -126,6 +126,7 @@ def adam_fused_per_trial(*, amsgrad: bool, keras: bool, decoupled: bool) -> Upda
         names = ("learning_rate", "beta_1", "beta_2", "epsilon", "weight_decay")
         columns = [state.step.expand(k).tolist(), *(hp[n].expand(k).tolist() for n in names)]
         scalars = zip(*columns, strict=True)
+        step_lists: dict[int, list[Tensor]] = {}  # one per distinct count (usually one)
         maxes = by_trial("vmax", state.max_exp_avg_sq) if amsgrad else [[]] * k
         for (t, lr, b1, b2, eps, wd), p, g, m, v, vmax in zip(
             scalars,
@@ -138,9 +139,10 @@ def adam_fused_per_trial(*, amsgrad: bool, keras: bool, decoupled: bool) -> Upda
         ):
             if keras:
                 eps = eps / math.sqrt(1 - b2**t)
-            steps = [torch.tensor(float(t))] * len(p)  # the kernel reads a float32 step
+            if t not in step_lists:  # the kernel reads float32 step tensors
+                step_lists[t] = [torch.tensor(float(t))] * len(p)
             kernel(
-                p, g, m, v, vmax, steps,
+                p, g, m, v, vmax, step_lists[t],
                 lr=lr, beta1=b1, beta2=b2, weight_decay=wd, eps=eps,
                 amsgrad=amsgrad, maximize=False,
             )  # fmt: skip
