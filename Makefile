@@ -30,7 +30,8 @@ format:  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix optsweep tests bench
 	$(BIN)/ruff format optsweep tests bench
 
-bench:  ## print throughput figures (conventional loop vs optsweep); DATA=path to datasets
+bench:  ## print throughput (conventional loop vs optsweep) and command-line start-up figures; DATA=path to datasets
+	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/throughput.py --data-dir $(DATA)
 
 quickstart:  ## run configs/quickstart.yaml on the bundled mnist-mini data

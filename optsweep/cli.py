@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from optsweep.config import ConfigError, expand, load_sweep
+from optsweep.config import ConfigError, expand, label_of, load_sweep
 
 app = typer.Typer(
     help="Sweep and search gradient-descent optimizers on small vision models.",
@@ -102,6 +102,16 @@ def load_or_exit(config: Path, overrides: list[str] | None, *, search: bool = Fa
         raise typer.Exit(2) from None
 
 
+def device_or_exit(name: str) -> None:
+    """Leave with one line, before anything is written, when the machine lacks the device."""
+    from optsweep.engine import DeviceError, resolve_device
+
+    try:
+        resolve_device(name)
+    except DeviceError as error:
+        raise fail(str(error)) from None
+
+
 @contextmanager
 def one_line_errors(after_interrupt: str) -> Iterator[None]:
     """Expected failures become one line on stderr and a non-zero exit, never a traceback.
@@ -112,13 +122,14 @@ def one_line_errors(after_interrupt: str) -> Iterator[None]:
     import sqlalchemy
 
     from optsweep.data import DataNotFoundError
+    from optsweep.engine import DeviceError
     from optsweep.runner import ConfigChangedError, Interrupted
     from optsweep.search import SearchError
     from optsweep.study import StorageError
 
     try:
         yield
-    except (DataNotFoundError, StorageError, SearchError, ConfigChangedError) as error:
+    except (DataNotFoundError, StorageError, SearchError, ConfigChangedError, DeviceError) as error:
         raise fail(str(error)) from None
     except ConfigError as error:  # a config read back from a study
         raise fail(f"the study's config: {error.problems[0]}") from None
@@ -188,18 +199,19 @@ def run(
 
     A study trained with other data, model or training settings is refused unless --new.
     """
-    from optsweep.progress import make_progress
-    from optsweep.runner import label_of, results_folder, run_sweep, start_over
-    from optsweep.study import StorageError, sqlite_url, storage_url
-    from optsweep.worker import check_workers, run_with_workers
-
     spec = load_or_exit(config, set_)
-    if dry_run:
+    if dry_run:  # before training, storage and drawing are imported: it answers at once
         trials = expand(spec)
         for index, trial in enumerate(trials, start=1):
             out_console.print(f"{index:4d}  {label_of(trial)}", highlight=False)
         out_console.print(f"{len(trials)} trials", highlight=False)
         return
+    from optsweep.progress import make_progress
+    from optsweep.runner import results_folder, run_sweep, start_over
+    from optsweep.study import StorageError, sqlite_url, storage_url
+    from optsweep.worker import check_workers, run_with_workers
+
+    device_or_exit(device or spec.train.device)
     liveness = liveness_or_exit(heartbeat, grace)
     folder = results_folder(spec, out)
     try:
@@ -287,6 +299,8 @@ def worker(
     from optsweep.progress import make_progress
     from optsweep.worker import work
 
+    if device is not None:
+        device_or_exit(device)
     liveness = liveness_or_exit(heartbeat, grace)
     logging.basicConfig(format="optsweep worker: %(message)s", level=logging.WARNING)
     progress = make_progress(out_console, quiet)
@@ -340,6 +354,7 @@ def search(
     from optsweep.worker import check_workers, search_with_workers
 
     spec = load_or_exit(config, set_, search=True)
+    device_or_exit(device or spec.train.device)
     liveness = liveness_or_exit(heartbeat, grace)
     progress = make_progress(out_console, quiet)
     options = {"trials": trials, "out": out, "data_dir": data_dir, "device": device}

@@ -54,8 +54,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import yaml
 
-from optsweep.data import DATASETS
-from optsweep.models import MODELS
+from optsweep.catalog import DATASETS, MODELS
 from optsweep.optim import registry
 from optsweep.optim.schedules import SCHEDULE_FIELDS, SCHEDULE_KINDS, UNITS, ScheduleSpec
 
@@ -74,9 +73,13 @@ __all__ = [
     "TrainSpec",
     "TrialSpec",
     "expand",
+    "fmt",
+    "identity",
+    "label_of",
     "load_sweep",
     "make_trial",
     "parse_override",
+    "trial_label",
 ]
 
 KeyPath = tuple[str | int, ...]
@@ -1658,3 +1661,26 @@ def expand(spec: SweepSpec) -> list[TrialSpec]:
     fastest; each trial carries only its own optimizer's parameters.
     """
     return _trials(spec.optimizers, spec.train.seeds, report=None)
+
+
+def trial_label(optimizer: str, semantics: str, params: Mapping[str, Any], seed: int) -> str:
+    """``adam/keras learning_rate=0.001 beta_1=0.9 seed=0``: one trial on one line."""
+    return " ".join(
+        [f"{optimizer}/{semantics}", *(f"{k}={fmt(v)}" for k, v in params.items()), f"seed={seed}"]
+    )
+
+
+def fmt(value: Any) -> str:
+    """A parameter value for tables and labels (floats in %g)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def identity(spec: TrialSpec) -> dict[str, Any]:
+    """What a report needs to name a trial: optimizer, semantics, YAML-named params, seed."""
+    params = {spec.display.get(k, k): v for k, v in spec.params.items()}
+    return {"optimizer": spec.optimizer, "semantics": spec.semantics, "params": params}
+
+
+def label_of(spec: TrialSpec) -> str:
+    """The trial's one-line label, parameters under their YAML names."""
+    return trial_label(spec.optimizer, spec.semantics, identity(spec)["params"], spec.seed)

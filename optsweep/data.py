@@ -41,6 +41,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from optsweep.catalog import DATASETS
+
 __all__ = [
     "DATASETS",
     "DataFormatError",
@@ -54,7 +56,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("mnist", "fashion-mnist", "cifar10", "mnist-mini")
 
 MNIST_MINI_DIR = Path(__file__).resolve().parent / "datasets" / "mnist-mini"
 _DOWNLOAD_SOCKET_TIMEOUT_S = 30.0  # per socket operation, so a dead network fails fast

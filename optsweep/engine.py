@@ -84,11 +84,35 @@ EpochCallback = Callable[[int, Mapping[int, EpochMetrics]], Collection[int]]
 StepCallback = Callable[[int, int, int], None]
 
 
+class DeviceError(ValueError):
+    """A device this machine does not have; the message names the ones it has."""
+
+
+def available_devices() -> list[str]:
+    """The devices this machine can train on: ``cpu``, then ``cuda:0``… (and ``mps``)."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
 def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when present, else the CPU."""
+    """``auto`` is CUDA when present, else the CPU.
+
+    Raises:
+        DeviceError: the machine has no such device (checked here, before anything is
+            trained or written, rather than as torch's traceback at the first tensor).
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    there = available_devices()
+    wanted = device.type if device.type == "cpu" else f"{device.type}:{device.index or 0}"
+    if wanted not in there and not (device.type == "mps" and "mps" in there):
+        raise DeviceError(f"device {name!r} is not on this machine; it has: {', '.join(there)}")
+    return device
 
 
 @functools.cache

@@ -35,9 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from optsweep.catalog import MODELS
+
 __all__ = ["MODELS", "BatchedModel", "ParamSpec", "build_model", "resolved_options"]
 
-MODELS = ("logreg", "mlp", "cnn", "2c2d", "3c3d")
 
 Init = Callable[[Tensor, torch.Generator], None]
 Masks = list[Tensor] | None  # dropout masks for one batch, shared by all trials

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from optsweep.config import fmt
 from optsweep.files import replacing
-from optsweep.records import TrialRecord, fmt, ranked
+from optsweep.records import TrialRecord, ranked
 from optsweep.stats import ConfigSummary
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
+from optsweep.config import trial_label
 from optsweep.study import final_trials, status_of
 
 # Columns every row of trials.csv has, around the grid's parameter columns.
@@ -76,18 +77,6 @@ class TrialRecord:
             **{name: getattr(self, name) for name in METRIC_COLUMNS},
             **({} if self.duplicate_of is None else {"duplicate_of": self.duplicate_of}),
         }
-
-
-def trial_label(optimizer: str, semantics: str, params: Mapping[str, Any], seed: int) -> str:
-    """``adam/keras learning_rate=0.001 beta_1=0.9 seed=0``: one trial on one line."""
-    return " ".join(
-        [f"{optimizer}/{semantics}", *(f"{k}={fmt(v)}" for k, v in params.items()), f"seed={seed}"]
-    )
-
-
-def fmt(value: Any) -> str:
-    """A parameter value for tables and labels (floats in %g)."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def search_records(frozen: FrozenTrial) -> list[TrialRecord]:

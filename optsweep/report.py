@@ -12,6 +12,7 @@ import optuna
 import yaml
 from rich.table import Table
 
+from optsweep.config import fmt
 from optsweep.files import folder_lock, replacing
 from optsweep.plots import (
     plot_curves,
@@ -25,7 +26,6 @@ from optsweep.records import (
     METRIC_COLUMNS,
     TrialRecord,
     collect,
-    fmt,
     outside_grid,
     ranked,
     varying_params,

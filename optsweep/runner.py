@@ -32,7 +32,7 @@ from optuna.trial import Trial
 
 import optsweep
 from optsweep import study as studies
-from optsweep.config import SweepSpec, TrialSpec, expand
+from optsweep.config import SweepSpec, TrialSpec, expand, fmt, identity, label_of
 from optsweep.data import Dataset, load_dataset
 from optsweep.engine import (
     EpochMetrics,
@@ -44,7 +44,7 @@ from optsweep.engine import (
 from optsweep.files import folder_lock, replacing
 from optsweep.models import BatchedModel, build_model, resolved_options
 from optsweep.progress import Finished, Progress
-from optsweep.records import GRID_KEYS, TrialRecord, fmt, trial_label
+from optsweep.records import GRID_KEYS, TrialRecord
 from optsweep.report import write_results
 
 # At most this many per-step losses are stored per trial (evenly thinned).
@@ -245,17 +245,6 @@ def outcome_attrs(outcome: TrialOutcome, batch_size: int) -> dict[str, Any]:
         "stopped_step": outcome.stopped_step,
         "trials_in_batch": batch_size,
     }
-
-
-def identity(spec: TrialSpec) -> dict[str, Any]:
-    """What a report needs to name a trial: optimizer, semantics, YAML-named params, seed."""
-    params = {spec.display.get(k, k): v for k, v in spec.params.items()}
-    return {"optimizer": spec.optimizer, "semantics": spec.semantics, "params": params}
-
-
-def label_of(spec: TrialSpec) -> str:
-    """The trial's one-line label, parameters under their YAML names."""
-    return trial_label(spec.optimizer, spec.semantics, identity(spec)["params"], spec.seed)
 
 
 def run_sweep(

@@ -68,18 +68,18 @@ from optsweep.config import (
     SweepSpec,
     TrialSpec,
     configuration_key,
+    fmt,
+    label_of,
     make_trial,
 )
 from optsweep.data import Dataset
 from optsweep.engine import TrialOutcome, train_batch
 from optsweep.progress import Finished, Progress
-from optsweep.records import fmt
 from optsweep.report import write_results
 from optsweep.runner import (
     Interrupted,
     RunResult,
     Workbench,
-    label_of,
     outcome_attrs,
     prepare,
     write_config,

@@ -97,3 +97,28 @@ def test_optimizers_lists_registry(args):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "adam" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--device", "cuda:7"],
+        ["run", "--set", "train.device=cuda:5"],
+        ["search", "--device", "cuda:6", "--trials", "2"],
+    ],
+    ids=["run-option", "run-config", "search"],
+)
+def test_a_device_the_machine_lacks_is_one_line_before_anything_is_written(
+    tiny_sweep, tmp_path, args
+):
+    import torch
+
+    if torch.cuda.device_count() > 5:
+        pytest.skip("this machine has that GPU")
+    config = tiny_sweep("  - name: sgd\n    grid: {learning_rate: [0.1]}\n")
+    out = tmp_path / "d"
+    result = runner.invoke(app, [args[0], str(config), "--out", str(out), *args[1:]])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert re.fullmatch(r"error: device 'cuda:\d' is not on this machine; it has: cpu.*", line)
+    assert not out.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import sqlalchemy
 
 from optsweep import study as studies
 
@@ -30,13 +30,21 @@ optimizers:
 
 
 def running(folder: Path, name: str) -> int:
-    if not (folder / "study.db").exists():
+    """RUNNING trials of the study, read without writing: optuna.load_study would create
+    Optuna's tables while the run creates them too (a race its storage reports)."""
+    path = folder / "study.db"
+    if not path.exists():
         return 0
     try:
-        study = optuna.load_study(study_name=name, storage=studies.sqlite_url(folder))
-    except (KeyError, sqlalchemy.exc.SQLAlchemyError):  # not created yet
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
+            (count,) = db.execute(
+                "SELECT count(*) FROM trials JOIN studies USING (study_id)"
+                " WHERE studies.study_name = ? AND trials.state = 'RUNNING'",
+                (name,),
+            ).fetchone()
+        return count
+    except sqlite3.Error:  # not created yet, or being written
         return 0
-    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
 
 
 @pytest.mark.parametrize(

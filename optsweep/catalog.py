@@ -1,0 +1,30 @@
+"""What the command line knows of datasets and models without loading them: names and sizes.
+
+Torch-free, so that ``validate``, ``--help`` and ``run --dry-run`` answer at once;
+``optsweep.data`` and ``optsweep.models`` hold the readers and the networks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DATASETS", "DATASET_SIZES", "MODELS", "DatasetSize"]
+
+
+@dataclass(frozen=True)
+class DatasetSize:
+    """Images in the published files: training and test splits."""
+
+    train: int
+    test: int
+
+
+# The published splits (CIFAR-10's may be the shared 4,000/1,000 subset: reading checks it).
+DATASET_SIZES: dict[str, DatasetSize] = {
+    "mnist": DatasetSize(60_000, 10_000),
+    "fashion-mnist": DatasetSize(60_000, 10_000),
+    "cifar10": DatasetSize(50_000, 10_000),
+    "mnist-mini": DatasetSize(5_000, 1_000),  # bundled: optsweep/datasets/mnist-mini
+}
+DATASETS: tuple[str, ...] = tuple(DATASET_SIZES)
+MODELS: tuple[str, ...] = ("logreg", "mlp", "cnn", "2c2d", "3c3d")
