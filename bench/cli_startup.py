@@ -1,11 +1,13 @@
 """How fast the command line answers: median wall time of 5 runs per command, side by side
 with ``python -c "import typer, rich, yaml"`` (the floor any Typer + Rich + YAML CLI pays).
 
-    python bench/cli_startup.py            # make bench
+    python bench/cli_startup.py                   # make bench
+    python bench/cli_startup.py --tree ../other   # another checkout (before/after)
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -30,19 +32,22 @@ COMMANDS = [
 ]
 
 
-def median_seconds(command: list[str]) -> float:
+def median_seconds(command: list[str], tree: Path) -> float:
     times = []
     for _ in range(RUNS):
         start = time.perf_counter()
-        subprocess.run(command, cwd=REPO, capture_output=True, check=True)
+        subprocess.run(command, cwd=tree, capture_output=True, check=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
 def main() -> None:
-    print(f"| command | median of {RUNS} (s) |\n|---|---|")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tree", type=Path, default=REPO, help="checkout to run the commands in")
+    tree = parser.parse_args().tree.resolve()
+    print(f"{tree}\n| command | median of {RUNS} (s) |\n|---|---|")
     for label, command in COMMANDS:
-        print(f"| {label} | {median_seconds(command):.3f} |", flush=True)
+        print(f"| {label} | {median_seconds(command, tree):.3f} |", flush=True)
 
 
 if __name__ == "__main__":
