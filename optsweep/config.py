@@ -54,7 +54,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import yaml
 
-from optsweep.catalog import DATASETS, MODELS
+from optsweep.catalog import DATASET_SIZES, DATASETS, MODELS
 from optsweep.optim import registry
 from optsweep.optim.schedules import SCHEDULE_FIELDS, SCHEDULE_KINDS, UNITS, ScheduleSpec
 
@@ -109,6 +109,9 @@ BLOCK_KEYS = ("name", "semantics", "schedule", "grid")
 """Keys of an optimizer block that are not parameters of the optimizer."""
 
 _MAX_NODES = 200_000  # alias expansion guard ("billion laughs")
+_MAX_DEPTH = 64  # nesting a sweep file never needs, checked before PyYAML recurses into it
+_MAX_INT = 10**9  # no count in a sweep file is larger (images, steps, trials)
+_MAX_EPOCHS = 100_000
 
 
 # ───────────────────────────── public records ─────────────────────────────
@@ -596,8 +599,33 @@ def _yaml_error_message(error: yaml.YAMLError) -> tuple[int | None, str]:
     return None, f"YAML syntax error: {error}"
 
 
+def _too_deep(text: str) -> int | None:
+    """The line where ``text`` nests deeper than ``_MAX_DEPTH``, or None (read as a stream of
+    events, which does not recurse; syntax errors are left to the composer)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > _MAX_DEPTH:
+                    return event.start_mark.line + 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return None
+    return None
+
+
 def _compose(text: str, report: _Report, file: str, path: KeyPath, with_lines: bool) -> Any:
     """Parse YAML text into plain values (BAD on a syntax error, already reported)."""
+    deep = _too_deep(text)
+    if deep is not None:
+        message = f"nested more than {_MAX_DEPTH} levels deep; a sweep file needs a few"
+        if with_lines:
+            report.add_at(file, deep, message)
+        else:
+            report.add(path, message)
+        return BAD
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as error:
@@ -611,7 +639,10 @@ def _compose(text: str, report: _Report, file: str, path: KeyPath, with_lines: b
         return None
     if with_lines:
         report.origins[path] = (file, node.start_mark.line + 1)
-    return _Builder(report, file, with_lines).build(node, path)
+    try:
+        return _Builder(report, file, with_lines).build(node, path)
+    except RecursionError:  # aliases nesting one another past what the text shows
+        return report.add(path, f"values nested more than {_MAX_DEPTH} levels deep (aliases?)")
 
 
 def _read(path: Path, report: _Report) -> Any:
@@ -803,9 +834,15 @@ def _is_number(value: Any) -> bool:
 
 
 def _check_int(
-    report: _Report, path: KeyPath, value: Any, minimum: int, *, allow_none: bool = False
+    report: _Report,
+    path: KeyPath,
+    value: Any,
+    minimum: int,
+    *,
+    allow_none: bool = False,
+    maximum: int = _MAX_INT,
 ) -> int | _Bad | None:
-    """An int >= minimum (bools and floats rejected), or None when allowed."""
+    """An int from minimum to maximum (bools and floats rejected), or None when allowed."""
     if value is BAD or (value is None and allow_none):
         return value
     expected = f"an integer >= {minimum}" + (" or null" if allow_none else "")
@@ -813,6 +850,9 @@ def _check_int(
         return report.add(path, f"expected {expected}, got {_describe(value)}{_quote_hint(value)}")
     if value < minimum:
         return report.add(path, f"expected {expected}, got {value}")
+    if value > maximum:
+        shown = f"{value:,}" if value < 10**30 else f"a {len(str(value))}-digit number"
+        return report.add(path, f"expected an integer from {minimum} to {maximum:,}, got {shown}")
     return value
 
 
@@ -944,6 +984,34 @@ def _check_subset(report: _Report, value: Any) -> tuple[int | None, int | None]:
     return (None if train is BAD else train), (None if test is BAD else test)
 
 
+def _check_sizes_fit(
+    report: _Report,
+    dataset: str,
+    subset_train: int | None,
+    subset_test: int | None,
+    train: TrainSpec | _Bad,
+) -> None:
+    """Subsets within the dataset's published splits; a batch within its training images."""
+    size = DATASET_SIZES[dataset]
+    for split, subset, available in (
+        ("train", subset_train, size.train),
+        ("test", subset_test, size.test),
+    ):
+        if subset is not None and subset > available:
+            report.add(
+                ("subset", split),
+                f"{dataset} has {available:,} {split} images; subset.{split} = {subset:,} "
+                f"asks for more",
+            )
+    # against the dataset, not a subset: a quick run on a few images takes them as one batch
+    if train is not BAD and train.batch_size > size.train:
+        report.add(
+            ("train", "batch_size"),
+            f"batch_size = {train.batch_size:,} is more than the {size.train:,} training images "
+            f"of {dataset}; at most {size.train:,}",
+        )
+
+
 def _check_model(report: _Report, value: Any) -> ModelSpec | _Bad:
     named = _check_named(
         report, ("model",), value, "name", MODELS, "model", "{name: mlp, ...options}"
@@ -984,7 +1052,9 @@ def _check_train(report: _Report, value: Any) -> TrainSpec | _Bad:
     defaults = TrainSpec()
     got: dict[str, Any] = {}
     for key in ("epochs", "batch_size", "eval_batch_size", "log_every"):
-        got[key] = _check_int(report, (*path, key), train.get(key, getattr(defaults, key)), 1)
+        maximum = _MAX_EPOCHS if key == "epochs" else _MAX_INT
+        value = train.get(key, getattr(defaults, key))
+        got[key] = _check_int(report, (*path, key), value, 1, maximum=maximum)
     got["trials_per_batch"] = _check_int(
         report, (*path, "trials_per_batch"), train.get("trials_per_batch"), 1, allow_none=True
     )
@@ -1566,6 +1636,8 @@ def _check_sweep(report: _Report, tree: dict[str, Any], source: Path) -> SweepSp
     subset_train, subset_test = _check_subset(report, tree.get("subset"))
     model = _check_model(report, tree.get("model", "mlp"))
     train = _check_train(report, tree.get("train"))
+    if dataset is not BAD:
+        _check_sizes_fit(report, dataset, subset_train, subset_test, train)
     schedule = _check_schedule(report, ("schedule",), tree.get("schedule"))
     max_trials = _check_int(report, ("max_trials",), tree.get("max_trials", 10000), 1)
     blocks = (

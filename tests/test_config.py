@@ -586,6 +586,29 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         ("F:3: schedule: schedule pct_start = 1.5 is invalid; valid: 0 < pct_start < 1",),
     ),
     (
+        "nested-too-deep",
+        HEAD + "optimizers: [adam]\nx: " + "[" * 100 + "]" * 100 + "\n",
+        ("F:4: nested more than 64 levels deep; a sweep file needs a few",),
+    ),
+    (
+        "absurd-epochs",
+        HEAD + "train: {epochs: 1000000000000000000000000000000}\noptimizers: [adam]\n",
+        ("F:3: train.epochs: expected an integer from 1 to 100,000, got a 31-digit number",),
+    ),
+    (
+        "batch-larger-than-data",
+        "name: t\ndataset: mnist-mini\ntrain: {batch_size: 6000}\noptimizers: [adam]\n",
+        (
+            "F:3: train.batch_size: batch_size = 6,000 is more than the 5,000 training images "
+            "of mnist-mini; at most 5,000",
+        ),
+    ),
+    (
+        "subset-larger-than-data",
+        HEAD + "subset: {test: 20000}\noptimizers: [adam]\n",
+        ("F:3: subset.test: mnist has 10,000 test images; subset.test = 20,000 asks for more",),
+    ),
+    (
         "schedule-bare-typo",
         HEAD + "schedule: cosinus\n" + BLOCK,
         (
