@@ -107,13 +107,13 @@ class RichProgress:
         self.current_task = self.current.add_task("waiting", total=None, where="")
         self.epochs = 1
 
-    def _render(self) -> Group:
+    def _render(self, *, running: bool = True) -> Group:
         top = Table(title="top 5 so far", title_justify="left", expand=False)
         top.add_column("test acc", justify="right")
         top.add_column("trial")
         for t in self.best[:5]:
             top.add_row(f"{t.test_accuracy:.4f}", t.label)
-        return Group(self.overall, self.current, top)
+        return Group(self.overall, self.current, top) if running else Group(self.overall, top)
 
     def start(self, total: int, done: int) -> None:
         self.overall.update(self.overall_task, total=total, completed=done)
@@ -139,6 +139,8 @@ class RichProgress:
         self.live.update(self._render())
 
     def stop(self) -> None:
+        """The last frame stays on screen without the batch bar: no batch is running."""
+        self.live.update(self._render(running=False), refresh=True)
         self.live.stop()
 
 

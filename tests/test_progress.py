@@ -68,12 +68,30 @@ def test_line_progress_names_the_batch_in_words(trials, epochs, line):
 
 def test_rich_progress_shows_bar_batch_and_top_five():
     out, buffer = console(True)
+    progress = RichProgress(out)
+    progress.start(total=3, done=1)
+    progress.batch(["adam/torch learning_rate=0.01 seed=0", "adam/torch lr=0.1 seed=0"], 2)
+    progress.step(0, 5, 10)
+    running, frame = console(True)
+    running.print(progress.live.renderable)  # the frame while the batch trains
+    assert "(+1 more)" in frame.getvalue() and "epoch 1/2 step 5/10" in frame.getvalue()
+    progress.stop()
+    out, buffer = console(True)
     drive(RichProgress(out))
     text = buffer.getvalue()
     assert "3/3" in text  # the overall bar reached the end
     assert "top 5 so far" in text
     assert "0.9100" in text
-    assert "(+1 more)" in text
+
+
+def test_rich_progress_leaves_no_batch_bar_when_it_stops():
+    out, _ = console(True)
+    progress = RichProgress(out)
+    drive(progress)
+    final, frame = console(True)
+    final.print(progress.live.renderable)
+    assert "top 5 so far" in frame.getvalue() and "3/3" in frame.getvalue()
+    assert "epoch 1/2" not in frame.getvalue() and "(+1 more)" not in frame.getvalue()
 
 
 def test_ctrl_c_says_how_to_resume(monkeypatch, write_yaml):
