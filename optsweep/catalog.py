@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DATASETS", "DATASET_SIZES", "MODELS", "DatasetSize"]
+__all__ = ["DATASETS", "DATASET_SIZES", "MODELS", "SMOKE_SIZES", "DatasetSize"]
 
 
 @dataclass(frozen=True)
@@ -27,4 +27,11 @@ DATASET_SIZES: dict[str, DatasetSize] = {
     "mnist-mini": DatasetSize(5_000, 1_000),  # bundled: optsweep/datasets/mnist-mini
 }
 DATASETS: tuple[str, ...] = tuple(DATASET_SIZES)
+# What the package ships for smoke runs (optsweep/datasets/smoke; mnist-mini is itself).
+SMOKE_SIZES: dict[str, DatasetSize] = {
+    "mnist": DatasetSize(512, 128),
+    "fashion-mnist": DatasetSize(512, 128),
+    "cifar10": DatasetSize(400, 128),
+    "mnist-mini": DatasetSize(5_000, 1_000),
+}
 MODELS: tuple[str, ...] = ("logreg", "mlp", "cnn", "2c2d", "3c3d")

@@ -43,6 +43,22 @@ StorageOpt = Annotated[
     str | None, typer.Option(help="Optuna storage URL [default: sqlite in the results folder].")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+SmokeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--smoke",
+        help="CI smoke run: every trial a few steps on a tiny subset (the data shipped in "
+        "optsweep unless --data-dir), into results/<name>-smoke.",
+    ),
+]
+SmokeStepsOpt = Annotated[int, typer.Option(min=1, help="Optimizer steps of a smoke trial.")]
+JunitOpt = Annotated[
+    Path | None, typer.Option(help="Write JUnit XML here: one testcase per trial.")
+]
+FailDivergedOpt = Annotated[
+    bool,
+    typer.Option("--fail-on-diverged", help="A diverged trial fails (exit 1, JUnit failure)."),
+]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -100,6 +116,50 @@ def load_or_exit(config: Path, overrides: list[str] | None, *, search: bool = Fa
         for problem in error.problems:
             err_console.print(str(problem), highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(2) from None
+
+
+def smoke_or_exit(
+    config: Path,
+    overrides: list[str] | None,
+    spec,
+    steps: int,
+    data_dir: Path | None,
+    *,
+    search: bool = False,
+):
+    """The smoke run of ``spec`` and its data folder, said in one line."""
+    from optsweep.ci import smoke_overrides
+    from optsweep.data import SMOKE_DATA_DIR
+
+    smoke = load_or_exit(config, [*(overrides or []), *smoke_overrides(spec, steps)], search=search)
+    where = (
+        f"--data-dir {data_dir}" if data_dir else f"the data shipped in optsweep ({SMOKE_DATA_DIR})"
+    )
+    epochs, images = smoke.train.epochs, smoke.subset_train
+    err_console.print(
+        f"smoke run: {steps} steps a trial over {epochs} epochs on {images} {smoke.dataset} "
+        f"images from {where}",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
+    return smoke, data_dir or SMOKE_DATA_DIR
+
+
+def finish(result, name: str, quiet: bool, junit: Path | None, fail_on_diverged: bool) -> None:
+    """The table, the JUnit file; exit 1 when a trial failed (or diverged, when asked)."""
+    show_result(result, name, quiet)
+    if junit is not None:
+        from optsweep.ci import junit_xml
+
+        try:
+            junit.write_text(junit_xml(result.records, name, fail_on_diverged=fail_on_diverged))
+        except OSError as error:
+            raise os_failure(error) from None
+    failing = {"failed", "diverged"} if fail_on_diverged else {"failed"}
+    bad = [r for r in result.records if r.status in failing]
+    if bad:
+        raise fail(f"{len(bad)} of {len(result.records)} trials {'/'.join(sorted(failing))}", 1)
 
 
 def device_or_exit(name: str) -> None:
@@ -194,12 +254,18 @@ def run(
     workers: WorkersOpt = 1,
     heartbeat: HeartbeatOpt = 10,
     grace: GraceOpt = 60,
+    smoke: SmokeOpt = False,
+    smoke_steps: SmokeStepsOpt = 6,
+    junit: JunitOpt = None,
+    fail_on_diverged: FailDivergedOpt = False,
 ) -> None:
     """Train every configuration of a YAML grid; re-running resumes where it stopped.
 
     A study trained with other data, model or training settings is refused unless --new.
     """
     spec = load_or_exit(config, set_)
+    if smoke:
+        spec, data_dir = smoke_or_exit(config, set_, spec, smoke_steps, data_dir)
     if dry_run:  # before training, storage and drawing are imported: it answers at once
         trials = expand(spec)
         for index, trial in enumerate(trials, start=1):
@@ -232,7 +298,7 @@ def run(
             result = run_with_workers(spec, progress, workers, storage=storage, **options)
         else:
             result = run_sweep(spec, progress, storage=storage, **options)
-    show_result(result, spec.name, quiet)
+    finish(result, spec.name, quiet, junit, fail_on_diverged)
 
 
 def show_result(result, name: str, quiet: bool) -> None:
@@ -342,6 +408,15 @@ def search(
     workers: WorkersOpt = 1,
     heartbeat: HeartbeatOpt = 10,
     grace: GraceOpt = 60,
+    smoke: Annotated[
+        bool,
+        typer.Option(
+            "--smoke", help="CI smoke run: a few trials (4 unless --trials), each a few steps."
+        ),
+    ] = False,
+    smoke_steps: SmokeStepsOpt = 6,
+    junit: JunitOpt = None,
+    fail_on_diverged: FailDivergedOpt = False,
 ) -> None:
     """Search the file's space with Optuna (grid lists → choices, {low, high} → ranges).
 
@@ -354,6 +429,9 @@ def search(
     from optsweep.worker import check_workers, search_with_workers
 
     spec = load_or_exit(config, set_, search=True)
+    if smoke:
+        spec, data_dir = smoke_or_exit(config, set_, spec, smoke_steps, data_dir, search=True)
+        trials = trials or 4
     device_or_exit(device or spec.train.device)
     liveness = liveness_or_exit(heartbeat, grace)
     progress = make_progress(out_console, quiet)
@@ -367,7 +445,7 @@ def search(
             result = search_with_workers(spec, progress, workers, storage=storage, **options)
         else:
             result = run_search(spec, progress, storage=storage, **options)
-    show_result(result, spec.name, quiet)
+    finish(result, spec.name, quiet, junit, fail_on_diverged)
 
 
 @app.command()

@@ -45,6 +45,7 @@ from optsweep.catalog import DATASETS
 
 __all__ = [
     "DATASETS",
+    "SMOKE_DATA_DIR",
     "DataFormatError",
     "DataNotFoundError",
     "Dataset",
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 
 
 MNIST_MINI_DIR = Path(__file__).resolve().parent / "datasets" / "mnist-mini"
+# a data folder of a few hundred real images per dataset, for smoke runs (--smoke)
+SMOKE_DATA_DIR = Path(__file__).resolve().parent / "datasets" / "smoke"
 _DOWNLOAD_SOCKET_TIMEOUT_S = 30.0  # per socket operation, so a dead network fails fast
 
 

@@ -45,6 +45,7 @@ class TrialRecord:
     step_losses: list[float] = field(default_factory=list)
     seconds: float = math.nan
     duplicate_of: int | None = None  # a search's repeated point: the trial it copies
+    error: str | None = None  # a failed trial: what went wrong
 
     @property
     def final_test_accuracy(self) -> float:
@@ -118,6 +119,7 @@ def record_of(frozen: FrozenTrial) -> TrialRecord:
         step_losses=list(attrs.get("step_losses", [])),
         seconds=float(attrs.get("seconds", math.nan)),
         duplicate_of=attrs.get("duplicate_of"),
+        error=attrs.get("error"),
     )
 
 

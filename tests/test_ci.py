@@ -1,0 +1,96 @@
+"""CI smoke runs: every trial of a config a few steps on shipped data, JUnit XML, exit codes."""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from optsweep import runner as runner_module
+from optsweep.ci import junit_xml, smoke_overrides
+from optsweep.cli import app
+from optsweep.config import expand, load_sweep
+from optsweep.data import SMOKE_DATA_DIR
+from optsweep.records import TrialRecord
+
+REPO = Path(__file__).resolve().parents[1]
+cli = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("dataset", "batch_size", "steps", "expected"),
+    [
+        ("mnist", 128, 6, {"train.epochs=2", "train.batch_size=128", "subset.train=384"}),
+        ("mnist", 256, 6, {"train.batch_size=170", "subset.train=510"}),  # 512 images shipped
+        ("cifar10", 128, 6, {"train.batch_size=128", "subset.train=384", "subset.test=64"}),
+        ("fashion-mnist", 64, 1, {"train.epochs=1", "subset.train=64"}),
+        ("mnist", 32, 9, {"train.epochs=2", "subset.train=160"}),  # 5 steps an epoch
+    ],
+)
+def test_smoke_overrides(tmp_path, dataset, batch_size, steps, expected):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        f"name: s\ndataset: {dataset}\ntrain: {{batch_size: {batch_size}}}\noptimizers: [sgd]\n"
+    )
+    overrides = smoke_overrides(load_sweep(path), steps)
+    assert expected <= set(overrides) and "name=s-smoke" in overrides
+    assert load_sweep(path, overrides).name == "s-smoke"
+
+
+def run_smoke(config: Path, tmp_path: Path, *extra: str):
+    junit = tmp_path / "smoke.xml"
+    args = ["run", str(config), "--smoke", "--junit", str(junit), "--out", str(tmp_path / "o")]
+    return cli.invoke(app, [*args, "-q", *extra]), junit
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--set", "dataset=cifar10", "--set", "model=3c3d"]],
+    ids=["mnist", "cifar10-3c3d"],
+)
+def test_a_smoke_run_trains_every_trial_on_shipped_data(tmp_path, extra):
+    config = REPO / "configs" / "sgd.yaml"
+    result, junit = run_smoke(config, tmp_path, "--data-dir", str(SMOKE_DATA_DIR), *extra)
+    assert result.exit_code == 0, result.output
+    assert f"--data-dir {SMOKE_DATA_DIR}" in result.stderr  # said which data it used
+    result, junit = run_smoke(config, tmp_path / "shipped", *extra)
+    assert result.exit_code == 0, result.output
+    assert "the data shipped in optsweep" in result.stderr
+    suite = ET.parse(junit).getroot().find("testsuite")
+    cases = suite.findall("testcase")
+    assert len(cases) == len(expand(load_sweep(config))) == int(suite.get("tests"))
+    assert suite.get("failures") == "0"
+    assert all("status: complete" in c.find("system-out").text for c in cases)
+
+
+def record(status: str, error: str | None = None) -> TrialRecord:
+    epochs = [{"test_accuracy": 0.5}] if status != "failed" else []
+    return TrialRecord(0, "adam", "torch", 1, {"lr": 0.1}, status, epochs, error=error)
+
+
+def test_junit_reports_failed_and_optionally_diverged_trials():
+    records = [record("complete"), record("failed", "RuntimeError: boom"), record("diverged")]
+    plain = ET.fromstring(junit_xml(records, "t")).find("testsuite")
+    assert plain.get("tests") == "3" and plain.get("failures") == "1"
+    failure = plain.findall("testcase")[1].find("failure")
+    assert failure.get("message") == "RuntimeError: boom" and failure.get("type") == "failed"
+    assert plain.findall("testcase")[0].get("name") == "adam/torch lr=0.1 seed=1"
+    strict = ET.fromstring(junit_xml(records, "t", fail_on_diverged=True)).find("testsuite")
+    assert strict.get("failures") == "2"
+    assert strict.findall("testcase")[2].find("failure").get("type") == "diverged"
+    assert not math.isnan(float(strict.get("time")))
+
+
+def test_a_failed_trial_exits_1_with_its_message_in_the_junit_file(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(runner_module, "train_batch", broken)
+    result, junit = run_smoke(REPO / "configs" / "nadam.yaml", tmp_path)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: 2 of 2 trials failed"
+    failures = ET.parse(junit).getroot().iter("failure")
+    assert {f.get("message") for f in failures} == {"RuntimeError: boom"}
