@@ -6,7 +6,10 @@
 # Without root, sudo or apt-get this only says what is missing; those tests then skip.
 set -u
 missing=()
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# on GitHub's Ubuntu runners chromium is a snap; the report test uses their Google Chrome
+if [ -z "${GITHUB_ACTIONS:-}" ]; then
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+fi
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 SUDO=""

@@ -12,7 +12,11 @@ from optsweep.config import load_sweep
 from optsweep.progress import QuietProgress
 from optsweep.runner import run_sweep
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Debian's chromium, else Google Chrome (preinstalled on GitHub's Ubuntu runners, where
+# chromium is a snap that cannot run headless from a test)
+CHROMIUM = (
+    shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+)
 
 # Appended to a copy of the page: after load, write what rendered into the DOM.
 PROBE = """<script>
@@ -27,7 +31,8 @@ window.addEventListener("load", () => {
 
 
 @pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
+    CHROMIUM is None,
+    reason="neither Debian's chromium nor Google Chrome is installed (make install adds chromium)",
 )
 def test_report_renders_in_headless_chromium(tiny_sweep, tmp_path):
     config = tiny_sweep(
