@@ -9,11 +9,11 @@ param groups, torch's lr schedulers, a plain nn.Module loop, keras and torch nam
 from __future__ import annotations
 
 import copy
-import os
 from typing import Any
 
 import pytest
 import torch
+from _keras import ARRAY_WARNING, keras
 from torch import Tensor, nn
 
 from optsweep.optim import (
@@ -266,12 +266,7 @@ def test_is_a_sweep_optimizer_with_readable_state() -> None:
     assert int(opt.state[params[0]]["step"]) == 2
 
 
-def _keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    return pytest.importorskip("keras")
-
-
-@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+@pytest.mark.filterwarnings(ARRAY_WARNING)
 @pytest.mark.parametrize(
     "make_rate",
     [
@@ -282,7 +277,8 @@ def _keras():
     ids=["exponential-decay", "warmup-cosine", "callable"],
 )
 def test_a_keras_schedule_or_callable_rate_steps_as_keras(make_rate) -> None:
-    keras = _keras()
+    if keras is None:
+        pytest.skip("keras is not installed")
     ours_params = make_params()
     ours = create(ours_params, "adam", semantics="keras", learning_rate=make_rate(keras))
     variables = [keras.Variable(p.detach().numpy(), dtype="float64") for p in make_params()]

@@ -7,11 +7,11 @@ a ← μ a + (1 − μ) θ after every update (a₁ = θ₁); every ``ema_overwr
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 import pytest
 import torch
+from _keras import ARRAY_WARNING, keras
 from torch import Tensor
 
 from optsweep.config import expand, load_sweep
@@ -20,13 +20,7 @@ from optsweep.engine import train_batch
 from optsweep.models import build_model
 from optsweep.optim import create, inplace, resolve, stack_hyperparameters
 
-os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported anywhere
-try:
-    import keras
-except ImportError:  # pragma: no cover - keras is a test dependency
-    keras = None
-
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(ARRAY_WARNING)
 
 F64 = torch.float64
 STEPS = 12

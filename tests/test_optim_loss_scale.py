@@ -7,21 +7,14 @@ halved; after ``dynamic_growth_steps`` good steps it doubles.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
+from _keras import ARRAY_WARNING, keras
 from torch import Tensor
 
 from optsweep.optim import create, current_loss_scale, inplace, resolve, stack_hyperparameters
 
-os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported anywhere
-try:
-    import keras
-except ImportError:  # pragma: no cover - keras is a test dependency
-    keras = None
-
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(ARRAY_WARNING)
 
 F64 = torch.float64
 STEPS = 14

@@ -3,21 +3,15 @@ keras.optimizers.schedules), count by count."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 import torch
+from _keras import ARRAY_WARNING, keras
 
 from optsweep.optim.schedules import SCHEDULE_KINDS, ScheduleSpec, learning_rate_at
 
-os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported anywhere
-try:
-    import keras
-except ImportError:  # pragma: no cover - keras is a test dependency
-    keras = None
-
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(ARRAY_WARNING)
 
 EPOCHS = 60
 BASE = 0.1
