@@ -575,10 +575,7 @@ def trajectories(
 def main() -> None:
     """Console-script entry point. SIGTERM is handled as Ctrl-C: a worker stopped by a batch
     scheduler hands back its trials instead of leaving them RUNNING."""
-    import signal
+    from optsweep.interrupts import handle_sigterm
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
+    handle_sigterm()
     app()

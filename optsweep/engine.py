@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils._pytree import tree_map
 
-from optsweep import optim
+from optsweep import interrupts, optim
 from optsweep.config import TrainSpec, TrialSpec
 from optsweep.data import Dataset
 from optsweep.models import BatchedModel
@@ -597,6 +597,7 @@ def _epochs(
             step += last - s
             s = last
             if step % CHECK_EVERY == 0 or s == steps_per_epoch:
+                interrupts.check()  # a SIGTERM swallowed on its way (optsweep.interrupts)
                 lanes = [lane for lane in (ln.read_back() for ln in lanes) if lane.index]
                 if not lanes:
                     return

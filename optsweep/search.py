@@ -41,11 +41,12 @@ import contextlib
 import dataclasses
 import json
 import math
+import signal
 import statistics
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -571,14 +572,30 @@ def _plan(
     return plan
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done (delivered right after it): a trial
+    asked is RUNNING in the storage, and one interrupted before it was recorded as this
+    worker's would be left so (a SIGTERM test hit that window)."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no masks
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def _ask(
     study: optuna.Study, space: list[BlockSpace], spec: SweepSpec, holding: studies.Heartbeat
 ) -> Asked:
     """A new trial (or an enqueued retry) from the sampler, with its configuration."""
-    with warnings.catch_warnings():  # "Heartbeat … supposed to be used with Study.optimize":
-        warnings.simplefilter("ignore", UserWarning)  # optsweep beats for its own trials
+    with warnings.catch_warnings(), _signals_held():
+        # "Heartbeat … supposed to be used with Study.optimize": optsweep beats for its own
+        warnings.simplefilter("ignore", UserWarning)
         trial = study.ask()
-    holding.add(private.trial_id(trial))
+        holding.add(private.trial_id(trial))  # before Ctrl-C can land: it is handed back
     if studies.heartbeats_on(study):  # before anything else: a worker killed now is reaped
         private.storage(study).record_heartbeat(private.trial_id(trial))
     block, params = suggest_point(trial, space)
