@@ -575,7 +575,7 @@ def trajectories(
 def main() -> None:
     """Console-script entry point. SIGTERM is handled as Ctrl-C: a worker stopped by a batch
     scheduler hands back its trials instead of leaving them RUNNING."""
-    from optsweep.interrupts import handle_sigterm
+    from optsweep.interrupts import handle_stops
 
-    handle_sigterm()
+    handle_stops()
     app()

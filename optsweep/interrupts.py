@@ -1,4 +1,4 @@
-"""SIGTERM handled as Ctrl-C, and not lost.
+"""SIGTERM handled as Ctrl-C, and neither lost.
 
 The handler raises ``KeyboardInterrupt`` where the program is. When that is inside a garbage
 collector's callback (a SQLAlchemy weakref finaliser, seen in the SIGTERM test), Python prints
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 
-__all__ = ["check", "handle_sigterm"]
+__all__ = ["check", "handle_stops"]
 
 _requested = False
 
@@ -21,12 +21,14 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def handle_sigterm() -> None:
-    """SIGTERM (batch schedulers, Kubernetes, ``kill``) raises KeyboardInterrupt, as Ctrl-C."""
+def handle_stops() -> None:
+    """SIGTERM (batch schedulers, Kubernetes, ``kill``) raises KeyboardInterrupt as Ctrl-C does,
+    and both are recorded for ``check``."""
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
 
 
 def check() -> None:
-    """Raise KeyboardInterrupt when a SIGTERM arrived and was swallowed on its way."""
+    """Raise KeyboardInterrupt when a stop arrived and was swallowed on its way."""
     if _requested:
         raise KeyboardInterrupt
