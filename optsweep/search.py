@@ -41,12 +41,11 @@ import contextlib
 import dataclasses
 import json
 import math
-import signal
 import statistics
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,6 +60,7 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from optsweep import interrupts
 from optsweep import optuna_private as private
 from optsweep import study as studies
 from optsweep.config import (
@@ -572,26 +572,11 @@ def _plan(
     return plan
 
 
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block is done (delivered right after it): a trial
-    asked is RUNNING in the storage, and one interrupted before it was recorded as this
-    worker's would be left so (a SIGTERM test hit that window)."""
-    if not hasattr(signal, "pthread_sigmask"):  # Windows: no masks
-        yield
-        return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-
-
 def _ask(
     study: optuna.Study, space: list[BlockSpace], spec: SweepSpec, holding: studies.Heartbeat
 ) -> Asked:
     """A new trial (or an enqueued retry) from the sampler, with its configuration."""
-    with warnings.catch_warnings(), _signals_held():
+    with warnings.catch_warnings(), interrupts.held():
         # "Heartbeat … supposed to be used with Study.optimize": optsweep beats for its own
         warnings.simplefilter("ignore", UserWarning)
         trial = study.ask()

@@ -55,6 +55,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from optsweep import interrupts
 from optsweep import optuna_private as private
 from optsweep.config import SweepSpec, TrialSpec
 from optsweep.optim.registry import OPTIMIZERS, SEMANTICS
@@ -551,17 +552,18 @@ def pop_batch(
         spec = specs[key or ""]
         if beating:
             private.storage(study).record_heartbeat(trial_id)
-        try:
-            if not private.storage(study).set_trial_state_values(
-                trial_id, state=TrialState.RUNNING
-            ):
+        with interrupts.held():  # a stop between RUNNING and "worker" would leave it RUNNING
+            try:
+                if not private.storage(study).set_trial_state_values(
+                    trial_id, state=TrialState.RUNNING
+                ):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
                 continue
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-        try:
-            _record_claim(study, trial_id, spec)
-        except UpdateFinishedTrialError:  # this worker stalled mid-claim and was reaped
-            continue
+            try:
+                _record_claim(study, trial_id, spec)
+            except UpdateFinishedTrialError:  # this worker stalled mid-claim and was reaped
+                continue
         wanted = trial_batch
         claimed.append((private.trial_of(study, trial_id), spec))
         if len(claimed) >= limit:
