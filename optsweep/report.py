@@ -30,7 +30,7 @@ from optsweep.records import (
     ranked,
     varying_params,
 )
-from optsweep.stats import METHOD, ConfigSummary, summarize
+from optsweep.stats import METHOD, ConfigSummary, summarize, tuning_cost
 
 
 def write_trials_csv(records: Sequence[TrialRecord], path: Path) -> None:
@@ -58,6 +58,15 @@ def write_history_csv(records: Sequence[TrialRecord], path: Path) -> None:
                 writer.writerow(
                     {"trial": r.trial, "kind": "step", "step": step, "train_loss": loss}
                 )
+
+
+def write_tuning_cost_csv(summaries: Sequence[ConfigSummary], path: Path) -> None:
+    """``stats.tuning_cost``: per optimizer, E[best of k configurations] with its band."""
+    columns = ["optimizer", "semantics", "k", "expected_best", "low", "high"]
+    with replacing(path) as temporary, temporary.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(tuning_cost(summaries))
 
 
 def table_rows(records: Sequence[TrialRecord]) -> tuple[list[str], list[list[str]]]:
@@ -289,6 +298,7 @@ def write_results(study: optuna.Study, folder: Path, title: str) -> list[TrialRe
         summaries = summarize(records)
         write_trials_csv(records, folder / "trials.csv")
         write_history_csv(records, folder / "history.csv")
+        write_tuning_cost_csv(summaries, folder / "tuning_cost.csv")
         write_table_md(records, folder / "table.md", title, summaries, others)
         pictures = draw_pictures(study, records, summaries, folder / "curves")
         config = study.user_attrs.get("config")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from scipy import stats as scipy_stats
 
 from optsweep.records import TrialRecord
@@ -110,3 +111,58 @@ def paired_p_value(a: dict[int, float], b: dict[int, float]) -> float:
 def _with_p(summary: ConfigSummary, best: ConfigSummary) -> ConfigSummary:
     p = paired_p_value(summary.accuracy_by_seed, best.accuracy_by_seed)
     return ConfigSummary(**{**summary.__dict__, "p_vs_best": p})
+
+
+def expected_best_of_k(scores: Sequence[float], *, replacement: bool = False) -> list[float]:
+    """E[best of k configurations drawn at random from ``scores``], for k = 1..N.
+
+    With the N scores sorted v(1) ≤ … ≤ v(N) (Dodge et al., 2019, "Show your work"):
+    with replacement, E_k = Σᵢ v(i)·[(i/N)^k − ((i−1)/N)^k] (the paper's estimator);
+    without (the default), E_k = Σᵢ v(i)·C(i−1, k−1)/C(N, k), so that E_1 is the mean and E_N
+    the best — what "tuning cost over this grid" means when a grid is tried point by point.
+    """
+    ordered = sorted(scores)
+    n = len(ordered)
+    out = []
+    for k in range(1, n + 1):
+        if replacement:
+            weights = [(i / n) ** k - ((i - 1) / n) ** k for i in range(1, n + 1)]
+        else:
+            weights = [math.comb(i - 1, k - 1) / math.comb(n, k) for i in range(1, n + 1)]
+        out.append(math.fsum(w * v for w, v in zip(weights, ordered, strict=True)))
+    return out
+
+
+CHANCE_ACCURACY = 0.1  # every dataset here has 10 classes: what a diverged configuration scores
+
+
+def tuning_cost(
+    summaries: Sequence[ConfigSummary], *, draws: int = 1000, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Per optimizer and semantics, E[best of k] over its configurations (each its mean over
+    seeds; one that never completed counts as chance accuracy) for k = 1..N, with a 90%
+    bootstrap band (configurations resampled ``draws`` times, seeded)."""
+
+    groups: dict[tuple[str, str], list[float]] = {}
+    for s in summaries:
+        score = s.mean if not math.isnan(s.mean) else CHANCE_ACCURACY
+        groups.setdefault((s.optimizer, s.semantics), []).append(score)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for (optimizer, semantics), scores in groups.items():
+        curve = expected_best_of_k(scores)
+        resampled = rng.choice(scores, size=(draws, len(scores)), replace=True)
+        band = np.array([expected_best_of_k(list(r)) for r in resampled])
+        low, high = np.percentile(band, [5, 95], axis=0)
+        for k, value in enumerate(curve, start=1):
+            rows.append(
+                {
+                    "optimizer": optimizer,
+                    "semantics": semantics,
+                    "k": k,
+                    "expected_best": value,
+                    "low": float(low[k - 1]),
+                    "high": float(high[k - 1]),
+                }
+            )
+    return rows
