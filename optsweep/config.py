@@ -1144,8 +1144,6 @@ def _schedule_value(report: _Report, path: KeyPath, key: str, value: Any) -> Any
         return report.add(path, f"expected true or false, got {_describe(value)}")
     if key in _SCHEDULE_LISTS:
         of = _SCHEDULE_LISTS[key]
-        if isinstance(value, tuple):  # an item of a grid, read already
-            value = list(value)
         fits = _is_int if of == "integers" else _is_number
         if not isinstance(value, list) or not all(fits(v) for v in value):
             return report.add(path, f"expected a list of {of}, got {_describe(value)}")

@@ -109,8 +109,8 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     there = available_devices()
-    wanted = device.type if device.type == "cpu" else f"{device.type}:{device.index or 0}"
-    if wanted not in there and not (device.type == "mps" and "mps" in there):
+    wanted = f"cuda:{device.index or 0}" if device.type == "cuda" else device.type
+    if wanted not in there:
         raise DeviceError(f"device {name!r} is not on this machine; it has: {', '.join(there)}")
     return device
 

@@ -89,7 +89,7 @@ def _rate_now(value: Any, calls: int) -> Any:
     keras's ``_iterations``), a callable called, a number or tensor as it is."""
     if _is_keras_schedule(value):
         return float(value(calls))
-    if callable(value) and not isinstance(value, Tensor):
+    if callable(value):
         return float(value())
     return value
 

@@ -289,17 +289,18 @@ def dynamic_loss_scale(inner: Kernel, initial_scale: float, growth_steps: int) -
         grads: Sequence[Tensor], state: LossScaleState, params: Sequence[Tensor], hp: HyperParams
     ) -> None:
         trials = tuple(hp["learning_rate"].shape)
-        _per_trial_counters_(state, trials)
+        if state.loss_scale.shape != trials:  # the first update of these trials
+            _per_trial_counters_(state, trials)
         trial_axes = len(trials)
         for g in grads:
             g.div_(per_trial(state.loss_scale, g))
         finite = _finite_per_trial(grads, trial_axes)
         for g in grads:
             g.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-        before = [p.clone() for p in params], clone_state(state.inner)
+        params_before, state_before = [p.clone() for p in params], clone_state(state.inner)
         inner.update_(grads, state.inner, params, hp)
-        _keep_where_(finite, list(params), before[0])
-        _keep_where_(finite, state.inner, before[1])
+        _keep_where_(finite, list(params), params_before)
+        _keep_where_(finite, state.inner, state_before)
         good = torch.where(finite, state.good_steps + 1, 0)
         grow = good >= growth_steps
         scale = state.loss_scale
