@@ -54,7 +54,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import yaml
 
-from optsweep.catalog import DATASET_SIZES, DATASETS, MODELS
+from optsweep.catalog import DATASET_SIZES, DATASETS, MODELS, TARGET_ACCURACY
 from optsweep.optim import registry
 from optsweep.optim.schedules import SCHEDULE_FIELDS, SCHEDULE_KINDS, UNITS, ScheduleSpec
 
@@ -68,8 +68,10 @@ __all__ = [
     "Override",
     "Problem",
     "RangeSpec",
+    "ReportSpec",
     "SearchSpec",
     "SweepSpec",
+    "Target",
     "TrainSpec",
     "TrialSpec",
     "expand",
@@ -79,6 +81,7 @@ __all__ = [
     "load_sweep",
     "make_trial",
     "parse_override",
+    "target_of",
     "trial_label",
 ]
 
@@ -256,6 +259,68 @@ class SearchSpec:
     batch: int = 8
 
 
+# What a target can be set on: the epoch metrics, and whether a trial reaches it at or above
+# the value (accuracy) or at or below it (losses).
+TARGET_METRICS: dict[str, str] = {"test_accuracy": "max", "test_loss": "min", "train_loss": "min"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Speed to target's target: the first epoch whose ``metric`` is at least (accuracy) or at
+    most (losses) ``value``.
+
+    Attributes:
+        metric: one of `TARGET_METRICS` (default ``test_accuracy``).
+        value: the level to reach.
+    """
+
+    metric: str
+    value: float
+
+    def reached(self, epoch: Mapping[str, float]) -> bool:
+        """Whether an epoch's metrics reach the target (a missing or NaN metric does not)."""
+        got = epoch.get(self.metric, math.nan)
+        if TARGET_METRICS[self.metric] == "max":
+            return got >= self.value
+        return got <= self.value
+
+    def text(self) -> str:
+        """``test_accuracy ≥ 0.97``."""
+        sign = "≥" if TARGET_METRICS[self.metric] == "max" else "≤"
+        return f"{self.metric} {sign} {fmt(self.value)}"
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """The ``report:`` section: how results are read, never what a trial trains (changing it
+    keeps every trial of a study).
+
+    Attributes:
+        target: speed to target's target; written ``target: 0.97`` (test accuracy) or
+            ``target: {metric: test_loss, value: 0.1}``; default: test accuracy at the
+            dataset's `TARGET_ACCURACY`.
+    """
+
+    target: Target
+
+
+def target_of(raw: Mapping[str, Any]) -> Target:
+    """The target of a sweep's plain mapping (as a study stores it), defaults filled in.
+
+    Reads a tree `load_sweep` accepted; a study whose stored config has no ``report:``
+    section (written before there was one) gets the dataset's default.
+    """
+    written = (raw.get("report") or {}).get("target")
+    if isinstance(written, Mapping):
+        metric = written.get("metric", "test_accuracy")
+        value = written.get("value")
+    else:
+        metric, value = "test_accuracy", written
+    if value is None:
+        value = TARGET_ACCURACY.get(str(raw.get("dataset")), 0.9)
+    return Target(metric, float(value))
+
+
 @dataclass(frozen=True)
 class OptimizerBlock:
     """One entry of ``optimizers:``: an optimizer, fixed values and a grid.
@@ -321,6 +386,7 @@ class SweepSpec:
         raw: the plain mapping as read, with overrides applied (write it as config.yaml;
             loading that file again gives the same sweep).
         search: the ``search:`` section (defaults when absent).
+        report: the ``report:`` section (the dataset's default target when absent).
     """
 
     name: str
@@ -334,6 +400,7 @@ class SweepSpec:
     source: Path
     raw: dict[str, Any]
     search: SearchSpec = field(default_factory=SearchSpec)
+    report: ReportSpec = field(default_factory=lambda: ReportSpec(Target("test_accuracy", 0.9)))
 
 
 @dataclass(frozen=True)
@@ -951,6 +1018,7 @@ _TOP_KEYS = (
     "schedule",
     "max_trials",
     "search",
+    "report",
     "optimizers",
 )
 _SEARCH_KEYS = tuple(f.name for f in dataclasses.fields(SearchSpec))
@@ -1642,13 +1710,23 @@ def _check_sweep(report: _Report, tree: dict[str, Any], source: Path) -> SweepSp
         _check_optimizers(report, tree["optimizers"], schedule) if "optimizers" in tree else BAD
     )
     search = _check_search(report, tree.get("search"))
+    report_spec = _check_report(report, tree.get("report"), dataset)
     if (
         not report.search
         and BAD not in (train, max_trials, blocks)
         and _check_size(report, tree, blocks, train, max_trials)
     ):
         _check_unique(report, _trials(blocks, train.seeds, report))
-    if report.problems or BAD in (name, dataset, model, train, max_trials, blocks, search):
+    if report.problems or BAD in (
+        name,
+        dataset,
+        model,
+        train,
+        max_trials,
+        blocks,
+        search,
+        report_spec,
+    ):
         return None
     return SweepSpec(
         name=name,
@@ -1662,6 +1740,7 @@ def _check_sweep(report: _Report, tree: dict[str, Any], source: Path) -> SweepSp
         source=source,
         raw=copy.deepcopy(tree),
         search=search,
+        report=report_spec,
     )
 
 
@@ -1682,6 +1761,41 @@ def _check_search(report: _Report, value: Any) -> SearchSpec | _Bad:
             report, (*path, key), section.get(key, getattr(defaults, key)), choices, key
         )
     return BAD if BAD in got.values() else SearchSpec(**got)
+
+
+def _check_report(report: _Report, value: Any, dataset: str | _Bad) -> ReportSpec | _Bad:
+    """The ``report:`` section: ``target: 0.97`` or ``target: {metric: M, value: V}``."""
+    path: KeyPath = ("report",)
+    section = _check_mapping(report, path, value, ("target",))
+    if section is BAD:
+        return BAD
+    written = section.get("target")
+    metric: Any = "test_accuracy"
+    where = (*path, "target")
+    if isinstance(written, dict):
+        _check_mapping(report, where, written, ("metric", "value"), {"value": "0.97"})
+        metric = _check_choice(
+            report,
+            (*where, "metric"),
+            written.get("metric", metric),
+            tuple(TARGET_METRICS),
+            "metric",
+        )
+        where, written = (*where, "value"), written.get("value", BAD)
+    elif written is None:
+        written = TARGET_ACCURACY.get(dataset, 0.9) if isinstance(dataset, str) else BAD
+    elif not _is_number(written):
+        written = report.add(
+            where,
+            "expected a test accuracy (0.97) or {metric: test_loss, value: 0.1}, "
+            f"got {_describe(written)}{_quote_hint(written)}",
+        )
+    value = _check_float(report, where, written, 0.0)
+    if metric == "test_accuracy" and isinstance(value, float) and value > 1:
+        value = report.add(where, f"expected an accuracy from 0 to 1, got {fmt(value)}")
+    if BAD in (metric, value):
+        return BAD
+    return ReportSpec(Target(metric, value))
 
 
 def load_sweep(

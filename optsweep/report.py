@@ -14,6 +14,7 @@ from rich.table import Table
 
 from optsweep.config import fmt
 from optsweep.files import folder_lock, replacing
+from optsweep.measures import tuning_cost
 from optsweep.plots import (
     plot_curves,
     plot_heatmaps,
@@ -30,7 +31,7 @@ from optsweep.records import (
     ranked,
     varying_params,
 )
-from optsweep.stats import METHOD, ConfigSummary, summarize, tuning_cost
+from optsweep.stats import METHOD, ConfigSummary, summarize
 
 
 def write_trials_csv(records: Sequence[TrialRecord], path: Path) -> None:

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from scipy import stats as scipy_stats
 
 from optsweep.records import TrialRecord
@@ -111,60 +110,3 @@ def paired_p_value(a: dict[int, float], b: dict[int, float]) -> float:
 def _with_p(summary: ConfigSummary, best: ConfigSummary) -> ConfigSummary:
     p = paired_p_value(summary.accuracy_by_seed, best.accuracy_by_seed)
     return ConfigSummary(**{**summary.__dict__, "p_vs_best": p})
-
-
-def best_of_k_weights(n: int, *, replacement: bool = False) -> np.ndarray:
-    """``W[k-1, i-1]``: the chance that the i-th smallest of n scores is the best of k draws.
-
-    With replacement (Dodge et al., 2019, "Show your work"): (i/n)^k − ((i−1)/n)^k; without
-    (the default): C(i−1, k−1)/C(n, k), so that k = 1 gives the mean and k = n the best.
-    """
-    i = np.arange(1, n + 1)
-    if replacement:
-        k = np.arange(1, n + 1)[:, None]
-        return (i / n) ** k - ((i - 1) / n) ** k
-    return np.array(
-        [[math.comb(j - 1, k - 1) / math.comb(n, k) for j in i] for k in range(1, n + 1)]
-    )
-
-
-def expected_best_of_k(scores: Sequence[float], *, replacement: bool = False) -> list[float]:
-    """E[best of k configurations drawn at random from ``scores``], for k = 1..N: the sorted
-    scores weighted by ``best_of_k_weights``."""
-    weights = best_of_k_weights(len(scores), replacement=replacement)
-    return (weights @ np.sort(np.asarray(scores, dtype=float))).tolist()
-
-
-CHANCE_ACCURACY = 0.1  # every dataset here has 10 classes: what a diverged configuration scores
-
-
-def tuning_cost(
-    summaries: Sequence[ConfigSummary], *, draws: int = 1000, seed: int = 0
-) -> list[dict[str, Any]]:
-    """Per optimizer and semantics, E[best of k] over its configurations (each its mean over
-    seeds; one that never completed counts as chance accuracy) for k = 1..N, with a 90%
-    bootstrap band (configurations resampled ``draws`` times, seeded)."""
-
-    groups: dict[tuple[str, str], list[float]] = {}
-    for s in summaries:
-        score = s.mean if not math.isnan(s.mean) else CHANCE_ACCURACY
-        groups.setdefault((s.optimizer, s.semantics), []).append(score)
-    rng = np.random.default_rng(seed)
-    rows = []
-    for (optimizer, semantics), scores in groups.items():
-        weights = best_of_k_weights(len(scores))
-        curve = weights @ np.sort(scores)
-        resampled = np.sort(rng.choice(scores, size=(draws, len(scores)), replace=True), axis=1)
-        low, high = np.percentile(resampled @ weights.T, [5, 95], axis=0)  # every draw at once
-        for k, value in enumerate(curve, start=1):
-            rows.append(
-                {
-                    "optimizer": optimizer,
-                    "semantics": semantics,
-                    "k": k,
-                    "expected_best": float(value),
-                    "low": float(low[k - 1]),
-                    "high": float(high[k - 1]),
-                }
-            )
-    return rows

@@ -107,13 +107,45 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
             "learning_rate: 0.001}]",
         ),
     ),
+    # --- report
+    (
+        "report-target-text",
+        HEAD + "report: {target: high}\n" + BLOCK,
+        (
+            "F:3: report.target: expected a test accuracy (0.97) or {metric: test_loss, "
+            "value: 0.1}, got the string 'high'",
+        ),
+    ),
+    (
+        "report-accuracy-above-1",
+        HEAD + "report:\n  target: 97\n" + BLOCK,
+        ("F:4: report.target: expected an accuracy from 0 to 1, got 97",),
+    ),
+    (
+        "report-unknown-metric",
+        HEAD + "report: {target: {metric: test_acc, value: 0.9}}\n" + BLOCK,
+        (
+            "F:3: report.target.metric: unknown metric 'test_acc'; did you mean "
+            "'test_accuracy'? valid: test_accuracy, test_loss, train_loss",
+        ),
+    ),
+    (
+        "report-target-without-value",
+        HEAD + "report: {target: {metric: test_loss}}\n" + BLOCK,
+        ("F:3: report.target.value: required key missing; add value: 0.97",),
+    ),
+    (
+        "report-unknown-key",
+        HEAD + "report: {targt: 0.9}\n" + BLOCK,
+        ("F:3: report.targt: unknown key 'targt'; did you mean 'target'? valid keys: target",),
+    ),
     # --- top level
     (
         "unknown-top-key",
         HEAD + "trian: {epochs: 3}\n" + BLOCK,
         (
             "F:3: trian: unknown key 'trian'; did you mean 'train'? valid keys: name, dataset, "
-            "subset, model, train, schedule, max_trials, search, optimizers",
+            "subset, model, train, schedule, max_trials, search, report, optimizers",
         ),
     ),
     (
@@ -994,7 +1026,7 @@ OVERRIDES_BAD = [
     (
         "trian.epochs=2",
         "--set: trian: unknown key 'trian'; did you mean 'train'? valid keys: name, dataset, "
-        "subset, model, train, schedule, max_trials, search, optimizers",
+        "subset, model, train, schedule, max_trials, search, report, optimizers",
     ),
     (
         "optimizers[5].lr=0.1",
@@ -1075,3 +1107,39 @@ def test_problem_prints_one_line() -> None:
     )
     error = ConfigError([Problem("a", 1, "k", "m"), Problem("b", 2, "", "n")])
     assert str(error) == "a:1: k: m\nb:2: n"
+
+
+@pytest.mark.parametrize(
+    ("section", "dataset", "metric", "value"),
+    [
+        ("", "mnist", "test_accuracy", 0.97),
+        ("", "fashion-mnist", "test_accuracy", 0.85),
+        ("report: {target: 0.99}\n", "mnist", "test_accuracy", 0.99),
+        ("report: {target: {metric: test_loss, value: 0.1}}\n", "mnist", "test_loss", 0.1),
+        ("report: {target: {value: 0.5}}\n", "cifar10", "test_accuracy", 0.5),
+    ],
+)
+def test_report_target(tmp_path: Path, section: str, dataset: str, metric: str, value: float):
+    """The validated target, and the same read back from the plain mapping a study stores."""
+    from optsweep.config import Target, target_of
+
+    spec = load_sweep(write(tmp_path, f"name: t\ndataset: {dataset}\n{section}{BLOCK}"))
+    assert spec.report.target == Target(metric, value)
+    assert target_of(spec.raw) == Target(metric, value)
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "epoch", "reached"),
+    [
+        ("test_accuracy", 0.9, {"test_accuracy": 0.9}, True),
+        ("test_accuracy", 0.9, {"test_accuracy": 0.8999}, False),
+        ("test_accuracy", 0.9, {"test_accuracy": float("nan")}, False),
+        ("test_loss", 0.1, {"test_loss": 0.05}, True),
+        ("test_loss", 0.1, {"test_loss": 0.2}, False),
+        ("train_loss", 0.1, {"train_loss": float("nan")}, False),
+    ],
+)
+def test_target_reached(metric: str, value: float, epoch: dict, reached: bool) -> None:
+    from optsweep.config import Target
+
+    assert Target(metric, value).reached(epoch) is reached

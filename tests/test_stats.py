@@ -9,7 +9,7 @@ import pytest
 from optsweep.plots import heatmap_data, sensitivity_data
 from optsweep.records import TrialRecord
 from optsweep.report import summary_rows
-from optsweep.stats import expected_best_of_k, paired_p_value, summarize, tuning_cost
+from optsweep.stats import paired_p_value, summarize
 
 
 def record(trial: int, seed: int, acc: float, status: str = "complete", **params) -> TrialRecord:
@@ -93,39 +93,3 @@ def test_heatmap_and_sensitivity_data():
     data = sensitivity_data(summarize(grid))
     assert set(data) == {"learning_rate", "beta_1", "beta_2"}
     assert [len(v) for v in data["learning_rate"].values()] == [4, 4]
-
-
-@pytest.mark.parametrize(
-    ("scores", "replacement", "expected"),
-    [
-        ([0.9, 0.1, 0.5], False, [0.5, 2.3 / 3, 0.9]),  # pairs: max 0.5, 0.9, 0.9
-        ([0.9, 0.1, 0.5], True, [0.5, 6.1 / 9, (0.1 + 0.5 * 7 + 0.9 * 19) / 27]),
-        ([0.7], False, [0.7]),
-        ([0.2, 0.2, 0.8, 0.4], False, [0.4, (0.2 * 1 + 0.4 * 2 + 0.8 * 3) / 6, 0.7, 0.8]),
-    ],
-    ids=["without", "with-replacement", "one", "ties"],
-)
-def test_expected_best_of_k(scores, replacement, expected):
-    got = expected_best_of_k(scores, replacement=replacement)
-    assert got == pytest.approx(expected, rel=1e-12)
-    assert got == sorted(got)  # more draws never expect worse
-
-
-def test_tuning_cost_goes_from_the_mean_to_the_best_configuration():
-    records = [
-        TrialRecord(i, "adam", "torch", seed, {"lr": lr}, status, [{"test_accuracy": acc}])
-        for i, (lr, seed, acc, status) in enumerate(
-            [
-                (0.1, 0, 0.8, "complete"),
-                (0.1, 1, 0.9, "complete"),  # lr 0.1: mean 0.85
-                (0.01, 0, 0.6, "complete"),  # lr 0.01: 0.6
-                (1.0, 0, 0.0, "diverged"),  # lr 1: counts as chance, 0.1
-            ]
-        )
-    ]
-    rows = tuning_cost(summarize(records), draws=200)
-    curve = [r["expected_best"] for r in rows]
-    assert [r["k"] for r in rows] == [1, 2, 3]
-    assert curve[0] == pytest.approx((0.85 + 0.6 + 0.1) / 3)
-    assert curve[-1] == pytest.approx(0.85)
-    assert all(r["low"] <= r["expected_best"] + 1e-12 <= r["high"] + 2e-12 for r in rows)
