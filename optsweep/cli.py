@@ -146,9 +146,13 @@ def smoke_or_exit(
     return smoke, data_dir or SMOKE_DATA_DIR
 
 
-def finish(result, name: str, quiet: bool, junit: Path | None, fail_on_diverged: bool) -> None:
-    """The table, the JUnit file; exit 1 when a trial failed (or diverged, when asked)."""
-    show_result(result, name, quiet)
+def finish(result, spec, quiet: bool, junit: Path | None, fail_on_diverged: bool) -> None:
+    """The table and answer, the JUnit file; exit 1 when a trial failed (or diverged, when
+    asked)."""
+    name = spec.name
+    if not quiet:
+        show_result(result.records, name, spec.report.target)
+        out_console.print(f"results: {result.folder}", highlight=False)
     if junit is not None:
         from optsweep.ci import junit_xml
 
@@ -298,16 +302,19 @@ def run(
             result = run_with_workers(spec, progress, workers, storage=storage, **options)
         else:
             result = run_sweep(spec, progress, storage=storage, **options)
-    finish(result, spec.name, quiet, junit, fail_on_diverged)
+    finish(result, spec, quiet, junit, fail_on_diverged)
 
 
-def show_result(result, name: str, quiet: bool) -> None:
-    """The ranked table (top 20) and where the results went."""
-    from optsweep.report import rich_table
+def show_result(records, name: str, target) -> None:
+    """The ranked table (top 20), then the answer: best per optimizer with its speed to
+    ``target``, and the edge warnings."""
+    from optsweep.report import answer_lines, answer_of, rich_table
+    from optsweep.stats import summarize
 
-    if not quiet:
-        out_console.print(rich_table(result.records, limit=20, title=f"{name}: best first"))
-        out_console.print(f"results: {result.folder}", highlight=False)
+    out_console.print(rich_table(records, limit=20, title=f"{name}: best first", target=target))
+    for line in answer_lines(answer_of(records, summarize(records), target)):
+        style = "yellow" if line.startswith("warning:") else None
+        out_console.print(line, style=style, highlight=False, soft_wrap=True)
 
 
 def studies_reason(error: BaseException) -> str:
@@ -445,7 +452,7 @@ def search(
             result = search_with_workers(spec, progress, workers, storage=storage, **options)
         else:
             result = run_search(spec, progress, storage=storage, **options)
-    finish(result, spec.name, quiet, junit, fail_on_diverged)
+    finish(result, spec, quiet, junit, fail_on_diverged)
 
 
 @app.command()
@@ -455,11 +462,23 @@ def report(
         str | None, typer.Option(help="Optuna storage URL [default: FOLDER/study.db].")
     ] = None,
     study_name: Annotated[str | None, typer.Option("--study", help="Study name.")] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="Speed to target's target: 0.98 (test accuracy) or METRIC=VALUE "
+            "(test_loss=0.1) [default: the config's report.target].",
+        ),
+    ] = None,
 ) -> None:
     """Rebuild tables and pictures of a results folder from its study."""
-    from optsweep.report import rich_table, write_results
+    from optsweep.config import parse_target, target_of
+    from optsweep.report import write_results
     from optsweep.study import StorageError, load_study, sqlite_url
 
+    try:
+        chosen = None if target is None else parse_target(target)
+    except ValueError as error:
+        raise fail(f"--target {target}: {error}") from None
     if storage is None and not (folder / "study.db").exists():
         raise fail(f"{folder}: no study.db here; give --storage URL for a remote study")
     url = storage or sqlite_url(folder)
@@ -469,8 +488,11 @@ def report(
         raise fail(str(error)) from None
     name = study.study_name
     with one_line_errors("run it again"):
-        records = write_results(study, folder, name)
-    out_console.print(rich_table(records, limit=20, title=f"{name}: best first"))
+        records = write_results(study, folder, name, chosen)
+    config = study.user_attrs.get("config")
+    if chosen is None and isinstance(config, dict):
+        chosen = target_of(config)
+    show_result(records, name, chosen)
 
 
 @app.command()

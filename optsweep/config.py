@@ -81,6 +81,7 @@ __all__ = [
     "load_sweep",
     "make_trial",
     "parse_override",
+    "parse_target",
     "target_of",
     "trial_label",
 ]
@@ -319,6 +320,25 @@ def target_of(raw: Mapping[str, Any]) -> Target:
     if value is None:
         value = TARGET_ACCURACY.get(str(raw.get("dataset")), 0.9)
     return Target(metric, float(value))
+
+
+def parse_target(text: str) -> Target:
+    """A target as the command line writes it: ``0.98`` (test accuracy) or ``METRIC=VALUE``.
+
+    Raises:
+        ValueError: saying what would be valid.
+    """
+    metric, _, value = text.rpartition("=")
+    metric = metric.strip() or "test_accuracy"
+    if metric not in TARGET_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(TARGET_METRICS)}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"expected a number after the metric, got {value!r}") from None
+    if not math.isfinite(number) or number < 0 or (metric == "test_accuracy" and number > 1):
+        raise ValueError(f"expected a {metric} value >= 0 (accuracy <= 1), got {value}")
+    return Target(metric, number)
 
 
 @dataclass(frozen=True)

@@ -366,13 +366,14 @@ def next_values(
         step = near * (near / far)
         candidates = []
         for _ in range(count):
+            step = _round(step)
             candidates.append(bound - step if upward else bound + step)
             step *= near / far
     else:
         candidates = _extend(values, upward, count)
     out: list[float] = []
     for raw in candidates:
-        candidate = float(f"{raw:.6g}")  # 1e-6, not 1.0000000000000002e-06
+        candidate = float(f"{raw:.12g}")  # 1e-6, not 1.0000000000000002e-06
         if info is not None and info.kind == "int":
             candidate = round(candidate)
         if info is not None and info.check(candidate) is not None:
@@ -395,8 +396,13 @@ def _extend(values: Sequence[float], upward: bool, count: int) -> list[float]:
     out, current = [], float(b)
     for _ in range(count):
         current = current * (b / a) if geometric else current + (b - a)
-        out.append(current)
+        out.append(_round(current) if geometric else current)
     return out
+
+
+def _round(x: float) -> float:
+    """Two significant digits: a value to type into a grid (0.33, not 0.333333)."""
+    return float(f"{x:.2g}")
 
 
 # ── across problems ──────────────────────────────────────────────────────────────────────

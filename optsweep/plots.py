@@ -16,41 +16,65 @@ from optsweep.stats import ConfigSummary
 
 def plot_curves(records: Sequence[TrialRecord], folder: Path) -> list[Path]:
     """train_loss.png, test_accuracy.png and, with several optimizers (or conventions),
-    best_per_optimizer.png; returns the paths."""
-    import matplotlib
+    best_per_optimizer.png; returns the paths.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    Every trial is drawn in the colour of its optimizer (several optimizers) or of its value
+    of the parameter that takes the most values (one optimizer), with a legend; the best trial
+    is drawn thick, in black.
+    """
+    plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     done = [r for r in ranked(records) if r.epochs or r.steps]
     if not done:
         return []
     best = done[0] if done[0].status == "complete" else None
     written = []
-
-    # the other trials as one artist each figure: a Line2D per trial cost ~1 ms apiece
     others = [r for r in done if r is not best]
-    fig, ax = plt.subplots(figsize=(8, 5))
-    _grey_lines(ax, [(r.steps, r.step_losses) for r in others], lw=0.6, alpha=0.6)
-    if best is not None:
-        ax.plot(best.steps, best.step_losses, color="C3", lw=1.5, label=f"best: {best.label}")
-        ax.legend(fontsize=7, loc="upper right")
-    ax.set(xlabel="step", ylabel="train loss", yscale="log", title="Train loss per step")
-    written.append(_save(fig, folder / "train_loss.png"))
+    groups = colour_groups(others)
 
     def accuracy_curve(r: TrialRecord) -> tuple[list[int], list[float]]:
         return [e["epoch"] for e in r.epochs], [e["test_accuracy"] for e in r.epochs]
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    _grey_lines(ax, [accuracy_curve(r) for r in others], lw=0.7, alpha=0.6, marker_size=4)
-    if best is not None:
-        ax.plot(
-            *accuracy_curve(best), marker="o", ms=2, color="C3", lw=2, label=f"best: {best.label}"
-        )
-        ax.legend(fontsize=7, loc="lower right")
-    ax.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy per epoch")
-    written.append(_save(fig, folder / "test_accuracy.png"))
+    def loss_curve(r: TrialRecord) -> tuple[list[int], list[float]]:
+        return r.steps, r.step_losses
+
+    for curve, name, labels, title, where in (
+        (
+            loss_curve,
+            "train_loss.png",
+            ("step", "train loss"),
+            "Train loss per step",
+            "upper right",
+        ),
+        (
+            accuracy_curve,
+            "test_accuracy.png",
+            ("epoch", "test accuracy"),
+            "Test accuracy per epoch",
+            "lower right",
+        ),
+    ):
+        fig, ax = plt.subplots(figsize=(8, 5))
+        markers = 4 if curve is accuracy_curve else 0
+        for i, (label, members) in enumerate(groups.items()):
+            colour = f"C{i % 10}" if len(groups) > 1 else "0.6"
+            _lines(ax, [curve(r) for r in members], colour, label, lw=0.7, marker_size=markers)
+        if best is not None:
+            ax.plot(
+                *curve(best),
+                color="black",
+                lw=1.8,
+                marker="o" if markers else None,
+                ms=2,
+                label=f"best: {best.label}",
+            )
+        ax.set(xlabel=labels[0], ylabel=labels[1], title=title)
+        if curve is loss_curve:
+            ax.set_yscale("log")
+        else:
+            ax.xaxis.get_major_locator().set_params(integer=True)  # epochs: 1, 2, 3
+        ax.legend(fontsize=7, loc=where, ncols=2 if len(groups) > 8 else 1)
+        written.append(_save(fig, folder / name))
 
     best_of: dict[str, TrialRecord] = {}
     for r in done:
@@ -75,30 +99,58 @@ def plot_curves(records: Sequence[TrialRecord], folder: Path) -> list[Path]:
     return written
 
 
-def _grey_lines(
+MAX_COLOURS = 10  # matplotlib's default cycle: more groups than this would repeat colours
+
+
+def colour_groups(records: Sequence[TrialRecord]) -> dict[str, list[TrialRecord]]:
+    """Records by legend entry: by optimizer (``adam/keras``) when there are several, else by
+    the value of the parameter that takes the most values (``lr=0.001``, at most
+    `MAX_COLOURS` of them), else one group ``other trials``."""
+    by_optimizer: dict[str, list[TrialRecord]] = {}
+    for r in records:
+        by_optimizer.setdefault(f"{r.optimizer}/{r.semantics}", []).append(r)
+    if len(by_optimizer) > 1:
+        return by_optimizer
+    counts: dict[str, set[str]] = {}
+    for r in records:
+        for name, value in r.params.items():
+            counts.setdefault(name, set()).add(fmt(value))
+    candidates = [n for n, values in counts.items() if 1 < len(values) <= MAX_COLOURS]
+    if not candidates:
+        return {"other trials": list(records)} if records else {}
+    name = max(candidates, key=lambda n: len(counts[n]))
+    values = sorted({r.params.get(name) for r in records}, key=_order)
+    return {f"{name}={fmt(v)}": [r for r in records if r.params.get(name) == v] for v in values}
+
+
+def _lines(
     ax: Any,
     curves: Sequence[tuple[Sequence[float], Sequence[float]]],
+    colour: str,
+    label: str,
     *,
     lw: float,
-    alpha: float,
     marker_size: float = 0,
 ) -> None:
-    """Curves drawn in grey as one LineCollection (and one scatter for their points)."""
+    """Curves of one colour as one LineCollection (a Line2D per trial cost ~1 ms apiece) and
+    one scatter for their points, with one legend entry."""
     from matplotlib.collections import LineCollection
 
     curves = [(x, y) for x, y in curves if len(x)]
     if not curves:
         return
     ax.add_collection(
-        LineCollection([np.column_stack(c) for c in curves], colors="0.6", lw=lw, alpha=alpha)
+        LineCollection(
+            [np.column_stack(c) for c in curves], colors=colour, lw=lw, alpha=0.6, label=label
+        )
     )
     if marker_size:
         ax.scatter(
             np.concatenate([x for x, _ in curves]),
             np.concatenate([y for _, y in curves]),
             s=marker_size,
-            color="0.6",
-            alpha=alpha,
+            color=colour,
+            alpha=0.6,
         )
     ax.autoscale_view()
 
@@ -316,3 +368,95 @@ def plot_search(study: Any, folder: Path) -> list[Path]:
         except (ValueError, RuntimeError):  # fewer than two trials or no varying parameter
             pass
     return written
+
+
+# ── what the benchmark papers draw (from optsweep.measures rows) ─────────────────────────
+
+
+def plot_tuning_cost(
+    rows: Sequence[dict[str, Any]], path: Path, search: bool = False
+) -> Path | None:
+    """E[best of k configurations] per optimizer with its bootstrap band (grids,
+    `measures.tuning_cost`), or the best so far over a search's trials (`measures.best_so_far`)."""
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(f"{row['optimizer']}/{row['semantics']}", []).append(row)
+    for i, (name, group) in enumerate(groups.items()):
+        k = [row["k"] for row in group]
+        if search:
+            ax.step(
+                k,
+                [row["best_so_far"] for row in group],
+                where="post",
+                color=f"C{i % 10}",
+                label=name,
+            )
+            continue
+        ax.plot(
+            k,
+            [row["expected_best"] for row in group],
+            color=f"C{i % 10}",
+            marker="o",
+            ms=2,
+            label=name,
+        )
+        ax.fill_between(
+            k,
+            [row["low"] for row in group],
+            [row["high"] for row in group],
+            color=f"C{i % 10}",
+            alpha=0.15,
+        )
+    if max(row["k"] for row in rows) > 20:
+        ax.set_xscale("log")
+    if search:
+        ax.set(
+            xlabel="trials of the optimizer (in search order)",
+            ylabel="best mean final test accuracy so far",
+            title="Tuning cost: the best configuration found after k trials",
+        )
+    else:
+        ax.set(
+            xlabel="k configurations drawn at random from the grid",
+            ylabel="expected best mean final test accuracy",
+            title="Tuning cost: expected best of k configurations (band: 5–95% bootstrap)",
+        )
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_lr_sensitivity(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """Final accuracy against the learning rate (log axis), per optimizer, the other
+    parameters at its best configuration; band: min to max over seeds; the best marked."""
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(f"{row['optimizer']}/{row['semantics']}", []).append(row)
+    for i, (name, group) in enumerate(groups.items()):
+        rates = [row["learning_rate"] for row in group]
+        colour = f"C{i % 10}"
+        ax.plot(rates, [row["mean"] for row in group], marker="o", ms=3, color=colour, label=name)
+        ax.fill_between(
+            rates,
+            [row["low"] for row in group],
+            [row["high"] for row in group],
+            color=colour,
+            alpha=0.15,
+        )
+        best = next(row for row in group if row["best"])
+        ax.plot([best["learning_rate"]], [best["mean"]], marker="*", ms=12, color=colour)
+    ax.set_xscale("log")
+    ax.set(
+        xlabel="learning rate",
+        ylabel="final test accuracy (mean over seeds)",
+        title="Learning-rate sensitivity: others at each optimizer's best (band: seeds' min–max)",
+    )
+    ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from optsweep.config import trial_label
+from optsweep.optim import registry
 from optsweep.study import final_trials, status_of
 
 # Columns every row of trials.csv has, around the grid's parameter columns.
@@ -27,6 +28,8 @@ METRIC_COLUMNS = (
     "final_test_loss",
     "final_train_loss",
     "seconds",
+    "trials_in_batch",
+    "seconds_per_trial",
 )
 
 
@@ -43,7 +46,8 @@ class TrialRecord:
     epochs: list[dict[str, float]] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
     step_losses: list[float] = field(default_factory=list)
-    seconds: float = math.nan
+    seconds: float = math.nan  # wall time of the batch the trial trained in
+    trials_in_batch: int | None = None  # how many trials that batch trained (None: not stored)
     duplicate_of: int | None = None  # a search's repeated point: the trial it copies
     error: str | None = None  # a failed trial: what went wrong
 
@@ -62,6 +66,14 @@ class TrialRecord:
     @property
     def final_train_loss(self) -> float:
         return self.epochs[-1]["train_loss"] if self.epochs else math.nan
+
+    @property
+    def seconds_per_trial(self) -> float:
+        """The trial's share of its batch's wall time (the batch's seconds over its trials):
+        what one trial cost, comparable across batches of different sizes."""
+        if not self.trials_in_batch:
+            return math.nan
+        return self.seconds / self.trials_in_batch
 
     @property
     def label(self) -> str:
@@ -96,6 +108,7 @@ def search_records(frozen: FrozenTrial) -> list[TrialRecord]:
             steps=list(run.get("steps", [])),
             step_losses=list(run.get("step_losses", [])),
             seconds=float(run.get("seconds", math.nan)),
+            trials_in_batch=run.get("trials_in_batch"),
         )
         for run in runs
     ]
@@ -118,6 +131,7 @@ def record_of(frozen: FrozenTrial) -> TrialRecord:
         steps=list(attrs.get("steps", [])),
         step_losses=list(attrs.get("step_losses", [])),
         seconds=float(attrs.get("seconds", math.nan)),
+        trials_in_batch=attrs.get("trials_in_batch"),
         duplicate_of=attrs.get("duplicate_of"),
         error=attrs.get("error"),
     )
@@ -174,6 +188,34 @@ def ranked(records: Sequence[TrialRecord]) -> list[TrialRecord]:
         return (0 if done else 1, -r.final_test_accuracy if done else 0.0, r.trial)
 
     return sorted(records, key=key)
+
+
+def resolved_params(
+    optimizer: str, semantics: str, params: Mapping[str, Any], names: Sequence[str]
+) -> dict[str, tuple[Any, bool]]:
+    """Per table column ``names``: a trial's value (``params``: as given in the YAML) and
+    whether it is its optimizer's default (not given); a name the optimizer lacks is left out.
+
+    A trial at its optimizer's default learning rate then shows that rate, so a table of
+    several optimizers says which rates were compared.
+    """
+    try:
+        canonical = registry.canonicalize(optimizer, params)
+        resolved = registry.resolve(optimizer, semantics, canonical)
+    except ValueError:  # a name the registry no longer knows (an older study): what was given
+        resolved = {}
+    out: dict[str, tuple[Any, bool]] = {}
+    for name in names:
+        if name in params:
+            out[name] = (params[name], False)
+            continue
+        try:
+            (found,) = registry.resolve_name(optimizer, name)
+        except ValueError:  # not this optimizer's (sgd has no beta_1), or a pair name
+            continue
+        if found in resolved:
+            out[name] = (resolved[found], True)
+    return out
 
 
 def varying_params(records: Sequence[TrialRecord]) -> list[str]:

@@ -5,22 +5,36 @@ from __future__ import annotations
 import base64
 import csv
 import html
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 import yaml
 from rich.table import Table
 
-from optsweep.config import fmt
+from optsweep.config import Target, fmt, target_of
 from optsweep.files import folder_lock, replacing
-from optsweep.measures import tuning_cost
+from optsweep.measures import (
+    EdgeWarning,
+    Speed,
+    best_so_far,
+    edge_warnings,
+    lr_sensitivity,
+    reached_epoch,
+    speed_to_target,
+    tuning_cost,
+)
 from optsweep.plots import (
     plot_curves,
     plot_heatmaps,
+    plot_lr_sensitivity,
     plot_mean_curves,
     plot_search,
     plot_sensitivity,
+    plot_tuning_cost,
 )
 from optsweep.records import (
     LEADING_COLUMNS,
@@ -29,21 +43,34 @@ from optsweep.records import (
     collect,
     outside_grid,
     ranked,
+    resolved_params,
     varying_params,
 )
 from optsweep.stats import METHOD, ConfigSummary, summarize
 
 
-def write_trials_csv(records: Sequence[TrialRecord], path: Path) -> None:
-    """One row per trial: identity, parameters under their YAML names, metrics."""
-    columns = [*LEADING_COLUMNS, *varying_params(records), *METRIC_COLUMNS]
+def write_trials_csv(
+    records: Sequence[TrialRecord], path: Path, target: Target | None = None
+) -> None:
+    """One row per trial: identity, parameters under their YAML names (a parameter the trial
+    left at its optimizer's default holds that default), metrics, and with a ``target`` the
+    first epoch that reached it (``reached_at_epoch``, empty when none did)."""
+    params = varying_params(records)
+    columns = [*LEADING_COLUMNS, *params, *METRIC_COLUMNS]
+    if target is not None:
+        columns.append("reached_at_epoch")
     if any(r.duplicate_of is not None for r in records):  # a search that repeated a point
         columns.append("duplicate_of")
     with replacing(path) as temporary, temporary.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
         for r in records:
-            writer.writerow(r.row())
+            row = r.row()
+            resolved = resolved_params(r.optimizer, r.semantics, r.params, params)
+            row.update({name: value for name, (value, _) in resolved.items()})
+            if target is not None:
+                row["reached_at_epoch"] = reached_epoch(r, target) or ""
+            writer.writerow(row)
 
 
 def write_history_csv(records: Sequence[TrialRecord], path: Path) -> None:
@@ -61,17 +88,66 @@ def write_history_csv(records: Sequence[TrialRecord], path: Path) -> None:
                 )
 
 
-def write_tuning_cost_csv(summaries: Sequence[ConfigSummary], path: Path) -> None:
-    """``stats.tuning_cost``: per optimizer, E[best of k configurations] with its band."""
-    columns = ["optimizer", "semantics", "k", "expected_best", "low", "high"]
+def write_rows_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str], path: Path) -> None:
+    """Rows of `optsweep.measures` as a csv file (replaced whole)."""
     with replacing(path) as temporary, temporary.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
+        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(tuning_cost(summaries))
+        writer.writerows(rows)
 
 
-def table_rows(records: Sequence[TrialRecord]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the ranked table (strings), shared by Markdown and Rich."""
+TUNING_COST_COLUMNS = ("optimizer", "semantics", "k", "expected_best", "low", "high")
+BEST_SO_FAR_COLUMNS = ("optimizer", "semantics", "k", "trial", "score", "best_so_far")
+LR_SENSITIVITY_COLUMNS = (
+    "optimizer",
+    "semantics",
+    "learning_rate",
+    "mean",
+    "std",
+    "low",
+    "high",
+    "seeds",
+    "best",
+)
+
+
+class DefaultValue(str):
+    """A table cell holding an optimizer's default (not set in the file): Markdown writes it
+    in italics, HTML with class ``default``, Rich dimmed."""
+
+
+def parameter_cells(
+    optimizer: str, semantics: str, params: dict[str, Any], names: Sequence[str]
+) -> list[str]:
+    """The parameter columns of one row: the value given, or the default as `DefaultValue`;
+    empty where the optimizer has no such parameter."""
+    values = resolved_params(optimizer, semantics, params, names)
+    cells: list[str] = []
+    for name in names:
+        if name not in values:
+            cells.append("")
+            continue
+        value, default = values[name]
+        text = "off" if value is None else fmt(value)
+        cells.append(DefaultValue(text) if default else text)
+    return cells
+
+
+SECONDS_NOTE = (
+    "s/trial: the trial's share of its batch's wall time (the K trials trained together split "
+    "it evenly); trials.csv has the batch's seconds and K"
+)
+DEFAULT_NOTE = "A value in italics (Markdown: _x_) is the optimizer's default, not set in the file"
+
+
+def table_rows(
+    records: Sequence[TrialRecord], target: Target | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the ranked table (strings), shared by Markdown, HTML and Rich.
+
+    Every parameter column shows each trial's value, its optimizer's default included (as a
+    `DefaultValue`); ``reached`` is the first epoch at ``target`` (– when none).
+    """
     params = varying_params(records)
     header = [
         "rank",
@@ -83,24 +159,28 @@ def table_rows(records: Sequence[TrialRecord]) -> tuple[list[str], list[list[str
         "best acc",
         "test loss",
         "train loss",
+        *(["reached"] if target is not None else []),
         "status",
-        "s",
+        "s/trial",
     ]
     rows = []
     for rank, r in enumerate(ranked(records), start=1):
+        cells = parameter_cells(r.optimizer, r.semantics, r.params, params)
+        reached = [] if target is None else [str(reached_epoch(r, target) or "–")]
         rows.append(
             [
                 str(rank) if r.status == "complete" else "–",
                 r.optimizer,
                 r.semantics,
-                *(fmt(r.params[p]) if p in r.params else "" for p in params),
+                *cells,
                 str(r.seed),
                 f"{r.final_test_accuracy:.4f}",
                 f"{r.best_test_accuracy:.4f}",
                 f"{r.final_test_loss:.4f}",
                 f"{r.final_train_loss:.4f}",
+                *reached,
                 status_text(r),
-                f"{r.seconds:.1f}",
+                f"{r.seconds_per_trial:.2f}",
             ]
         )
     return header, rows
@@ -141,7 +221,7 @@ def summary_rows(summaries: Sequence[ConfigSummary]) -> tuple[list[str], list[li
                 str(rank) if done else "–",
                 s.optimizer,
                 s.semantics,
-                *(fmt(s.params[p]) if p in s.params else "" for p in params),
+                *parameter_cells(s.optimizer, s.semantics, s.params, params),
                 f"{s.mean:.4f} ± {s.std:.4f}" if done > 1 else f"{s.mean:.4f}",
                 seeds,
                 "" if rank == 1 else f"{s.p_vs_best:.3g}",
@@ -152,8 +232,11 @@ def summary_rows(summaries: Sequence[ConfigSummary]) -> tuple[list[str], list[li
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    def cell(text: str) -> str:
+        return f"_{text}_" if isinstance(text, DefaultValue) else text
+
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+    return lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
 
 
 def also_holds(others: int) -> str:
@@ -164,18 +247,103 @@ def also_holds(others: int) -> str:
     return f"The study also holds {what} no longer in the file."
 
 
+# ── the answer: per optimizer, its best configuration, speed and warnings ────────────────
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a results folder says first: each optimizer's best configuration, how fast it
+    reaches the target, and the grid's edges worth extending."""
+
+    summaries: list[ConfigSummary]  # each optimizer's best configuration, best first
+    speeds: dict[tuple[str, str], Speed]
+    warnings: list[EdgeWarning]
+    target: Target | None
+
+
+def answer_of(
+    records: Sequence[TrialRecord], summaries: Sequence[ConfigSummary], target: Target | None
+) -> Answer:
+    """The `Answer` of a sweep's records (summaries: `stats.summarize` of them)."""
+    best: dict[tuple[str, str], ConfigSummary] = {}
+    for s in summaries:
+        if s.accuracy_by_seed:
+            best.setdefault((s.optimizer, s.semantics), s)
+    speeds = {} if target is None else speed_to_target(records, summaries, target)
+    return Answer(
+        summaries=list(best.values()),
+        speeds={(v.optimizer, v.semantics): v for v in speeds},
+        warnings=edge_warnings(summaries),
+        target=target,
+    )
+
+
+def answer_rows(answer: Answer) -> tuple[list[str], list[list[str]]]:
+    """The answer table: per optimizer its best configuration (every parameter it was given,
+    defaults where another optimizer's column needs one), mean ± std, the paired test against
+    the overall best, and speed to target."""
+    params = list(dict.fromkeys(k for s in answer.summaries for k in s.params))
+    speed = [f"reached {answer.target.text()}"] if answer.target is not None else []
+    header = ["optimizer", "semantics", *params, "test acc (mean ± std)", "seeds", "p vs best"]
+    header += speed
+    rows = []
+    for i, s in enumerate(answer.summaries):
+        done = len(s.accuracy_by_seed)
+        found = answer.speeds.get((s.optimizer, s.semantics))
+        rows.append(
+            [
+                s.optimizer,
+                s.semantics,
+                *parameter_cells(s.optimizer, s.semantics, s.params, params),
+                f"{s.mean:.4f} ± {s.std:.4f}" if done > 1 else f"{s.mean:.4f}",
+                f"{done}/{s.seeds}",
+                "best" if i == 0 else ("" if math.isnan(s.p_vs_best) else f"{s.p_vs_best:.3g}"),
+                *([found.text() if found else "–"] if speed else []),
+            ]
+        )
+    return header, rows
+
+
+def answer_lines(answer: Answer) -> list[str]:
+    """The answer as plain lines for the terminal: one per optimizer, then each warning."""
+    lines = []
+    for s in answer.summaries:
+        values = " ".join(f"{k}={shown(v)}" for k, v in s.params.items())
+        spread = f" ± {s.std:.4f}" if len(s.accuracy_by_seed) > 1 else ""
+        line = f"best {s.optimizer}/{s.semantics}: {values} → {s.mean:.4f}{spread}".replace(
+            ":  →", ": →"
+        )
+        found = answer.speeds.get((s.optimizer, s.semantics))
+        if found is not None and answer.target is not None:
+            line += f"; {answer.target.text()}: {found.text()}"
+        lines.append(line)
+    return lines + [f"warning: {w.text()}" for w in answer.warnings]
+
+
+def shown(value: Any) -> str:
+    """A parameter value as the tables write it: ``off`` for None."""
+    return "off" if value is None else fmt(value)
+
+
 def write_table_md(
     records: Sequence[TrialRecord],
     path: Path,
     title: str,
     summaries: Sequence[ConfigSummary] = (),
     others: int = 0,
+    target: Target | None = None,
 ) -> None:
-    """The ranked table as Markdown, best first; with repeats, the over-seeds table first.
+    """The answer first (best per optimizer, warnings), then with repeats the over-seeds
+    table, then every trial ranked, best first.
 
     ``others``: trials of grid points the file no longer has, said in one line.
     """
     lines = [f"# {title}", ""]
+    answer = answer_of(records, summaries, target)
+    if answer.summaries:
+        lines += ["## Best per optimizer", "", *_markdown(*answer_rows(answer)), ""]
+        lines += [f"- warning: {w.text()}" for w in answer.warnings]
+        lines += [""] if answer.warnings else []
     if repeated(summaries):
         lines += [
             "## Configurations over seeds",
@@ -184,13 +352,12 @@ def write_table_md(
             "",
             f"Method: {METHOD}.",
             "",
-            "## Trials",
-            "",
         ]
-    lines += _markdown(*table_rows(records))
+    lines += ["## Trials", "", *_markdown(*table_rows(records, target))]
     counts = {s: sum(r.status == s for r in records) for s in {r.status for r in records}}
     lines += [
         "",
+        f"{SECONDS_NOTE}. {DEFAULT_NOTE}.",
         "Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ".",
         "Ranked by final test accuracy; diverged, pruned and failed trials are listed last, "
         "unranked.",
@@ -201,15 +368,51 @@ def write_table_md(
         temporary.write_text("\n".join(lines) + "\n")
 
 
-def rich_table(records: Sequence[TrialRecord], limit: int | None = None, title: str = "") -> Table:
-    """The ranked table for the terminal (top ``limit`` rows)."""
-    header, rows = table_rows(records)
-    table = Table(title=title or None)
+def rich_table(
+    records: Sequence[TrialRecord],
+    limit: int | None = None,
+    title: str = "",
+    target: Target | None = None,
+) -> Table:
+    """The ranked table for the terminal (top ``limit`` rows); defaults dimmed."""
+    header, rows = table_rows(records, target)
+    table = Table(title=title or None, caption=SECONDS_NOTE.split(" (")[0] + "; dim: default")
     for name in header:
-        table.add_column(name, justify="right" if name in ("rank", "seed", "s") else "left")
+        right = name in ("rank", "seed", "s/trial", "reached")
+        table.add_column(name, justify="right" if right else "left")
     for row in rows[:limit]:
-        table.add_row(*row)
+        table.add_row(*(f"[dim]{c}[/dim]" if isinstance(c, DefaultValue) else c for c in row))
     return table
+
+
+# The pictures the answer shows, when drawn: the first of each group; the others follow
+# the tables.
+KEY_PICTURES = (("best_per_optimizer", "test_accuracy"), ("tuning_cost",), ("lr_sensitivity",))
+
+
+def key_pictures(pictures: Sequence[Path]) -> list[Path]:
+    """The pictures the answer shows (`KEY_PICTURES`), in order."""
+    by_name = {p.stem: p for p in pictures}
+    chosen = [next((by_name[n] for n in group if n in by_name), None) for group in KEY_PICTURES]
+    return [p for p in chosen if p is not None]
+
+
+def setting_line(config: object, target: Target | None) -> str:
+    """``mnist · mlp · 4 epochs · batch 128 · seeds 0, 1 · target test_accuracy ≥ 0.95``."""
+    if not isinstance(config, dict):
+        return ""
+    model = config.get("model", "mlp")
+    train = config.get("train") or {}
+    parts = [
+        str(config.get("dataset", "?")),
+        str(model.get("name") if isinstance(model, dict) else model),
+        f"{train.get('epochs', 3)} epochs",
+        f"batch {train.get('batch_size', 128)}",
+        "seeds " + ", ".join(str(s) for s in train.get("seeds", [0])),
+    ]
+    if target is not None:
+        parts.append(f"target {target.text()}")
+    return " · ".join(parts)
 
 
 def draw_pictures(
@@ -217,18 +420,88 @@ def draw_pictures(
     records: Sequence[TrialRecord],
     summaries: Sequence[ConfigSummary],
     folder: Path,
+    measures: Mapping[str, list[dict[str, Any]]],
 ) -> list[Path]:
     """Every picture of the results folder, in the order the HTML report shows them."""
     for old in folder.glob("*.png"):  # a picture that no longer applies must not linger
         old.unlink(missing_ok=True)
     pictures = plot_curves(records, folder)
+    search = study.user_attrs.get("mode") == "search"
+    cost = measures["best_so_far"] if search else measures["tuning_cost"]
+    pictures.append(plot_tuning_cost(cost, folder / "tuning_cost.png", search=search))
+    pictures.append(plot_lr_sensitivity(measures["lr_sensitivity"], folder / "lr_sensitivity.png"))
     if repeated(summaries):
         pictures.append(plot_mean_curves(summaries, folder / "mean_test_accuracy.png"))
     pictures += plot_heatmaps(summaries, folder)
     pictures.append(plot_sensitivity(summaries, folder / "sensitivity.png"))
-    if study.user_attrs.get("mode") == "search":
+    if search:
         pictures += plot_search(study, folder)
     return [p for p in pictures if p is not None]
+
+
+def _html_table(header: list[str], rows: list[list[str]], css: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+
+    def cell(text: str) -> str:
+        css = " class=default" if isinstance(text, DefaultValue) else ""
+        return f"<td{css}>{html.escape(text)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(c) for c in row) + "</tr>" for row in rows)
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _figure(picture: Path) -> str:
+    data = base64.b64encode(picture.read_bytes()).decode("ascii")
+    return (
+        f'<figure><img alt="{picture.stem}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{picture.stem}</figcaption></figure>"
+    )
+
+
+FOLD_ROWS = 30  # a longer table starts folded: the answer and pictures come first
+
+# Sorting (click a header; again: reverse) and filtering (rows containing every word typed)
+# of the report's tables, a few lines with no library and no network.
+TABLE_SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(table => {
+  const body = table.tBodies[0];
+  const filter = table.parentElement.querySelector("input.filter");
+  if (filter) filter.addEventListener("input", () => {
+    const words = filter.value.toLowerCase().split(/\\s+/).filter(Boolean);
+    for (const row of body.rows)
+      row.hidden = !words.every(w => row.textContent.toLowerCase().includes(w));
+  });
+  table.tHead.querySelectorAll("th").forEach((th, column) => {
+    th.addEventListener("click", () => {
+      const up = th.dataset.order !== "up";
+      table.tHead.querySelectorAll("th").forEach(h => delete h.dataset.order);
+      th.dataset.order = up ? "up" : "down";
+      const key = row => {
+        const text = row.cells[column].textContent.trim();
+        const number = parseFloat(text);
+        return isNaN(number) ? text : number;
+      };
+      const rows = [...body.rows].sort((a, b) => {
+        const x = key(a), y = key(b);
+        const order = typeof x === typeof y ? (x < y ? -1 : x > y ? 1 : 0)
+          : (typeof x === "number" ? -1 : 1);
+        return up ? order : -order;
+      });
+      body.append(...rows);
+    });
+  });
+});
+"""
+
+
+def _folded(title: str, table: str, rows: int) -> str:
+    """A table with a filter box, in a ``<details>`` folded when longer than `FOLD_ROWS`."""
+    state = "" if rows > FOLD_ROWS else " open"
+    return (
+        f"<details{state}><summary><h2>{html.escape(title)} ({rows} rows)</h2></summary>"
+        '<input class=filter placeholder="filter rows: words they contain">'
+        f"{table}</details>"
+    )
 
 
 def write_html(
@@ -239,55 +512,77 @@ def write_html(
     pictures: Sequence[Path],
     config: object,
     others: int = 0,
+    target: Target | None = None,
 ) -> None:
-    """``report.html``: one self-contained page (images embedded, no network)."""
-
-    def table(header: list[str], rows: list[list[str]], css: str) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
-        )
-        return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
+    """``report.html``: one self-contained page (images embedded, no network) that answers
+    first — best per optimizer, warnings, the key pictures — then the full tables."""
     parts = [f"<h1>{html.escape(title)}</h1>"]
     counts = {s: sum(r.status == s for r in records) for s in {r.status for r in records}}
     parts.append(
         "<p>" + html.escape(", ".join(f"{n} {s}" for s, n in sorted(counts.items()))) + "</p>"
     )
+    if setting_line(config, target):
+        parts.append(f"<p>{html.escape(setting_line(config, target))}</p>")
     if others:
         parts.append(f"<p class=note>{html.escape(also_holds(others))}</p>")
-    if repeated(summaries):
-        parts += [
-            "<h2>Configurations over seeds</h2>",
-            table(*summary_rows(summaries), "summary"),
-            f"<p class=note>Method: {html.escape(METHOD)}.</p>",
-        ]
-    parts += ["<h2>Trials, best first</h2>", table(*table_rows(records), "trials")]
-    parts.append("<h2>Pictures</h2>")
-    for picture in pictures:
-        data = base64.b64encode(picture.read_bytes()).decode("ascii")
+    answer = answer_of(records, summaries, target)
+    if answer.summaries:
+        parts += ["<h2>Best per optimizer</h2>", _html_table(*answer_rows(answer), "answer")]
         parts.append(
-            f'<figure><img alt="{picture.stem}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{picture.stem}</figcaption></figure>"
+            "<p class=note>p vs best: two-sided paired t-test over shared seeds against the "
+            f"best configuration. {html.escape(DEFAULT_NOTE)}.</p>"
         )
+    if answer.warnings:
+        items = "".join(f"<li>{html.escape(w.text())}</li>" for w in answer.warnings)
+        parts.append(f"<ul class=warnings>{items}</ul>")
+    key = key_pictures(pictures)
+    if key:
+        parts.append("<div class=key>" + "".join(_figure(p) for p in key) + "</div>")
+    if repeated(summaries):
+        header, rows = summary_rows(summaries)
+        parts.append(
+            _folded(
+                "Configurations over seeds",
+                _html_table(header, rows, "summary sortable"),
+                len(rows),
+            )
+        )
+        parts.append(f"<p class=note>Method: {html.escape(METHOD)}.</p>")
+    header, rows = table_rows(records, target)
+    parts.append(
+        _folded("Trials, best first", _html_table(header, rows, "trials sortable"), len(rows))
+    )
+    parts.append(f"<p class=note>{html.escape(SECONDS_NOTE)}. Click a header to sort.</p>")
+    rest = [p for p in pictures if p not in key]
+    if rest:
+        parts += ["<h2>More pictures</h2>", *(_figure(p) for p in rest)]
     text = yaml.safe_dump(config, sort_keys=False) if config else "(not stored)"
     parts += ["<h2>Resolved config</h2>", f"<pre>{html.escape(text)}</pre>"]
     style = (
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
         "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-        "img{max-width:100%}.note{font-size:12px;color:#555}"
+        "th{cursor:pointer;background:#f4f4f4}td.default{font-style:italic;color:#777}"
+        "img{max-width:100%}.note{font-size:12px;color:#555}.warnings{color:#a40}"
+        "summary h2{display:inline}details{margin:1em 0}input.filter{margin:4px 0;width:20em}"
+        ".key{display:flex;flex-wrap:wrap;gap:8px}.key figure{margin:0;flex:1 1 30%;"
+        "min-width:320px}"
     )
     with replacing(path) as temporary:
         temporary.write_text(
             f"<!doctype html><html><head><meta charset=utf-8><title>"
             f"{html.escape(title)}</title><style>{style}</style></head><body>"
             + "\n".join(parts)
-            + "</body></html>\n"
+            + f"<script>{TABLE_SCRIPT}</script></body></html>\n"
         )
 
 
-def write_results(study: optuna.Study, folder: Path, title: str) -> list[TrialRecord]:
+def write_results(
+    study: optuna.Study, folder: Path, title: str, target: Target | None = None
+) -> list[TrialRecord]:
     """Every derived file of the results folder, rebuilt from the study alone.
+
+    ``target``: speed to target's target; default: the stored config's ``report.target``
+    (read afresh each time: it never changes a trial).
 
     Under the folder's lock (`folder_lock`), from reading the study to the last file: several
     workers finishing one sweep write the folder one after the other, and the last one's
@@ -297,11 +592,28 @@ def write_results(study: optuna.Study, folder: Path, title: str) -> list[TrialRe
         records = collect(study)
         others = outside_grid(study)
         summaries = summarize(records)
-        write_trials_csv(records, folder / "trials.csv")
-        write_history_csv(records, folder / "history.csv")
-        write_tuning_cost_csv(summaries, folder / "tuning_cost.csv")
-        write_table_md(records, folder / "table.md", title, summaries, others)
-        pictures = draw_pictures(study, records, summaries, folder / "curves")
         config = study.user_attrs.get("config")
-        write_html(folder / "report.html", title, records, summaries, pictures, config, others)
+        if target is None and isinstance(config, dict):
+            target = target_of(config)
+        search = study.user_attrs.get("mode") == "search"
+        measures = {
+            "tuning_cost": [] if search else tuning_cost(summaries),
+            "best_so_far": best_so_far(records) if search else [],
+            "lr_sensitivity": lr_sensitivity(summaries),
+        }
+        write_trials_csv(records, folder / "trials.csv", target)
+        write_history_csv(records, folder / "history.csv")
+        (folder / ("tuning_cost.csv" if search else "best_so_far.csv")).unlink(missing_ok=True)
+        if search:
+            write_rows_csv(measures["best_so_far"], BEST_SO_FAR_COLUMNS, folder / "best_so_far.csv")
+        else:
+            write_rows_csv(measures["tuning_cost"], TUNING_COST_COLUMNS, folder / "tuning_cost.csv")
+        write_rows_csv(
+            measures["lr_sensitivity"], LR_SENSITIVITY_COLUMNS, folder / "lr_sensitivity.csv"
+        )
+        write_table_md(records, folder / "table.md", title, summaries, others, target)
+        pictures = draw_pictures(study, records, summaries, folder / "curves", measures)
+        write_html(
+            folder / "report.html", title, records, summaries, pictures, config, others, target
+        )
     return records

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 
 import pytest
 
+from optsweep.config import Target
 from optsweep.files import replacing
 from optsweep.plots import plot_curves
 from optsweep.records import TrialRecord, ranked
-from optsweep.report import table_rows, write_history_csv, write_table_md, write_trials_csv
+from optsweep.report import (
+    DefaultValue,
+    table_rows,
+    write_history_csv,
+    write_table_md,
+    write_trials_csv,
+)
 
 
 def record(trial: int, acc: float | None, status: str = "complete", **params) -> TrialRecord:
@@ -70,9 +78,56 @@ def test_trials_csv_has_yaml_names_as_columns(tmp_path):
         "final_test_loss",
         "final_train_loss",
         "seconds",
+        "trials_in_batch",
+        "seconds_per_trial",
     ]
     assert rows[3]["beta_1"] == ""  # sgd has no beta_1
     assert math.isnan(float(rows[1]["final_test_accuracy"]))
+
+
+@pytest.mark.parametrize(
+    ("target", "reached"),
+    [
+        (Target("test_accuracy", 0.45), ["1", "", "1", "1"]),  # epoch 1 is half the final
+        (Target("test_accuracy", 0.93), ["", "", "2", "2"]),
+        (Target("test_loss", 0.5), ["2", "", "2", "2"]),
+    ],
+)
+def test_trials_csv_says_when_each_trial_reached_the_target(tmp_path, target, reached):
+    write_trials_csv(RECORDS, tmp_path / "trials.csv", target)
+    with (tmp_path / "trials.csv").open() as f:
+        assert [r["reached_at_epoch"] for r in csv.DictReader(f)] == reached
+
+
+def test_tables_fill_in_each_optimizers_defaults(tmp_path):
+    records = [
+        record(0, 0.9, optimizer="adam"),  # keras adam at its default rate, 0.001
+        record(1, 0.8, optimizer="sgd", learning_rate=0.1),
+        record(2, 0.7, optimizer="rmsprop", rho=0.8),
+    ]
+    header, rows = table_rows(records)
+    assert header[3:5] == ["learning_rate", "rho"]
+    cells = {row[1]: row[3:5] for row in rows}
+    assert cells == {"adam": ["0.001", ""], "sgd": ["0.1", ""], "rmsprop": ["0.001", "0.8"]}
+    assert isinstance(cells["adam"][0], DefaultValue) and not isinstance(
+        cells["sgd"][0], DefaultValue
+    )
+    write_trials_csv(records, tmp_path / "trials.csv")
+    with (tmp_path / "trials.csv").open() as f:
+        assert [r["learning_rate"] for r in csv.DictReader(f)] == ["0.001", "0.1", "0.001"]
+    write_table_md(records, tmp_path / "table.md", "demo")
+    assert "| 1 | adam | keras | _0.001_ |  |" in (tmp_path / "table.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "trials_in_batch", "shown"),
+    [(34.1, 32, "1.07"), (2.0, 1, "2.00"), (3.0, None, "nan")],
+)
+def test_seconds_column_is_each_trials_share_of_its_batch(seconds, trials_in_batch, shown):
+    one = dataclasses.replace(RECORDS[0], seconds=seconds, trials_in_batch=trials_in_batch)
+    header, (row,) = table_rows([one])
+    assert header[-1] == "s/trial"
+    assert row[-1] == shown
 
 
 def test_history_csv_has_epoch_and_step_rows(tmp_path):
@@ -88,7 +143,8 @@ def test_markdown_table_is_ranked_with_grid_columns(tmp_path):
     assert [row[0] for row in rows] == ["1", "2", "3", "–"]
     write_table_md(RECORDS, tmp_path / "table.md", "demo")
     text = (tmp_path / "table.md").read_text()
-    assert text.splitlines()[4].startswith("| 1 | adam | keras | 0.001 | 0.5 |")
+    lines = text.splitlines()
+    assert lines[lines.index("## Trials") + 4].startswith("| 1 | adam | keras | 0.001 | 0.5 |")
     assert "1 diverged" in text
 
 
