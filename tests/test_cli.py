@@ -65,6 +65,78 @@ def test_run_and_report(tiny_sweep, tmp_path):
     assert (out / "table.md").is_file()
 
 
+def read_rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_two_optimizers_write_the_benchmark_files_and_the_answer(tiny_sweep, tmp_path):
+    """tuning_cost.csv goes from the mean configuration (k = 1) to the best (last k); the
+    terminal says each optimizer's best, its speed to target and an edge warning."""
+    config = tiny_sweep(
+        "  - name: adam\n    grid: {learning_rate: [0.00001, 0.0001, 0.001]}\n"
+        "  - name: sgd\n    grid: {learning_rate: [0.01, 0.1]}\n",
+        epochs=2,
+    )
+    out = tmp_path / "res"
+    result = runner.invoke(
+        app, ["run", str(config), "--out", str(out), "--set", "train.seeds=[0, 1]"]
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"best adam/torch: learning_rate=0.001 → 0\.\d+ ± 0\.\d+; test_accuracy ≥ 0\.9: ",
+        result.output,
+    )
+    assert (
+        "warning: adam/torch: the best learning_rate 0.001 is the largest value tried"
+        in result.output
+    )
+    trials = read_rows(out / "trials.csv")
+    means: dict[tuple[str, str], list[float]] = {}
+    for row in trials:
+        means.setdefault((row["optimizer"], row["learning_rate"]), []).append(
+            float(row["final_test_accuracy"])
+        )
+    for optimizer in ("adam", "sgd"):
+        scores = [sum(v) / len(v) for (o, _), v in means.items() if o == optimizer]
+        curve = [r for r in read_rows(out / "tuning_cost.csv") if r["optimizer"] == optimizer]
+        assert [int(r["k"]) for r in curve] == list(range(1, len(scores) + 1))
+        assert float(curve[0]["expected_best"]) == pytest.approx(sum(scores) / len(scores))
+        assert float(curve[-1]["expected_best"]) == pytest.approx(max(scores))
+    rates = [
+        r["learning_rate"]
+        for r in read_rows(out / "lr_sensitivity.csv")
+        if r["optimizer"] == "adam"
+    ]
+    assert rates == ["1e-05", "0.0001", "0.001"]
+    assert {"tuning_cost.png", "lr_sensitivity.png"} <= {p.name for p in (out / "curves").iterdir()}
+    reached = {r["reached_at_epoch"] for r in trials}
+    result = runner.invoke(app, ["report", str(out), "--target", "0.0"])  # every trial: epoch 1
+    assert result.exit_code == 0, result.output
+    assert {r["reached_at_epoch"] for r in read_rows(out / "trials.csv")} == {"1"} != reached
+    assert "test_accuracy ≥ 0: 2 of 2 seeds reached, median epoch 1" in result.output
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("fast", "--target fast: expected a number after the metric, got 'fast'"),
+        (
+            "accuracy=0.9",
+            "--target accuracy=0.9: unknown metric 'accuracy'; valid: test_accuracy, "
+            "test_loss, train_loss",
+        ),
+        ("1.5", "--target 1.5: expected a test_accuracy value >= 0 (accuracy <= 1), got 1.5"),
+    ],
+)
+def test_a_bad_report_target_is_one_line(tmp_path, target, message):
+    result = runner.invoke(app, ["report", str(tmp_path), "--target", target])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {message}"
+
+
 def test_quiet_run_prints_nothing(tiny_sweep, tmp_path):
     config = tiny_sweep("  - name: sgd\n    grid: {learning_rate: [0.1]}\n", epochs=1)
     result = runner.invoke(app, ["run", str(config), "--out", str(tmp_path / "q"), "--quiet"])

@@ -10,7 +10,7 @@ import pytest
 
 from optsweep.config import Target
 from optsweep.files import replacing
-from optsweep.plots import plot_curves
+from optsweep.plots import colour_groups, plot_curves, plot_lr_sensitivity, plot_tuning_cost
 from optsweep.records import TrialRecord, ranked
 from optsweep.report import (
     DefaultValue,
@@ -174,3 +174,36 @@ def test_a_results_file_is_replaced_whole_or_not_at_all(tmp_path):
         temporary.write_text("new\n")
     assert path.read_text() == "new\n"
     assert list(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.parametrize(
+    ("records", "groups"),
+    [
+        (RECORDS, {"adam/keras": [0, 1, 2], "sgd/keras": [3]}),  # several optimizers
+        (
+            RECORDS[:3],
+            {"learning_rate=0.001": [2], "learning_rate=0.01": [0], "learning_rate=10": [1]},
+        ),
+        ([RECORDS[0]], {"other trials": [0]}),  # nothing varies
+        ([], {}),
+    ],
+    ids=["by-optimizer", "by-parameter", "one", "none"],
+)
+def test_curves_are_coloured_by_optimizer_else_by_the_parameter_that_varies(records, groups):
+    got = colour_groups(records)
+    assert {k: [r.trial for r in v] for k, v in got.items()} == groups
+
+
+def test_benchmark_pictures_are_drawn_from_their_rows(tmp_path):
+    from optsweep.measures import best_so_far, lr_sensitivity, tuning_cost
+    from optsweep.stats import summarize
+
+    summaries = summarize(RECORDS)
+    paths = [
+        plot_tuning_cost(tuning_cost(summaries, draws=50), tmp_path / "tuning_cost.png"),
+        plot_tuning_cost(best_so_far(RECORDS), tmp_path / "search.png", search=True),
+        plot_lr_sensitivity(lr_sensitivity(summaries), tmp_path / "lr_sensitivity.png"),
+    ]
+    assert all(p is not None and p.stat().st_size > 5000 for p in paths)
+    assert plot_tuning_cost([], tmp_path / "none.png") is None
+    assert plot_lr_sensitivity([], tmp_path / "none.png") is None
