@@ -18,9 +18,11 @@ from rich.table import Table
 from optsweep.config import Target, fmt, target_of
 from optsweep.files import folder_lock, replacing
 from optsweep.measures import (
+    LEARNING_RATE,
     EdgeWarning,
     Speed,
     best_so_far,
+    canonical,
     edge_warnings,
     lr_sensitivity,
     reached_epoch,
@@ -308,16 +310,27 @@ def answer_lines(answer: Answer) -> list[str]:
     """The answer as plain lines for the terminal: one per optimizer, then each warning."""
     lines = []
     for s in answer.summaries:
-        values = " ".join(f"{k}={shown(v)}" for k, v in s.params.items())
+        values = configuration_text(s)
         spread = f" ± {s.std:.4f}" if len(s.accuracy_by_seed) > 1 else ""
-        line = f"best {s.optimizer}/{s.semantics}: {values} → {s.mean:.4f}{spread}".replace(
-            ":  →", ": →"
-        )
+        line = f"best {s.optimizer}/{s.semantics}: {values} → {s.mean:.4f}{spread}"
         found = answer.speeds.get((s.optimizer, s.semantics))
         if found is not None and answer.target is not None:
             line += f"; {answer.target.text()}: {found.text()}"
         lines.append(line)
     return lines + [f"warning: {w.text()}" for w in answer.warnings]
+
+
+def configuration_text(summary: ConfigSummary) -> str:
+    """``lr=0.003 beta_1=0.9``: the parameters given, and the learning rate also when it is
+    the optimizer's default (``learning_rate=0.001 (default)``), so every line names a rate."""
+    names = list(summary.params)
+    if not any(canonical(summary.optimizer, n) == LEARNING_RATE for n in names):
+        names.append(LEARNING_RATE)
+    values = resolved_params(summary.optimizer, summary.semantics, summary.params, names)
+    return " ".join(
+        f"{name}={shown(value)}" + (" (default)" if default else "")
+        for name, (value, default) in values.items()
+    )
 
 
 def shown(value: Any) -> str:
