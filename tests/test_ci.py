@@ -94,3 +94,16 @@ def test_a_failed_trial_exits_1_with_its_message_in_the_junit_file(tmp_path, mon
     assert result.stderr.strip().splitlines()[-1] == "error: 2 of 2 trials failed"
     failures = ET.parse(junit).getroot().iter("failure")
     assert {f.get("message") for f in failures} == {"RuntimeError: boom"}
+
+
+@pytest.mark.parametrize(
+    ("seconds", "trials_in_batch", "case_time"),
+    [(32.0, 32, "1.000"), (3.0, None, "3.000"), (float("nan"), None, "0.000")],
+)
+def test_junit_time_is_each_trials_share_of_its_batch(seconds, trials_in_batch, case_time):
+    import dataclasses
+
+    one = dataclasses.replace(record("complete"), seconds=seconds, trials_in_batch=trials_in_batch)
+    suite = ET.fromstring(junit_xml([one, one], "t")).find("testsuite")
+    assert suite.find("testcase").get("time") == case_time
+    assert float(suite.get("time")) == pytest.approx(2 * float(case_time))
