@@ -151,7 +151,7 @@ def finish(result, spec, quiet: bool, junit: Path | None, fail_on_diverged: bool
     asked)."""
     name = spec.name
     if not quiet:
-        show_result(result.records, name, spec.report.target)
+        show_result(result.records, name, spec.report.target, spec.raw)
         out_console.print(f"results: {result.folder}", highlight=False)
     if junit is not None:
         from optsweep.ci import junit_xml
@@ -305,14 +305,14 @@ def run(
     finish(result, spec, quiet, junit, fail_on_diverged)
 
 
-def show_result(records, name: str, target) -> None:
+def show_result(records, name: str, target, config) -> None:
     """The ranked table (top 20), then the answer: best per optimizer with its speed to
-    ``target``, and the edge warnings."""
+    ``target``, and the edge warnings (none for a search's ranges in ``config``)."""
     from optsweep.report import answer_lines, answer_of, rich_table
     from optsweep.stats import summarize
 
     out_console.print(rich_table(records, limit=20, title=f"{name}: best first", target=target))
-    for line in answer_lines(answer_of(records, summarize(records), target)):
+    for line in answer_lines(answer_of(records, summarize(records), target, config)):
         style = "yellow" if line.startswith("warning:") else None
         out_console.print(line, style=style, highlight=False, soft_wrap=True)
 
@@ -492,7 +492,7 @@ def report(
     config = study.user_attrs.get("config")
     if chosen is None and isinstance(config, dict):
         chosen = target_of(config)
-    show_result(records, name, chosen)
+    show_result(records, name, chosen, config)
 
 
 @app.command()

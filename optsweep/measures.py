@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -308,10 +308,13 @@ class EdgeWarning:
         return f"{head}; try {', '.join(fmt(v) for v in self.suggestions)}"
 
 
-def edge_warnings(summaries: Sequence[ConfigSummary]) -> list[EdgeWarning]:
+def edge_warnings(
+    summaries: Sequence[ConfigSummary], ranged: Collection[tuple[str, str]] = ()
+) -> list[EdgeWarning]:
     """Per optimizer, each numeric parameter tried at three or more values whose best value
     (in the best configuration) is the smallest or largest one; two values always have the
-    best at an end, so they are not warned about."""
+    best at an end, so they are not warned about. ``ranged``: (optimizer, name) pairs a
+    search samples from a range, whose sampled values are not a list to extend."""
     warnings = []
     for (optimizer, semantics), group in _groups(summaries).items():
         done = [s for s in group if s.accuracy_by_seed]
@@ -319,6 +322,8 @@ def edge_warnings(summaries: Sequence[ConfigSummary]) -> list[EdgeWarning]:
             continue
         best = done[0]
         for name, value in best.params.items():
+            if (optimizer, name) in ranged:
+                continue
             values = sorted({s.params[name] for s in group if _is_number(s.params.get(name))})
             if not _is_number(value) or len(values) < 3 or value not in (values[0], values[-1]):
                 continue

@@ -263,10 +263,26 @@ class Answer:
     target: Target | None
 
 
+def ranged_names(config: object) -> set[tuple[str, str]]:
+    """(optimizer, name) of every grid entry a search samples from a range ``{low, high}``."""
+    blocks = config.get("optimizers") if isinstance(config, dict) else None
+    return {
+        (str(block.get("name")), str(name))
+        for block in blocks or []
+        if isinstance(block, dict) and isinstance(block.get("grid"), dict)
+        for name, entry in block["grid"].items()
+        if isinstance(entry, dict)
+    }
+
+
 def answer_of(
-    records: Sequence[TrialRecord], summaries: Sequence[ConfigSummary], target: Target | None
+    records: Sequence[TrialRecord],
+    summaries: Sequence[ConfigSummary],
+    target: Target | None,
+    config: object = None,
 ) -> Answer:
-    """The `Answer` of a sweep's records (summaries: `stats.summarize` of them)."""
+    """The `Answer` of a sweep's records (summaries: `stats.summarize` of them; config: the
+    stored config, whose search ranges get no edge warning)."""
     best: dict[tuple[str, str], ConfigSummary] = {}
     for s in summaries:
         if s.accuracy_by_seed:
@@ -275,7 +291,7 @@ def answer_of(
     return Answer(
         summaries=list(best.values()),
         speeds={(v.optimizer, v.semantics): v for v in speeds},
-        warnings=edge_warnings(summaries),
+        warnings=edge_warnings(summaries, ranged_names(config)),
         target=target,
     )
 
@@ -345,6 +361,7 @@ def write_table_md(
     summaries: Sequence[ConfigSummary] = (),
     others: int = 0,
     target: Target | None = None,
+    config: object = None,
 ) -> None:
     """The answer first (best per optimizer, warnings), then with repeats the over-seeds
     table, then every trial ranked, best first.
@@ -352,7 +369,7 @@ def write_table_md(
     ``others``: trials of grid points the file no longer has, said in one line.
     """
     lines = [f"# {title}", ""]
-    answer = answer_of(records, summaries, target)
+    answer = answer_of(records, summaries, target, config)
     if answer.summaries:
         lines += ["## Best per optimizer", "", *_markdown(*answer_rows(answer)), ""]
         lines += [f"- warning: {w.text()}" for w in answer.warnings]
@@ -538,7 +555,7 @@ def write_html(
         parts.append(f"<p>{html.escape(setting_line(config, target))}</p>")
     if others:
         parts.append(f"<p class=note>{html.escape(also_holds(others))}</p>")
-    answer = answer_of(records, summaries, target)
+    answer = answer_of(records, summaries, target, config)
     if answer.summaries:
         parts += ["<h2>Best per optimizer</h2>", _html_table(*answer_rows(answer), "answer")]
         parts.append(
@@ -624,7 +641,7 @@ def write_results(
         write_rows_csv(
             measures["lr_sensitivity"], LR_SENSITIVITY_COLUMNS, folder / "lr_sensitivity.csv"
         )
-        write_table_md(records, folder / "table.md", title, summaries, others, target)
+        write_table_md(records, folder / "table.md", title, summaries, others, target, config)
         pictures = draw_pictures(study, records, summaries, folder / "curves", measures)
         write_html(
             folder / "report.html", title, records, summaries, pictures, config, others, target

@@ -174,6 +174,7 @@ def test_edge_warnings_only_for_three_or_more_values_with_the_best_at_an_end():
     assert warnings[0].text() == (
         "adam/torch: the best lr 0.01 is the largest value tried [0.0001, 0.001, 0.01]; try 0.1, 1"
     )
+    assert [w.name for w in edge_warnings(summarize(records), {("adam", "lr")})] == ["eps"]
     middle = [run(i, 0, [acc], lr=lr) for i, (lr, acc) in enumerate([(1, 0.5), (2, 0.9), (3, 0.6)])]
     assert edge_warnings(summarize(middle)) == []
 

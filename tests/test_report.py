@@ -207,3 +207,21 @@ def test_benchmark_pictures_are_drawn_from_their_rows(tmp_path):
     assert all(p is not None and p.stat().st_size > 5000 for p in paths)
     assert plot_tuning_cost([], tmp_path / "none.png") is None
     assert plot_lr_sensitivity([], tmp_path / "none.png") is None
+
+
+@pytest.mark.parametrize(
+    ("config", "ranged"),
+    [
+        (
+            {"optimizers": [{"name": "adam", "grid": {"lr": {"low": 1e-4, "high": 1e-1}}}]},
+            {("adam", "lr")},
+        ),
+        ({"optimizers": [{"name": "adam", "grid": {"lr": [0.1, 0.01]}}]}, set()),
+        ({"optimizers": [{"name": "sgd", "lr": 0.1}]}, set()),
+        (None, set()),
+    ],
+)
+def test_a_searchs_ranges_are_not_lists_to_extend(config, ranged):
+    from optsweep.report import ranged_names
+
+    assert ranged_names(config) == ranged
