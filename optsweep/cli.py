@@ -496,6 +496,33 @@ def report(
 
 
 @app.command()
+def compare(
+    folders: Annotated[
+        list[Path], typer.Argument(help="Results folders, one problem each (two or more).")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for the comparison.")] = Path("results/compare"),
+    quiet: QuietOpt = False,
+) -> None:
+    """Compare optimizers across problems: ranks, performance profile, tuning cost.
+
+    The folders must share report.target's metric and train.epochs; datasets and models may
+    differ (that is the point).
+    """
+    from optsweep.compare import CompareError, load_problems, rich_rank_table, write_comparison
+    from optsweep.study import StorageError
+
+    try:
+        problems = load_problems(folders)
+    except (CompareError, StorageError) as error:
+        raise fail(str(error)) from None
+    with one_line_errors("run it again"):
+        best = write_comparison(problems, out)
+    if not quiet:
+        out_console.print(rich_rank_table(best, problems))
+        out_console.print(f"comparison: {out / 'compare.html'}", highlight=False)
+
+
+@app.command()
 def optimizers(
     name: Annotated[str | None, typer.Argument(help="Show one optimizer in detail.")] = None,
 ) -> None:

@@ -28,6 +28,7 @@ COMMANDS = [
     ["--help"],
     ["run", "--help"],
     ["search", "--help"],
+    ["compare", "--help"],
     ["validate", "configs/adam.yaml", "configs/quickstart.yaml"],
     ["validate", "configs/adam.yaml", "--search"],
     ["optimizers"],
