@@ -31,7 +31,7 @@ from optsweep.files import folder_lock, replacing
 from optsweep.measures import Speed, best_so_far, performance_profile, speed_to_target, tuning_cost
 from optsweep.plots import _pyplot, _save
 from optsweep.records import TrialRecord, collect
-from optsweep.report import _figure, _html_table, _markdown
+from optsweep.report import STYLE, figure_html, html_table, markdown_table
 from optsweep.stats import ConfigSummary, summarize
 from optsweep.study import load_study, sqlite_url
 
@@ -556,11 +556,11 @@ def write_markdown(
 ) -> None:
     """compare.md: the answer, the rank table, the problems, each problem's best, pictures."""
     lines = ["# Comparison across problems", "", headline(best, problems), "", "## Ranks", ""]
-    lines += [*_markdown(*rank_table(best, problems)), "", "## Problems", ""]
-    lines += _markdown(*problem_table(problems))
+    lines += [*markdown_table(*rank_table(best, problems)), "", "## Problems", ""]
+    lines += markdown_table(*problem_table(problems))
     for p in problems:
         lines += ["", f"## {p.label}: best configuration per optimizer", ""]
-        lines += _markdown(*best_table([b for b in best if b.problem == p.label]))
+        lines += markdown_table(*best_table([b for b in best if b.problem == p.label]))
     lines.append("")
     lines += [f"![{pic.stem}]({pic.relative_to(path.parent)})" for pic in pictures]
     lines += ["", f"Method: {METHOD}."]
@@ -578,25 +578,20 @@ def write_html(
         "<h1>Comparison across problems</h1>",
         f"<p>{html.escape(headline(best, problems))}</p>",
         "<h2>Ranks</h2>",
-        _html_table(*rank_table(best, problems), "ranks"),
-        _figure(profile),
+        html_table(*rank_table(best, problems), "ranks"),
+        figure_html(profile),
         "<h2>Problems</h2>",
-        _html_table(*problem_table(problems), "problems"),
+        html_table(*problem_table(problems), "problems"),
     ]
     for p in problems:
         parts.append(f"<h2>{html.escape(p.label)}: best configuration per optimizer</h2>")
-        parts.append(_html_table(*best_table([b for b in best if b.problem == p.label]), "best"))
-    parts += ["<h2>Tuning cost</h2>", *map(_figure, others)]
+        parts.append(html_table(*best_table([b for b in best if b.problem == p.label]), "best"))
+    parts += ["<h2>Tuning cost</h2>", *map(figure_html, others)]
     parts.append(f"<p class=note>Method: {html.escape(METHOD)}.</p>")
-    style = (
-        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
-        "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-        "img{max-width:100%}.note{font-size:12px;color:#555}"
-    )
     with replacing(path) as temporary:
         temporary.write_text(
             "<!doctype html><html><head><meta charset=utf-8><title>Comparison across problems"
-            f"</title><style>{style}</style></head><body>" + "\n".join(parts) + "</body></html>\n"
+            f"</title><style>{STYLE}</style></head><body>" + "\n".join(parts) + "</body></html>\n"
         )
 
 

@@ -233,7 +233,9 @@ def summary_rows(summaries: Sequence[ConfigSummary]) -> tuple[list[str], list[li
     return header, rows
 
 
-def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table's lines; a `DefaultValue` cell in italics."""
+
     def cell(text: str) -> str:
         return f"_{text}_" if isinstance(text, DefaultValue) else text
 
@@ -371,19 +373,19 @@ def write_table_md(
     lines = [f"# {title}", ""]
     answer = answer_of(records, summaries, target, config)
     if answer.summaries:
-        lines += ["## Best per optimizer", "", *_markdown(*answer_rows(answer)), ""]
+        lines += ["## Best per optimizer", "", *markdown_table(*answer_rows(answer)), ""]
         lines += [f"- warning: {w.text()}" for w in answer.warnings]
         lines += [""] if answer.warnings else []
     if repeated(summaries):
         lines += [
             "## Configurations over seeds",
             "",
-            *_markdown(*summary_rows(summaries)),
+            *markdown_table(*summary_rows(summaries)),
             "",
             f"Method: {METHOD}.",
             "",
         ]
-    lines += ["## Trials", "", *_markdown(*table_rows(records, target))]
+    lines += ["## Trials", "", *markdown_table(*table_rows(records, target))]
     counts = {s: sum(r.status == s for r in records) for s in {r.status for r in records}}
     lines += [
         "",
@@ -469,7 +471,8 @@ def draw_pictures(
     return [p for p in pictures if p is not None]
 
 
-def _html_table(header: list[str], rows: list[list[str]], css: str) -> str:
+def html_table(header: list[str], rows: list[list[str]], css: str) -> str:
+    """A ``<table class=css>``, cells escaped; a `DefaultValue` cell gets class ``default``."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
 
     def cell(text: str) -> str:
@@ -480,13 +483,26 @@ def _html_table(header: list[str], rows: list[list[str]], css: str) -> str:
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _figure(picture: Path) -> str:
+def figure_html(picture: Path) -> str:
+    """A PNG embedded in the page (base64), captioned with its name."""
     data = base64.b64encode(picture.read_bytes()).decode("ascii")
     return (
         f'<figure><img alt="{picture.stem}" src="data:image/png;base64,{data}">'
         f"<figcaption>{picture.stem}</figcaption></figure>"
     )
 
+
+# The pages' style (report.html, compare.html): compact tables, sortable headers, defaults in
+# italics, the key pictures side by side.
+STYLE = (
+    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
+    "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+    "th{cursor:pointer;background:#f4f4f4}td.default{font-style:italic;color:#777}"
+    "img{max-width:100%}.note{font-size:12px;color:#555}.warnings{color:#a40}"
+    "summary h2{display:inline}details{margin:1em 0}input.filter{margin:4px 0;width:20em}"
+    ".key{display:flex;flex-wrap:wrap;gap:8px}.key figure{margin:0;flex:1 1 30%;"
+    "min-width:320px}"
+)
 
 FOLD_ROWS = 30  # a longer table starts folded: the answer and pictures come first
 
@@ -557,7 +573,7 @@ def write_html(
         parts.append(f"<p class=note>{html.escape(also_holds(others))}</p>")
     answer = answer_of(records, summaries, target, config)
     if answer.summaries:
-        parts += ["<h2>Best per optimizer</h2>", _html_table(*answer_rows(answer), "answer")]
+        parts += ["<h2>Best per optimizer</h2>", html_table(*answer_rows(answer), "answer")]
         parts.append(
             "<p class=note>p vs best: two-sided paired t-test over shared seeds against the "
             f"best configuration. {html.escape(DEFAULT_NOTE)}.</p>"
@@ -567,40 +583,31 @@ def write_html(
         parts.append(f"<ul class=warnings>{items}</ul>")
     key = key_pictures(pictures)
     if key:
-        parts.append("<div class=key>" + "".join(_figure(p) for p in key) + "</div>")
+        parts.append("<div class=key>" + "".join(figure_html(p) for p in key) + "</div>")
     if repeated(summaries):
         header, rows = summary_rows(summaries)
         parts.append(
             _folded(
                 "Configurations over seeds",
-                _html_table(header, rows, "summary sortable"),
+                html_table(header, rows, "summary sortable"),
                 len(rows),
             )
         )
         parts.append(f"<p class=note>Method: {html.escape(METHOD)}.</p>")
     header, rows = table_rows(records, target)
     parts.append(
-        _folded("Trials, best first", _html_table(header, rows, "trials sortable"), len(rows))
+        _folded("Trials, best first", html_table(header, rows, "trials sortable"), len(rows))
     )
     parts.append(f"<p class=note>{html.escape(SECONDS_NOTE)}. Click a header to sort.</p>")
     rest = [p for p in pictures if p not in key]
     if rest:
-        parts += ["<h2>More pictures</h2>", *(_figure(p) for p in rest)]
+        parts += ["<h2>More pictures</h2>", *(figure_html(p) for p in rest)]
     text = yaml.safe_dump(config, sort_keys=False) if config else "(not stored)"
     parts += ["<h2>Resolved config</h2>", f"<pre>{html.escape(text)}</pre>"]
-    style = (
-        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
-        "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-        "th{cursor:pointer;background:#f4f4f4}td.default{font-style:italic;color:#777}"
-        "img{max-width:100%}.note{font-size:12px;color:#555}.warnings{color:#a40}"
-        "summary h2{display:inline}details{margin:1em 0}input.filter{margin:4px 0;width:20em}"
-        ".key{display:flex;flex-wrap:wrap;gap:8px}.key figure{margin:0;flex:1 1 30%;"
-        "min-width:320px}"
-    )
     with replacing(path) as temporary:
         temporary.write_text(
             f"<!doctype html><html><head><meta charset=utf-8><title>"
-            f"{html.escape(title)}</title><style>{style}</style></head><body>"
+            f"{html.escape(title)}</title><style>{STYLE}</style></head><body>"
             + "\n".join(parts)
             + f"<script>{TABLE_SCRIPT}</script></body></html>\n"
         )
