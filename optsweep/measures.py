@@ -113,7 +113,9 @@ def tuning_cost(
 def best_so_far(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
     """A search's tuning cost: per optimizer and semantics, the best configuration found after
     its first k trials (k = 1..N, in trial order), each trial scored by its mean final
-    accuracy over seeds (chance when none completed); ``trial`` is the k-th trial's number."""
+    accuracy over the seeds it completed (NaN when none did: pruned or failed, it found
+    nothing, as Optuna's optimization history); chance accuracy until one completes.
+    ``trial`` is the k-th trial's number."""
     scores: dict[int, list[float]] = {}
     first: dict[int, TrialRecord] = {}
     for r in records:
@@ -126,8 +128,8 @@ def best_so_far(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
     for number in sorted(first):
         r = first[number]
         group = (r.optimizer, r.semantics)
-        score = statistics.fmean(scores[number]) if number in scores else CHANCE_ACCURACY
-        best[group] = max(best.get(group, -math.inf), score)
+        score = statistics.fmean(scores[number]) if number in scores else math.nan
+        best[group] = max(best.get(group, CHANCE_ACCURACY), score if number in scores else -1)
         counts[group] = counts.get(group, 0) + 1
         rows.append(
             {

@@ -70,13 +70,15 @@ def test_best_so_far_follows_trial_order_per_optimizer():
         run(0, 0, [0.5], lr=0.1),
         run(0, 1, [0.7], lr=0.1),  # trial 0: mean 0.6
         run(1, 0, [0.4], lr=0.2),
-        run(2, 0, [], "failed", lr=0.3),  # chance
+        run(2, 0, [0.95], "pruned", lr=0.3),  # found nothing, whatever its last epoch
         run(3, 0, [0.9], lr=0.4),
     ]
     rows = best_so_far(records)
     assert [r["k"] for r in rows] == [1, 2, 3, 4]
-    assert [r["score"] for r in rows] == pytest.approx([0.6, 0.4, 0.1, 0.9])
+    assert [r["score"] for r in rows] == pytest.approx([0.6, 0.4, math.nan, 0.9], nan_ok=True)
     assert [r["best_so_far"] for r in rows] == pytest.approx([0.6, 0.6, 0.6, 0.9])
+    failed_first = best_so_far([run(0, 0, [], "failed", lr=0.1), run(1, 0, [0.05], lr=0.2)])
+    assert [r["best_so_far"] for r in failed_first] == [0.1, 0.1]  # chance until one beats it
 
 
 def test_lr_sensitivity_is_the_slice_through_the_best_configuration():
