@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DATASETS", "DATASET_SIZES", "MODELS", "SMOKE_SIZES", "DatasetSize"]
+__all__ = ["DATASETS", "DATASET_SIZES", "MODELS", "NORMALIZATIONS", "SMOKE_SIZES", "DatasetSize"]
 
 
 @dataclass(frozen=True)
@@ -35,3 +35,6 @@ SMOKE_SIZES: dict[str, DatasetSize] = {
     "mnist-mini": DatasetSize(5_000, 1_000),
 }
 MODELS: tuple[str, ...] = ("logreg", "mlp", "cnn", "2c2d", "3c3d")
+# How pixels become inputs (``data: {normalize: ...}``), the default first: ``standard`` is
+# (x/255 - mean) / std per channel; ``unit`` is x/255 alone, as DeepOBS's (Fashion-)MNIST.
+NORMALIZATIONS: tuple[str, ...] = ("standard", "unit")
