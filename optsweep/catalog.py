@@ -12,6 +12,7 @@ __all__ = [
     "DATASETS",
     "DATASET_SIZES",
     "MODELS",
+    "NORMALIZATIONS",
     "SMOKE_SIZES",
     "TARGET_ACCURACY",
     "DatasetSize",
@@ -42,6 +43,9 @@ SMOKE_SIZES: dict[str, DatasetSize] = {
     "mnist-mini": DatasetSize(5_000, 1_000),
 }
 MODELS: tuple[str, ...] = ("logreg", "mlp", "cnn", "2c2d", "3c3d")
+# How pixels become inputs (``data: {normalize: ...}``), the default first: ``standard`` is
+# (x/255 - mean) / std per channel; ``unit`` is x/255 alone, as DeepOBS's (Fashion-)MNIST.
+NORMALIZATIONS: tuple[str, ...] = ("standard", "unit")
 
 # Speed to target's default target (test accuracy) per dataset, when ``report.target`` is not
 # given: what the small models reach in a few epochs at a good setting (MNIST's 0.97 is the

@@ -5,7 +5,8 @@ One sweep per file::
     name: adam                    # names results/<name>/
     dataset: mnist
     subset: {train: null, test: null}
-    model: mlp                    # or {name: mlp, hidden: [256, 128]}
+    data: {normalize: standard, drop_last: false}   # the data protocol
+    model: mlp                    # or {name: mlp, hidden: [256, 128], init: torch}
     train: {epochs: 3, batch_size: 128, seeds: [0], device: auto}
     schedule: {type: cosine, T_max: 3, eta_min: 0.0}
     max_trials: 10000
@@ -54,7 +55,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import yaml
 
-from optsweep.catalog import DATASET_SIZES, DATASETS, MODELS, TARGET_ACCURACY
+from optsweep.catalog import DATASET_SIZES, DATASETS, MODELS, NORMALIZATIONS, TARGET_ACCURACY
 from optsweep.optim import registry
 from optsweep.optim.schedules import SCHEDULE_FIELDS, SCHEDULE_KINDS, UNITS, ScheduleSpec
 
@@ -63,6 +64,7 @@ SCHEDULE_PREFIX = "schedule."
 
 __all__ = [
     "ConfigError",
+    "DataSpec",
     "ModelSpec",
     "OptimizerBlock",
     "Override",
@@ -183,6 +185,24 @@ class ModelSpec:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """How the dataset's pixels and batches reach the model (the ``data:`` section).
+
+    The defaults are what optsweep did before the section existed; DeepOBS's (Fashion-)MNIST
+    protocol is ``{normalize: unit, drop_last: true}``.
+
+    Attributes:
+        normalize: ``standard`` (default): ``(x / 255 - mean) / std`` per channel, with the
+            training set's mean and std; ``unit``: ``x / 255`` only.
+        drop_last: leave out each epoch's last, partial batch, as a DataLoader with
+            ``drop_last=True`` does (default false: it is trained on).
+    """
+
+    normalize: str = "standard"
+    drop_last: bool = False
 
 
 @dataclass(frozen=True)
@@ -406,6 +426,7 @@ class SweepSpec:
         raw: the plain mapping as read, with overrides applied (write it as config.yaml;
             loading that file again gives the same sweep).
         search: the ``search:`` section (defaults when absent).
+        data: the ``data:`` section (defaults when absent).
         report: the ``report:`` section (the dataset's default target when absent).
     """
 
@@ -420,6 +441,7 @@ class SweepSpec:
     source: Path
     raw: dict[str, Any]
     search: SearchSpec = field(default_factory=SearchSpec)
+    data: DataSpec = field(default_factory=DataSpec)
     report: ReportSpec = field(default_factory=lambda: ReportSpec(Target("test_accuracy", 0.9)))
 
 
@@ -833,8 +855,12 @@ def _apply_override(tree: dict[str, Any], override: Override, report: _Report) -
                 )
                 return
             key: str | int = part
+            if not last:
+                _spell_out(container, key, (*where, key))
         elif isinstance(container, dict):
             key = str(part)
+            if not last:
+                _spell_out(container, key, (*where, key))
             if not last and not isinstance(container.get(key), dict | list):
                 if key in container and container[key] is not None:
                     _override_problem(
@@ -856,6 +882,21 @@ def _apply_override(tree: dict[str, Any], override: Override, report: _Report) -
             container[key] = _compose(override.text, report, OVERRIDE_FILE, where, with_lines=False)
         else:
             container = container[key]
+
+
+def _spell_out(container: dict[str, Any] | list[Any], key: str | int, path: KeyPath) -> None:
+    """A bare name an override reaches into becomes the mapping it is short for:
+    ``model: mlp`` is ``{name: mlp}`` (so ``--set model.init=keras`` works), as are
+    ``optimizers: [adam]`` entries; ``schedule: cosine`` is ``{type: cosine}``."""
+    if path == ("model",) or (len(path) == 2 and path[0] == "optimizers"):
+        field_name = "name"
+    elif path[-1:] == ("schedule",):
+        field_name = "type"
+    else:
+        return
+    value = container.get(key) if isinstance(container, dict) else container[key]
+    if isinstance(value, str):
+        container[key] = {field_name: value}
 
 
 def _override_problem(report: _Report, override: Override, message: str) -> None:
@@ -1033,6 +1074,7 @@ _TOP_KEYS = (
     "name",
     "dataset",
     "subset",
+    "data",
     "model",
     "train",
     "schedule",
@@ -1042,6 +1084,7 @@ _TOP_KEYS = (
     "optimizers",
 )
 _SEARCH_KEYS = tuple(f.name for f in dataclasses.fields(SearchSpec))
+_DATA_KEYS = tuple(f.name for f in dataclasses.fields(DataSpec))
 _RANGE_KEYS = ("low", "high", "log", "step")
 _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainSpec))
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
@@ -1097,6 +1140,46 @@ def _check_sizes_fit(
             ("train", "batch_size"),
             f"batch_size = {train.batch_size:,} is more than the {size.train:,} training images "
             f"of {dataset}; at most {size.train:,}",
+        )
+
+
+def _check_data(report: _Report, value: Any) -> DataSpec | _Bad:
+    """The ``data:`` section: normalize (one of `NORMALIZATIONS`) and drop_last (a bool)."""
+    path: KeyPath = ("data",)
+    what = f"a mapping {{normalize: {' | '.join(NORMALIZATIONS)}, drop_last: true | false}}"
+    section = _check_mapping(report, path, value, _DATA_KEYS, what=what)
+    if section is BAD:
+        return BAD
+    defaults = DataSpec()
+    normalize = _check_choice(
+        report,
+        (*path, "normalize"),
+        section.get("normalize", defaults.normalize),
+        NORMALIZATIONS,
+        "normalize",
+    )
+    drop_last = section.get("drop_last", defaults.drop_last)
+    if not isinstance(drop_last, bool):
+        drop_last = report.add(
+            (*path, "drop_last"), f"expected true or false, got {_describe(drop_last)}"
+        )
+    if BAD in (normalize, drop_last):
+        return BAD
+    return DataSpec(normalize, drop_last)
+
+
+def _check_full_batch(
+    report: _Report, data: DataSpec | _Bad, subset_train: int | None, train: TrainSpec | _Bad
+) -> None:
+    """With drop_last, a training subset smaller than one batch would train on nothing."""
+    if data is BAD or train is BAD or not data.drop_last or subset_train is None:
+        return
+    if subset_train < train.batch_size:
+        report.add(
+            ("data", "drop_last"),
+            f"subset.train = {subset_train:,} is less than one batch of {train.batch_size:,}: "
+            f"every batch would be dropped; set drop_last: false or a batch_size of at most "
+            f"{subset_train:,}",
         )
 
 
@@ -1720,8 +1803,10 @@ def _check_sweep(report: _Report, tree: dict[str, Any], source: Path) -> SweepSp
         else BAD
     )
     subset_train, subset_test = _check_subset(report, tree.get("subset"))
+    data = _check_data(report, tree.get("data"))
     model = _check_model(report, tree.get("model", "mlp"))
     train = _check_train(report, tree.get("train"))
+    _check_full_batch(report, data, subset_train, train)
     if dataset is not BAD:
         _check_sizes_fit(report, dataset, subset_train, subset_test, train)
     schedule = _check_schedule(report, ("schedule",), tree.get("schedule"))
@@ -1740,6 +1825,7 @@ def _check_sweep(report: _Report, tree: dict[str, Any], source: Path) -> SweepSp
     if report.problems or BAD in (
         name,
         dataset,
+        data,
         model,
         train,
         max_trials,
@@ -1760,6 +1846,7 @@ def _check_sweep(report: _Report, tree: dict[str, Any], source: Path) -> SweepSp
         source=source,
         raw=copy.deepcopy(tree),
         search=search,
+        data=data,
         report=report_spec,
     )
 

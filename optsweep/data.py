@@ -1,7 +1,8 @@
 """Datasets as four on-device tensors, decoded once from the published files.
 
 A dataset is ``train_x, train_y, test_x, test_y``: images float32 ``(N, C, H, W)``
-normalised with the dataset's usual per-channel mean and std, labels int64 ``(N,)``,
+normalised with the dataset's usual per-channel mean and std (``normalize="standard"``) or
+scaled to [0, 1] only (``"unit"``, DeepOBS's MNIST and Fashion-MNIST), labels int64 ``(N,)``,
 all on one device. The engine slices batches from them by index; nothing here runs
 per sample in Python and nothing is cached on disk.
 
@@ -41,10 +42,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from optsweep.catalog import DATASETS
+from optsweep.catalog import DATASETS, NORMALIZATIONS
 
 __all__ = [
     "DATASETS",
+    "NORMALIZATIONS",
     "SMOKE_DATA_DIR",
     "DataFormatError",
     "DataNotFoundError",
@@ -76,9 +78,9 @@ class DataFormatError(ValueError):
 class Dataset:
     """Train and test tensors of one dataset, on one device.
 
-    ``train_x``/``test_x``: float32 ``(N, C, H, W)``, normalised; ``train_y``/``test_y``:
-    int64 ``(N,)`` class ids in ``[0, num_classes)``; ``input_shape`` is ``(C, H, W)``;
-    ``source`` names the folder the files were read from.
+    ``train_x``/``test_x``: float32 ``(N, C, H, W)``, normalised as ``load_dataset`` was
+    asked; ``train_y``/``test_y``: int64 ``(N,)`` class ids in ``[0, num_classes)``;
+    ``input_shape`` is ``(C, H, W)``; ``source`` names the folder the files were read from.
     """
 
     name: str
@@ -426,6 +428,19 @@ def _check_subset(name: str, split: str, subset: int | None, available: int, sou
     return subset
 
 
+def _scale(spec: _Spec, normalize: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) per channel that ``normalize`` subtracts and divides by, on [0, 1].
+
+    ``unit`` is mean 0 and std 1: the pixels stay x / 255, as ``transforms.ToTensor()``
+    leaves them in DeepOBS's MNIST and Fashion-MNIST data sets.
+    """
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalize {normalize!r}; valid: {', '.join(NORMALIZATIONS)}")
+    if normalize == "unit":
+        return (0.0,) * len(spec.mean), (1.0,) * len(spec.std)
+    return spec.mean, spec.std
+
+
 def _images_to_tensor(
     images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
 ) -> Tensor:
@@ -454,6 +469,7 @@ def load_dataset(
     test_subset: int | None = None,
     *,
     download: bool = True,
+    normalize: str = "standard",
 ) -> Dataset:
     """Load a dataset's train and test tensors onto ``device``, decoded once.
 
@@ -465,6 +481,8 @@ def load_dataset(
         train_subset, test_subset: keep the first N images of each split (None: all).
         download: when files are missing, try ``torchvision.datasets.<X>(data_dir,
             download=True)`` first (needs torchvision and network).
+        normalize: ``standard``: ``(x / 255 - mean) / std`` with the training set's
+            per-channel mean and std; ``unit``: ``x / 255`` only (one of `NORMALIZATIONS`).
 
     Returns:
         ``Dataset`` with float32 ``(N, C, H, W)`` normalised images and int64 labels.
@@ -473,19 +491,20 @@ def load_dataset(
         DataNotFoundError: files not found (and not downloadable); one line saying where
             it looked and how to get them.
         DataFormatError: a file exists but is corrupt.
-        ValueError: unknown name, or a subset larger than the split.
+        ValueError: unknown name or normalize, or a subset larger than the split.
     """
     if name not in _SPECS:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     spec = _SPECS[name]
+    mean, std = _scale(spec, normalize)
     data_dir = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     device = torch.device(device)
     raw = _read_raw(spec, data_dir, download)
 
     n_train = _check_subset(name, "train", train_subset, len(raw.train_images), raw.source)
     n_test = _check_subset(name, "test", test_subset, len(raw.test_images), raw.source)
-    train_x = _images_to_tensor(raw.train_images[:n_train], spec.mean, spec.std, device)
-    test_x = _images_to_tensor(raw.test_images[:n_test], spec.mean, spec.std, device)
+    train_x = _images_to_tensor(raw.train_images[:n_train], mean, std, device)
+    test_x = _images_to_tensor(raw.test_images[:n_test], mean, std, device)
     return Dataset(
         name=name,
         train_x=train_x,

@@ -234,7 +234,8 @@ def _step_rate(
     device: torch.device,
 ) -> float:
     """Trial-samples/s of K copies of ``template`` training: best of 6 steps after a warm-up."""
-    _, lanes = _start(dataset, model, [template] * k, train, device)
+    # one step's rate: how an epoch ends (data.drop_last) does not change it
+    _, lanes = _start(dataset, model, [template] * k, train, device, drop_last=False)
     order = torch.arange(dataset.train_x.shape[0], device=device)
     best = math.inf
     with _lane_threads(lanes) as pool:
@@ -249,6 +250,22 @@ def _step_rate(
             if step > 0:
                 best = min(best, time.perf_counter() - start)
     return k * min(train.batch_size, dataset.train_x.shape[0]) / best
+
+
+def steps_per_epoch(n_train: int, batch_size: int, drop_last: bool) -> int:
+    """Batches in one pass over ``n_train`` images: the last, partial one counts unless
+    ``drop_last`` (``data.drop_last``, as a DataLoader's ``drop_last=True``) leaves it out.
+
+    Raises ``ValueError`` when ``drop_last`` leaves no batch at all (fewer images than one).
+    """
+    if not drop_last:
+        return math.ceil(n_train / batch_size)
+    if n_train < batch_size:
+        raise ValueError(
+            f"drop_last with {n_train} training images and batch_size {batch_size}: "
+            "no full batch to train on"
+        )
+    return n_train // batch_size
 
 
 def per_trial_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -336,6 +353,7 @@ class _Setup:
     loss_scale: float | None
     outcomes: list[TrialOutcome]
     started: float
+    steps_per_epoch: int  # the batches of one epoch (`steps_per_epoch`)
 
     def autocast(self) -> torch.autocast:
         """A fresh context per use: autocast objects keep their entry state, lanes share none."""
@@ -412,7 +430,7 @@ class _Lane:
         setup, batch_size = self.setup, self.setup.train.batch_size
         x_all, y_all = setup.dataset.train_x, setup.dataset.train_y
         schedule = setup.schedule
-        run_steps = setup.train.epochs * math.ceil(x_all.shape[0] / batch_size)
+        run_steps = setup.train.epochs * setup.steps_per_epoch
         for s in range(first, last):
             if schedule.unit == "step":  # on the device, from the host's count: no sync
                 rate = learning_rate_at(schedule, self.base_lr, step, run_steps)
@@ -474,12 +492,11 @@ class _Lane:
         test_loss, test_acc = evaluate(
             self.setup.model, weights, data.test_x, data.test_y, train.eval_batch_size
         )
-        steps_per_epoch = math.ceil(data.train_x.shape[0] / train.batch_size)
         return dict(
             zip(
                 self.index,
                 zip(
-                    (self.loss_sum / steps_per_epoch).tolist(),
+                    (self.loss_sum / self.setup.steps_per_epoch).tolist(),
                     test_loss.tolist(),
                     test_acc.tolist(),
                     strict=True,
@@ -498,9 +515,13 @@ def train_batch(
     device: torch.device,
     on_epoch: EpochCallback | None = None,
     on_step: StepCallback | None = None,
+    drop_last: bool = False,
 ) -> list[TrialOutcome]:
-    """Train ``trials`` together; they must share optimizer structure, schedule and seed."""
-    setup, lanes = _start(dataset, model, trials, train, device)
+    """Train ``trials`` together; they must share optimizer structure, schedule and seed.
+
+    ``drop_last`` (``data.drop_last``) leaves each epoch's last, partial batch out.
+    """
+    setup, lanes = _start(dataset, model, trials, train, device, drop_last=drop_last)
     with _lane_threads(lanes) as pool:
         _epochs(lanes, pool, trials[0], on_epoch, on_step)
     return _finish(setup.outcomes, setup.started)
@@ -512,9 +533,12 @@ def _start(
     trials: Sequence[TrialSpec],
     train: TrainSpec,
     device: torch.device,
+    *,
+    drop_last: bool,
 ) -> tuple[_Setup, list[_Lane]]:
     """The trials' initial parameters, optimizer state and hyperparameters, in lanes."""
     first = trials[0]
+    per_epoch = steps_per_epoch(dataset.train_x.shape[0], train.batch_size, drop_last)
     params = stack_initial_params(model, first.seed, len(trials), device)
     # The in-place kernel (no fresh tensor per operation): on CPU a pure update of 32 MLP
     # trials cost 1.5-5x the forward/backward it follows.
@@ -528,6 +552,7 @@ def _start(
         first.hyperparameters.get("loss_scale_factor"),
         [TrialOutcome() for _ in trials],
         time.perf_counter(),
+        per_epoch,
     )
     hp = optim.stack_hyperparameters(
         first.optimizer, [t.hyperparameters for t in trials], device=device
@@ -577,7 +602,7 @@ def _epochs(
     setup = lanes[0].setup
     train, device = setup.train, setup.dataset.train_x.device
     n_train = setup.dataset.train_x.shape[0]
-    steps_per_epoch = math.ceil(n_train / train.batch_size)
+    per_epoch = setup.steps_per_epoch
     order = torch.Generator(device=device).manual_seed(first.seed)
 
     step = 0
@@ -590,19 +615,19 @@ def _epochs(
             lane.loss_sum.zero_()
         perm = torch.randperm(n_train, generator=order, device=device)
         s = 0
-        while s < steps_per_epoch:
-            last = min(steps_per_epoch, s + CHECK_EVERY - step % CHECK_EVERY)
+        while s < per_epoch:
+            last = min(per_epoch, s + CHECK_EVERY - step % CHECK_EVERY)
             steps = functools.partial(_Lane.steps, perm=perm, first=s, last=last, step=step)
             _on_every_lane(lanes, pool, steps)
             step += last - s
             s = last
-            if step % CHECK_EVERY == 0 or s == steps_per_epoch:
+            if step % CHECK_EVERY == 0 or s == per_epoch:
                 interrupts.check()  # a SIGTERM swallowed on its way (optsweep.interrupts)
                 lanes = [lane for lane in (ln.read_back() for ln in lanes) if lane.index]
                 if not lanes:
                     return
                 if on_step is not None and step % CHECK_EVERY == 0:
-                    on_step(epoch, s, steps_per_epoch)
+                    on_step(epoch, s, per_epoch)
         found = _on_every_lane(lanes, pool, _Lane.evaluate)
         results = {trial: r for lane in found for trial, r in lane.items()}
         metrics = {

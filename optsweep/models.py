@@ -21,10 +21,16 @@ Models: ``logreg``; ``mlp`` (ReLU, option ``hidden``); ``cnn``, the PyTorch exam
 MNIST network (option ``dropout``); ``2c2d`` and ``3c3d``, the DeepOBS Fashion-MNIST and
 CIFAR-10 networks (Schneider et al. 2019, "DeepOBS: A Deep Learning Optimizer Benchmark
 Suite"), with TensorFlow "same" padding and their published initialisations.
+
+Every model takes option ``init``: ``torch`` (default) draws as the reference PyTorch module
+does (``torch.nn`` defaults for logreg, mlp and cnn; DeepOBS's PyTorch initialisation for
+2c2d and 3c3d); ``keras`` draws as Keras ``Dense``/``Conv2D`` layers start, glorot_uniform
+kernels and zero biases, for comparing with a Keras paper or script.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -37,7 +43,7 @@ from torch import Tensor
 
 from optsweep.catalog import MODELS
 
-__all__ = ["MODELS", "BatchedModel", "ParamSpec", "build_model", "resolved_options"]
+__all__ = ["INITS", "MODELS", "BatchedModel", "ParamSpec", "build_model", "resolved_options"]
 
 
 Init = Callable[[Tensor, torch.Generator], None]
@@ -258,6 +264,20 @@ def _xavier_uniform(w: Tensor, g: torch.Generator) -> None:
     torch.nn.init.xavier_uniform_(w, generator=g)
 
 
+def _keras_defaults(params: Sequence[ParamSpec]) -> list[ParamSpec]:
+    """Keras's layer defaults for every layer: glorot_uniform kernels, zero biases.
+
+    Keras computes a conv kernel's fans as ``kh*kw*in`` and ``kh*kw*out``, which is what
+    ``xavier_uniform_`` computes on torch's ``(out, in, kh, kw)`` layout: U(±√(6/(fan_in +
+    fan_out))) either way. The draws keep the reference order, one layer after another.
+    """
+    zero = _constant(0.0)
+    return [
+        dataclasses.replace(p, init=_xavier_uniform if p.name.endswith(".weight") else zero)
+        for p in params
+    ]
+
+
 def _torch_default_layer(name: str, shape: tuple[int, ...]) -> list[ParamSpec]:
     fan_in = math.prod(shape[1:])
     return [
@@ -407,12 +427,13 @@ def _3c3d(input_shape: tuple[int, int, int], num_classes: int) -> _Built:
 
 # ---------------------------------------------------------------------------------------- registry
 
+INITS = ("torch", "keras")  # option init, the default first (see the module docstring)
 _OPTIONS: dict[str, dict[str, Any]] = {  # each model's options and their defaults
-    "logreg": {},
-    "mlp": {"hidden": (128,)},
-    "cnn": {"dropout": True},
-    "2c2d": {},
-    "3c3d": {},
+    "logreg": {"init": "torch"},
+    "mlp": {"hidden": (128,), "init": "torch"},
+    "cnn": {"dropout": True, "init": "torch"},
+    "2c2d": {"init": "torch"},
+    "3c3d": {"init": "torch"},
 }
 # Trials per call on CPU. Measured on 2 AVX-512 cores, B=64, forward+backward: cnn K=32 took
 # 2.4 s all at once (grouped convs, ~0.5 GB of activations) vs 1.3 s in chunks of 1-2 and
@@ -440,6 +461,10 @@ def _check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
         resolved["hidden"] = tuple(hidden)
     if name == "cnn" and not isinstance(resolved["dropout"], bool):
         raise ValueError(f"cnn option dropout must be true or false, got {resolved['dropout']!r}")
+    if resolved["init"] not in INITS:
+        raise ValueError(
+            f"{name} option init must be one of {', '.join(INITS)}, got {resolved['init']!r}"
+        )
     return resolved
 
 
@@ -459,7 +484,8 @@ def build_model(
     """Build a named model for inputs ``(C, H, W)`` and ``num_classes`` outputs.
 
     Options: ``mlp``: ``hidden`` (list of widths, default ``[128]``); ``cnn``: ``dropout``
-    (bool, default true). Raises ``ValueError`` for an unknown name or option.
+    (bool, default true); every model: ``init`` (one of `INITS`, default ``torch``).
+    Raises ``ValueError`` for an unknown name or option.
     """
     if name not in _OPTIONS:
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
@@ -483,11 +509,12 @@ def build_model(
         built = _2c2d(c_h_w, num_classes)
     else:
         built = _3c3d(c_h_w, num_classes)
+    params = _keras_defaults(built.params) if resolved["init"] == "keras" else built.params
     return BatchedModel(
         name=name,
         input_shape=c_h_w,
         num_classes=num_classes,
-        params=tuple(built.params),
+        params=tuple(params),
         macs_per_sample=built.macs,
         options=resolved,
         _forward=built.forward,

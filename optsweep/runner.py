@@ -32,7 +32,7 @@ from optuna.trial import Trial
 
 import optsweep
 from optsweep import study as studies
-from optsweep.config import SweepSpec, TrialSpec, expand, fmt, identity, label_of
+from optsweep.config import DataSpec, SweepSpec, TrialSpec, expand, fmt, identity, label_of
 from optsweep.data import Dataset, load_dataset
 from optsweep.engine import (
     EpochMetrics,
@@ -121,9 +121,10 @@ def write_config(spec: SweepSpec, folder: Path) -> None:
 def trial_meaning(spec: SweepSpec) -> dict[str, Any]:
     """What every trial of the sweep shares that changes its result, by YAML key path.
 
-    Dataset, subset, model (name and options, defaults filled in: ``model: mlp`` and
-    ``{name: mlp, hidden: [128]}`` mean the same) and the training settings but those in
-    `NOT_MEANING`. Values as the study gives them back (lists, not tuples).
+    Dataset, subset, the data protocol (``data:``, defaults filled in), model (name and
+    options, defaults filled in: ``model: mlp`` and ``{name: mlp, hidden: [128]}`` mean the
+    same) and the training settings but those in `NOT_MEANING`. Values as the study gives
+    them back (lists, not tuples).
     """
     try:
         options = resolved_options(spec.model.name, spec.model.options)
@@ -134,11 +135,25 @@ def trial_meaning(spec: SweepSpec) -> dict[str, Any]:
         "dataset": spec.dataset,
         "subset.train": spec.subset_train,
         "subset.test": spec.subset_test,
+        **{f"data.{name}": value for name, value in dataclasses.asdict(spec.data).items()},
         "model.name": spec.model.name,
         **{f"model.{name}": value for name, value in options.items()},
         **{f"train.{name}": value for name, value in train.items() if name not in NOT_MEANING},
     }
     return json.loads(json.dumps(record, default=str))
+
+
+def meaning_before(spec: SweepSpec) -> dict[str, Any]:
+    """The settings optsweep added to `trial_meaning` after studies began storing it, at the
+    value every trial had before: a stored meaning that lacks one was trained with it.
+
+    So an older study resumes with a config that leaves them at their defaults, and is
+    refused with one that changes them (``data.normalize: unit`` on a standardised study).
+    """
+    return {
+        **{f"data.{name}": value for name, value in dataclasses.asdict(DataSpec()).items()},
+        "model.init": resolved_options(spec.model.name, {})["init"],
+    }
 
 
 def _shown(value: Any) -> str:
@@ -166,7 +181,9 @@ def check_same_meaning(
 
     The meaning (`trial_meaning`) is stored in the study's ``trial_meaning`` attribute the
     first time; a study without it (created before optsweep recorded it) takes this
-    config's. Settings only one side records (another optsweep version) are not compared.
+    config's. A setting the stored meaning lacks is compared at its value from before it
+    was recorded (`meaning_before`); others only one side records (another optsweep
+    version) are not compared.
     ``remedy`` ends the message (default: ``--new``, or another results folder or name).
     Under the study's lock, so two runs of different configs starting one PostgreSQL study
     at once cannot both pass.
@@ -182,8 +199,9 @@ def _check_same_meaning(
     study: optuna.Study, spec: SweepSpec, storage: str, remedy: str | None
 ) -> None:
     wanted = trial_meaning(spec)
-    found = study.user_attrs.get(MEANING)
-    if isinstance(found, dict):
+    stored = study.user_attrs.get(MEANING)
+    if isinstance(stored, dict):
+        found = {**meaning_before(spec), **stored}
         changed = [
             f"{path} = {_shown(found[path])}, this config says {_shown(value)}"
             for path, value in wanted.items()
@@ -198,7 +216,7 @@ def _check_same_meaning(
                 + ", and with ".join(changed)
                 + f"; {remedy}"
             )
-    if found != wanted:
+    if stored != wanted:
         study.set_user_attr(MEANING, wanted)
 
 
@@ -324,7 +342,14 @@ class Workbench:
 def prepare(spec: SweepSpec, data_dir: Path | None, device: str | None) -> Workbench:
     """Decode the dataset once onto the device (``--device``, else ``train.device``)."""
     target = resolve_device(device or spec.train.device)
-    dataset = load_dataset(spec.dataset, data_dir, target, spec.subset_train, spec.subset_test)
+    dataset = load_dataset(
+        spec.dataset,
+        data_dir,
+        target,
+        spec.subset_train,
+        spec.subset_test,
+        normalize=spec.data.normalize,
+    )
     model = build_model(
         spec.model.name, dataset.input_shape, dataset.num_classes, **spec.model.options
     )
@@ -381,6 +406,7 @@ def train_claimed(
             device=bench.device,
             on_epoch=on_epoch,
             on_step=progress.step,
+            drop_last=spec.data.drop_last,
         )
     except KeyboardInterrupt:
         for trial in trials:

@@ -64,6 +64,7 @@ from optsweep import interrupts
 from optsweep import optuna_private as private
 from optsweep import study as studies
 from optsweep.config import (
+    DataSpec,
     OptimizerBlock,
     SearchSpec,
     SweepSpec,
@@ -164,7 +165,13 @@ def build_space(spec: SweepSpec) -> list[BlockSpace]:
 
 
 def fingerprint(spec: SweepSpec, space: list[BlockSpace]) -> str:
-    """What makes two searches the same: space, fixed values, data, model, training."""
+    """What makes two searches the same: space, fixed values, data, model, training.
+
+    The ``data:`` settings enter only where they differ from their defaults, so that a
+    search begun before the section existed (its trials had the defaults) is the same one.
+    """
+    defaults = dataclasses.asdict(DataSpec())
+    data = {k: v for k, v in dataclasses.asdict(spec.data).items() if v != defaults[k]}
     record = {
         "dataset": spec.dataset,
         "subset": [spec.subset_train, spec.subset_test],
@@ -175,6 +182,7 @@ def fingerprint(spec: SweepSpec, space: list[BlockSpace]) -> str:
             if k not in ("device", "eval_batch_size", "log_every", "trials_per_batch")
         },
         "metric": [spec.search.metric, spec.search.validation_size],
+        **({"data": data} if data else {}),
         "blocks": [
             {
                 "label": s.label,
@@ -751,6 +759,7 @@ def _train(
                 device=bench.device,
                 on_epoch=on_epoch,
                 on_step=progress.step,
+                drop_last=spec.data.drop_last,
             )
         except KeyboardInterrupt:
             raise

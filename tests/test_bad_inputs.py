@@ -42,7 +42,7 @@ CASES = [
         GOOD.replace("train: {epochs", "trian: {epochs"),
         [],
         "{file}:4: trian: unknown key 'trian'; did you mean 'train'? valid keys: name, dataset, "
-        "subset, model, train, schedule, max_trials, search, report, optimizers",
+        "subset, data, model, train, schedule, max_trials, search, report, optimizers",
     ),
     (
         "wrong-type",

@@ -76,9 +76,12 @@ def grid_study(folder: Path):
         ("train.epochs=2", "train.epochs = 1, this config says 2"),
         ("train.batch_size=32", "train.batch_size = 64, this config says 32"),
         ("train.precision=bf16", "train.precision = fp32, this config says bf16"),
+        ("data.normalize=unit", "data.normalize = standard, this config says unit"),
+        ("data.drop_last=true", "data.drop_last = false, this config says true"),
+        ("model.init=keras", "model.init = torch, this config says keras"),
     ],
     ids=["dataset", "subset-train", "subset-test", "model-option", "model", "epochs",
-         "batch-size", "precision"],
+         "batch-size", "precision", "normalize", "drop-last", "init"],
 )  # fmt: skip
 def test_a_change_of_meaning_is_refused_naming_it(sweep, override, said):
     folder = sweep.parent / "out"
@@ -115,10 +118,12 @@ def test_run_refuses_in_one_line_and_leaves_the_folder_alone(sweep):
         (["train.trials_per_batch=2"], 0),
         (["train.eval_batch_size=100"], 0),
         (["model.hidden=32"], 0),  # the same widths, written as one int
+        (["data={normalize: standard, drop_last: false}", "model.init=torch"], 0),  # defaults
         (["train.seeds=[0, 1]"], 3),  # seed 1's points are new grid points
     ],
-    ids=["device", "log-every", "trials-per-batch", "eval-batch-size", "same-model", "seeds"],
-)
+    ids=["device", "log-every", "trials-per-batch", "eval-batch-size", "same-model",
+         "defaults-written", "seeds"],
+)  # fmt: skip
 def test_changes_that_keep_the_meaning_reuse_the_results(sweep, overrides, new_points):
     folder = sweep.parent / "out"
     result = run_sweep(load_sweep(sweep, overrides), QuietProgress(), out=folder)
@@ -176,3 +181,50 @@ def test_a_study_from_before_the_record_is_accepted_and_recorded(sweep):
     assert grid_study(folder).user_attrs[MEANING]["train.epochs"] == 2
     with pytest.raises(ConfigChangedError, match=r"train\.epochs = 2, this config says 1"):
         run_sweep(load_sweep(sweep), QuietProgress(), out=folder)
+
+
+# What optsweep recorded before data: and model.init existed: the same keys without them.
+ADDED_LATER = ("data.normalize", "data.drop_last", "model.init")
+
+
+def as_recorded_before(folder: Path) -> dict:
+    """Rewrite the study's meaning as an optsweep without the data protocol stored it."""
+    study = grid_study(folder)
+    meaning = {k: v for k, v in study.user_attrs[MEANING].items() if k not in ADDED_LATER}
+    assert len(meaning) == len(study.user_attrs[MEANING]) - len(ADDED_LATER)
+    study.set_user_attr(MEANING, meaning)
+    return meaning
+
+
+def test_a_study_from_before_the_data_protocol_resumes_at_the_defaults(sweep):
+    folder = sweep.parent / "out"
+    as_recorded_before(folder)
+    result = run_sweep(load_sweep(sweep), QuietProgress(), out=folder)
+    assert result.trained == 0  # its trials were standardised, torch-initialised: the same
+    stored = grid_study(folder).user_attrs[MEANING]
+    assert {k: stored[k] for k in ADDED_LATER} == {
+        "data.normalize": "standard",
+        "data.drop_last": False,
+        "model.init": "torch",
+    }
+
+
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ("data.normalize=unit", "data.normalize = standard, this config says unit"),
+        ("data.drop_last=true", "data.drop_last = false, this config says true"),
+        ("model.init=keras", "model.init = torch, this config says keras"),
+    ],
+    ids=["normalize", "drop-last", "init"],
+)
+def test_a_study_from_before_the_data_protocol_refuses_a_change(sweep, override, said):
+    folder = sweep.parent / "out"
+    before = as_recorded_before(folder)
+    result = cli.invoke(app, ["run", str(sweep), "--out", str(folder), "--set", override])
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines() == [
+        f"error: study tiny in {folder / 'study.db'} was trained with {said}; add --new to "
+        "start the study over, or give another --out or name"
+    ]
+    assert grid_study(folder).user_attrs[MEANING] == before

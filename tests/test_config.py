@@ -10,6 +10,8 @@ import yaml
 
 from optsweep.config import (
     ConfigError,
+    DataSpec,
+    ModelSpec,
     Override,
     Problem,
     SweepSpec,
@@ -145,7 +147,7 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         HEAD + "trian: {epochs: 3}\n" + BLOCK,
         (
             "F:3: trian: unknown key 'trian'; did you mean 'train'? valid keys: name, dataset, "
-            "subset, model, train, schedule, max_trials, search, report, optimizers",
+            "subset, data, model, train, schedule, max_trials, search, report, optimizers",
         ),
     ),
     (
@@ -194,6 +196,49 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         (
             "F:3: subset.tset: unknown key 'tset'; did you mean 'test'? valid keys: train, test",
             "F:3: subset.train: expected an integer >= 1 or null, got 0",
+        ),
+    ),
+    # --- data: the protocol's keys, choices and types
+    (
+        "data-key-typo",
+        HEAD + "data: {normalise: unit}\n" + BLOCK,
+        (
+            "F:3: data.normalise: unknown key 'normalise'; did you mean 'normalize'? valid keys: "
+            "normalize, drop_last",
+        ),
+    ),
+    (
+        "data-normalize-typo",
+        HEAD + "data: {normalize: unti}\n" + BLOCK,
+        (
+            "F:3: data.normalize: unknown normalize 'unti'; did you mean 'unit'? valid: "
+            "standard, unit",
+        ),
+    ),
+    (
+        "data-normalize-number",
+        HEAD + "data:\n  normalize: 255\n" + BLOCK,
+        ("F:4: data.normalize: expected normalize (standard, unit), got 255",),
+    ),
+    (
+        "data-drop-last-yes",
+        HEAD + "data: {drop_last: yes}\n" + BLOCK,
+        ("F:3: data.drop_last: expected true or false, got the string 'yes'",),
+    ),
+    (
+        "data-list",
+        HEAD + "data: [unit]\n" + BLOCK,
+        (
+            "F:3: data: expected a mapping {normalize: standard | unit, drop_last: true | false}, "
+            'got a list ["unit"]',
+        ),
+    ),
+    (
+        "data-drop-last-no-full-batch",
+        HEAD + "subset: {train: 100}\ndata:\n  drop_last: true\n" + BLOCK,
+        (
+            "F:5: data.drop_last: subset.train = 100 is less than one batch of 128: every batch "
+            "would be dropped; set drop_last: false or a batch_size of at most 100",
         ),
     ),
     (
@@ -936,6 +981,7 @@ def test_shorthand_and_defaults(tmp_path: Path) -> None:
     assert spec.model.name == "mlp" and spec.model.options == {"hidden": [256, 128]}
     assert (spec.subset_train, spec.subset_test) == (1000, None)
     assert spec.train == spec.train.__class__()  # every train default
+    assert spec.data == DataSpec(normalize="standard", drop_last=False)  # as before data:
     assert spec.max_trials == 10000
     trials = expand(spec)
     assert trials[0].params == {} and trials[0].hyperparameters["learning_rate"] == 0.001
@@ -1004,6 +1050,9 @@ OVERRIDES_OK = [
     ),
     ("schedule.eta_min=1e-4", lambda s: s.optimizers[0].schedule.eta_min == 1e-4),
     ("subset.train=100", lambda s: s.subset_train == 100),  # creates the missing mapping
+    ("data.normalize=unit", lambda s: s.data == DataSpec(normalize="unit")),
+    ("data={drop_last: true}", lambda s: s.data == DataSpec(drop_last=True)),
+    ("data=", lambda s: s.data == DataSpec()),  # an empty section: the defaults
     ("train.trials_per_batch=", lambda s: s.train.trials_per_batch is None),  # empty is null
     ("name=other", lambda s: s.name == "other" and s.raw["name"] == "other"),
 ]
@@ -1012,6 +1061,23 @@ OVERRIDES_OK = [
 @pytest.mark.parametrize(("override", "ok"), OVERRIDES_OK, ids=[o for o, _ in OVERRIDES_OK])
 def test_override(tmp_path: Path, override: str, ok) -> None:
     assert ok(load_sweep(write(tmp_path, TWO_BLOCKS), [override]))
+
+
+BARE_NAMES = HEAD + "model: 2c2d\nschedule: cosine\noptimizers: [adam, sgd]\n"
+OVERRIDES_INTO_BARE_NAMES = [  # a bare name is short for a mapping an override may reach into
+    ("model.init=keras", lambda s: s.model == ModelSpec("2c2d", {"init": "keras"})),
+    ("optimizers[1].lr=0.5", lambda s: s.optimizers[1].fixed == {"learning_rate": 0.5}),
+    ("schedule.T_max=7", lambda s: s.optimizers[0].schedule.T_max == 7),
+]
+
+
+@pytest.mark.parametrize(
+    ("override", "ok"), OVERRIDES_INTO_BARE_NAMES, ids=[o for o, _ in OVERRIDES_INTO_BARE_NAMES]
+)
+def test_override_into_a_bare_name(tmp_path: Path, override: str, ok) -> None:
+    spec = load_sweep(write(tmp_path, BARE_NAMES), [override])
+    assert ok(spec)
+    assert load_sweep(write(tmp_path, yaml.safe_dump(spec.raw))) == spec  # raw says it all
 
 
 OVERRIDES_BAD = [
@@ -1024,9 +1090,13 @@ OVERRIDES_BAD = [
     ),
     ("train.epochs=[1", R(r"--set: train\.epochs: YAML syntax error: .*")),
     (
+        "data.normalize=minmax",
+        "--set: data.normalize: unknown normalize 'minmax'; valid: standard, unit",
+    ),
+    (
         "trian.epochs=2",
         "--set: trian: unknown key 'trian'; did you mean 'train'? valid keys: name, dataset, "
-        "subset, model, train, schedule, max_trials, search, report, optimizers",
+        "subset, data, model, train, schedule, max_trials, search, report, optimizers",
     ),
     (
         "optimizers[5].lr=0.1",

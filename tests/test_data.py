@@ -337,3 +337,61 @@ def test_real_cifar_subset() -> None:
     assert ds.train_x.shape == (4000, 3, 32, 32) and ds.test_x.shape == (1000, 3, 32, 32)
     assert ds.train_y[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]
     assert ds.test_y[:10].tolist() == [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]
+
+
+# ------------------------------------------------------------------------------- normalisation
+
+
+@pytest.mark.parametrize(
+    ("name", "normalize", "mean", "std"),
+    [
+        ("mnist", "standard", (0.1307,), (0.3081,)),
+        ("mnist", "unit", (0.0,), (1.0,)),
+        ("cifar10", "standard", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+        ("cifar10", "unit", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    ],
+)
+def test_normalize_is_exact_on_written_files(tmp_path: Path, name, normalize, mean, std) -> None:
+    """``unit`` is x / 255 and nothing else; ``standard`` subtracts and divides per channel."""
+    if name == "mnist":
+        arrays = fake_mnist()
+        write_mnist(tmp_path / "mnist", arrays)
+        images = arrays["train"][0][:, None]
+    else:
+        rows = write_cifar(tmp_path / "cifar-10-batches-py", FULL)["train"][0]
+        images = rows.reshape(-1, 3, 32, 32)
+    ds = load_dataset(name, tmp_path, "cpu", download=False, normalize=normalize)
+    torch.testing.assert_close(ds.train_x, expected_images(images, mean, std))
+
+
+# What each normalisation gives on a whole training set: unit keeps the pixels' own mean and
+# std per channel (the published constants, on [0, 1]); standard centres and scales them.
+REAL = [
+    ("mnist-mini", (0.1307,), (0.3081,)),
+    ("mnist", (0.1307,), (0.3081,)),
+    ("fashion-mnist", (0.2860,), (0.3530,)),
+    ("cifar10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),  # the shared subset
+]
+
+
+@pytest.mark.parametrize(("name", "mean", "std"), REAL, ids=[r[0] for r in REAL])
+def test_normalize_on_real_training_sets(name: str, mean, std) -> None:
+    if name != "mnist-mini" and not SHARED.is_dir():
+        pytest.skip(f"no shared datasets at {SHARED}")
+    where = None if name == "mnist-mini" else SHARED
+    unit = load_dataset(name, where, "cpu", download=False, normalize="unit").train_x
+    standard = load_dataset(name, where, "cpu", download=False, normalize="standard").train_x
+    assert unit.min().item() == 0.0 and unit.max().item() == 1.0
+    channels = (0, 2, 3)
+    torch.testing.assert_close(unit.mean(channels), torch.tensor(mean), rtol=0, atol=0.003)
+    torch.testing.assert_close(unit.std(channels), torch.tensor(std), rtol=0, atol=0.003)
+    torch.testing.assert_close(standard.mean(channels), torch.zeros(len(mean)), rtol=0, atol=0.01)
+    torch.testing.assert_close(standard.std(channels), torch.ones(len(mean)), rtol=0, atol=0.01)
+    shape = (1, len(mean), 1, 1)
+    scaled = (unit - torch.tensor(mean).view(shape)) / torch.tensor(std).view(shape)
+    torch.testing.assert_close(standard, scaled)
+
+
+def test_unknown_normalize_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="unknown normalize 'z-score'; valid: standard, unit"):
+        load_dataset("mnist-mini", None, "cpu", normalize="z-score")

@@ -274,3 +274,40 @@ def test_a_schedule_sets_the_rate_per_epoch_or_per_step(write_yaml, mini, schedu
     assert losses[0] == ref.epochs[0].test_loss  # the first epoch at the full rate
     assert losses[1] == losses[2] == losses[0], lr_zero_after
     assert ref.epochs[2].test_loss != losses[2]
+
+
+@pytest.mark.parametrize(
+    ("n_train", "batch_size", "drop_last", "steps"),
+    [
+        (256, 64, False, 4),
+        (256, 64, True, 4),  # whole batches: nothing to drop
+        (256, 100, False, 3),  # 100 + 100 + 56
+        (256, 100, True, 2),  # the 56 left out
+        (60_000, 128, False, 469),
+        (60_000, 128, True, 468),  # DeepOBS's (Fashion-)MNIST epoch at batch 128
+        (5, 64, False, 1),
+    ],
+)
+def test_steps_per_epoch(n_train: int, batch_size: int, drop_last: bool, steps: int) -> None:
+    assert engine.steps_per_epoch(n_train, batch_size, drop_last) == steps
+
+
+def test_drop_last_with_less_than_one_batch_is_refused() -> None:
+    with pytest.raises(ValueError, match="no full batch to train on"):
+        engine.steps_per_epoch(5, 64, True)
+
+
+@pytest.mark.parametrize(("batch_size", "same"), [(64, True), (100, False)])
+def test_drop_last_trains_whole_batches_only(write_yaml, mini, batch_size: int, same: bool):
+    """256 images: batch 100 drops each epoch's last 56; batch 64 has none to drop."""
+    data, net = mini
+    spec, trials = trials_of(write_yaml, "  - name: sgd\n    grid: {learning_rate: [0.1]}\n")
+    train = dataclasses.replace(spec.train, batch_size=batch_size, log_every=1)
+    cpu = torch.device("cpu")
+    (kept,) = train_batch(data, net, trials, train, device=cpu)
+    (dropped,) = train_batch(data, net, trials, train, device=cpu, drop_last=True)
+    per_epoch = 256 // batch_size
+    assert dropped.steps == list(range(1, train.epochs * per_epoch + 1))
+    assert len(kept.steps) == train.epochs * math.ceil(256 / batch_size)
+    assert (kept.epochs == dropped.epochs) is same
+    assert kept.step_losses[:per_epoch] == dropped.step_losses[:per_epoch]  # the same batches

@@ -8,9 +8,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _keras import ARRAY_WARNING, keras
 from torch import nn
 
-from optsweep.models import MODELS, build_model
+from optsweep.engine import stack_initial_params
+from optsweep.models import INITS, MODELS, build_model
 
 # ------------------------------------------------------------------------------- reference modules
 
@@ -159,9 +161,10 @@ def test_stacked_equals_separate_and_gradients_match(name, shape, options, facto
 # ---------------------------------------------------------------------------------- initialisation
 
 
+@pytest.mark.parametrize("init", INITS)
 @pytest.mark.parametrize("name", MODELS)
-def test_init_depends_only_on_seed(name: str) -> None:
-    model = build_model(name, CIFAR if name == "3c3d" else MNIST, 10)
+def test_init_depends_only_on_seed(name: str, init: str) -> None:
+    model = build_model(name, CIFAR if name == "3c3d" else MNIST, 10, init=init)
     a, b, other = model.init(7), model.init(7), model.init(8)
     assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
     assert any(not torch.equal(p, q) for p, q in zip(a, other, strict=True))
@@ -203,6 +206,70 @@ def test_deepobs_inits() -> None:
         else:  # xavier: std = sqrt(2 / (fan_in + fan_out))
             fan_in, fan_out = math.prod(p.shape[1:]), p.shape[0] * math.prod(p.shape[2:])
             assert abs(p.std().item() / math.sqrt(2 / (fan_in + fan_out)) - 1) < 0.1, name
+
+
+def glorot_bound(torch_shape: tuple[int, ...]) -> float:
+    """Keras's glorot_uniform limit, its fans taken from the Keras layout of the same weight:
+    Dense ``(in, out)``, Conv2D ``(kh, kw, in, out)``."""
+    out_channels, in_channels, *kernel = torch_shape
+    receptive = math.prod(kernel)
+    fan_in, fan_out = receptive * in_channels, receptive * out_channels
+    return math.sqrt(6 / (fan_in + fan_out))
+
+
+KERAS_CASES = [("logreg", MNIST), ("mlp", MNIST), ("cnn", MNIST), ("2c2d", MNIST), ("3c3d", CIFAR)]
+
+
+@pytest.mark.parametrize(("name", "shape"), KERAS_CASES, ids=[c[0] for c in KERAS_CASES])
+def test_keras_init_is_glorot_uniform_with_zero_biases(name: str, shape) -> None:
+    model = build_model(name, shape, 10, init="keras")
+    params = model.init(5)
+    for param_name, p in zip(model.param_names, params, strict=True):
+        if param_name.endswith(".bias"):
+            assert torch.all(p == 0), param_name
+            continue
+        bound = glorot_bound(tuple(p.shape))
+        assert p.abs().max().item() <= bound, param_name  # U(-bound, bound)
+        assert p.abs().max().item() > 0.95 * bound, param_name  # and the whole of it
+        assert abs(p.std().item() / (bound / math.sqrt(3)) - 1) < 0.1, param_name
+        assert abs(p.mean().item()) < 0.1 * bound, param_name
+    torch_init = build_model(name, shape, 10).init(5)  # 3c3d's dense layers are glorot too
+    assert not all(torch.equal(p, q) for p, q in zip(params, torch_init, strict=True))
+
+
+@pytest.mark.parametrize(("name", "shape"), KERAS_CASES, ids=[c[0] for c in KERAS_CASES])
+def test_keras_init_is_per_trial_in_a_stacked_model(name: str, shape) -> None:
+    """The K trials of a batch start from the seed's single-model draw; seeds stack alone."""
+    model = build_model(name, shape, 10, init="keras")
+    single = model.init(9)
+    for p, q in zip(stack_initial_params(model, 9, 3, torch.device("cpu")), single, strict=True):
+        assert p.shape == (3, *q.shape) and all(torch.equal(row, q) for row in p)
+    for p, q in zip(model.init_stacked([2, 9]), single, strict=True):
+        assert torch.equal(p[1], q)
+
+
+@pytest.mark.skipif(keras is None, reason="keras not installed")
+@pytest.mark.filterwarnings(ARRAY_WARNING)
+@pytest.mark.parametrize(
+    ("layer", "built_on", "torch_shape"),
+    [
+        ("dense", (None, 784), (128, 784)),
+        ("dense", (None, 1024), (10, 1024)),
+        ("conv", (None, 28, 28, 1), (32, 1, 5, 5)),
+        ("conv", (None, 14, 14, 32), (64, 32, 5, 5)),
+    ],
+)
+def test_keras_layers_start_where_ours_do(layer: str, built_on, torch_shape) -> None:
+    """Keras itself: its Dense/Conv2D default kernel fills our glorot range, its bias is 0."""
+    out = torch_shape[0]
+    keras.utils.set_random_seed(0)
+    made = keras.layers.Dense(out) if layer == "dense" else keras.layers.Conv2D(out, 5)
+    made.build(built_on)
+    kernel = keras.ops.convert_to_numpy(made.kernel)
+    bound = glorot_bound(torch_shape)
+    assert kernel.shape == (*torch_shape[2:], torch_shape[1], out)
+    assert 0.95 * bound < abs(kernel).max() <= bound
+    assert not keras.ops.convert_to_numpy(made.bias).any()
 
 
 # ----------------------------------------------------------------------------------------- dropout
@@ -278,7 +345,9 @@ def test_flops_per_sample_by_hand() -> None:
         ("resnet", {}, "valid: logreg, mlp, cnn, 2c2d, 3c3d"),
         ("mlp", {"hiden": [3]}, "no option 'hiden'; valid options: hidden"),
         ("cnn", {"hidden": [3]}, "valid options: dropout"),
-        ("3c3d", {"dropout": True}, "valid options: none"),
+        ("3c3d", {"dropout": True}, "valid options: init"),
+        ("mlp", {"init": "glorot"}, "mlp option init must be one of torch, keras, got 'glorot'"),
+        ("2c2d", {"init": None}, "2c2d option init must be one of torch, keras, got None"),
         ("mlp", {"hidden": [0]}, "positive ints"),
         ("cnn", {"dropout": "yes"}, "true or false"),
     ],

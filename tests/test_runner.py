@@ -17,7 +17,7 @@ from optsweep.data import load_dataset
 from optsweep.engine import train_batch
 from optsweep.models import build_model
 from optsweep.progress import QuietProgress
-from optsweep.runner import Interrupted, run_sweep
+from optsweep.runner import MEANING, Interrupted, prepare, run_sweep
 
 TWO_OPTIMIZERS = """\
   - name: sgd
@@ -167,3 +167,35 @@ def test_step_history_is_the_mean_of_each_window(tiny_sweep, monkeypatch, check_
     assert windowed.steps == list(range(2, 9, 2))  # 512 images / 64 per batch = 8 steps
     pairs = zip(single.step_losses[0::2], single.step_losses[1::2], strict=True)
     assert windowed.step_losses == pytest.approx([(a + b) / 2 for a, b in pairs], rel=1e-6)
+
+
+ONE_SGD = "  - name: sgd\n    grid: {learning_rate: [0.05]}\n"
+
+
+@pytest.mark.parametrize(
+    ("model", "overrides", "meaning"),
+    [
+        ("mlp", ["data.normalize=unit"], {"data.normalize": "unit"}),
+        ("2c2d", ["data.normalize=unit"], {"data.normalize": "unit"}),
+        ("mlp", ["model.init=keras"], {"model.init": "keras"}),
+        ("mlp", ["data.drop_last=true"], {"data.drop_last": True}),  # 300 = 4 x 64 + 44
+    ],
+    ids=["mlp-unit", "2c2d-unit", "mlp-keras-init", "mlp-drop-last"],
+)
+def test_each_protocol_setting_changes_what_a_trial_trains(
+    tiny_sweep, tmp_path, model, overrides, meaning
+):
+    path = tiny_sweep(ONE_SGD, train=300, test=128, epochs=1, model=model, k=1)
+    default, changed = load_sweep(path), load_sweep(path, overrides)
+    pixels = prepare(changed, None, "cpu").dataset.train_x
+    unit = changed.data.normalize == "unit"
+    assert (pixels.min().item() >= 0 and pixels.max().item() <= 1) is unit
+    base = run_sweep(default, QuietProgress(), out=tmp_path / "default")
+    other = run_sweep(changed, QuietProgress(), out=tmp_path / "changed")
+    (a,), (b,) = base.records, other.records
+    assert a.status == b.status == "complete"
+    assert a.final_test_loss != b.final_test_loss
+    steps = 4 if changed.data.drop_last else 5
+    assert len(a.step_losses) == 5 // 2 and b.steps[-1] == steps - steps % 2  # log_every 2
+    stored = studies.load_study(other.storage, "tiny").user_attrs[MEANING]
+    assert {k: stored[k] for k in meaning} == meaning

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import optuna
@@ -10,7 +11,14 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from optsweep.config import ConfigError, load_sweep
 from optsweep.progress import QuietProgress
-from optsweep.search import SearchError, build_space, make_sampler, run_search, suggest
+from optsweep.search import (
+    SearchError,
+    build_space,
+    fingerprint,
+    make_sampler,
+    run_search,
+    suggest,
+)
 
 HEAD = "name: s\ndataset: mnist-mini\noptimizers:\n"
 
@@ -154,6 +162,28 @@ optimizers:
   - name: momentum
     grid: {{lr: {{low: 1.0e-4, high: 0.5, log: true}}, momentum: {{low: 0.0, high: 0.9}}}}
 """
+
+
+@pytest.mark.parametrize(
+    ("overrides", "data"),
+    [
+        ([], None),  # what a search begun before data: existed stored
+        (["data.normalize=standard", "data.drop_last=false"], None),  # the defaults, written
+        (["data.normalize=unit"], {"normalize": "unit"}),
+        (["data={normalize: unit, drop_last: true}"], {"normalize": "unit", "drop_last": True}),
+    ],
+    ids=["absent", "defaults", "unit", "deepobs"],
+)
+def test_the_data_protocol_enters_the_fingerprint_only_off_its_defaults(
+    write_yaml, overrides, data
+):
+    path = write_yaml(SEARCH.format(trials=4))
+    spec = load_sweep(path, overrides, search=True)
+    record = json.loads(fingerprint(spec, build_space(spec)))
+    assert record.get("data") == data
+    plain = load_sweep(path, search=True)
+    same = fingerprint(plain, build_space(plain)) == fingerprint(spec, build_space(spec))
+    assert same is (data is None)
 
 
 def test_search_prunes_resumes_and_refuses_another_space(write_yaml, tmp_path):
