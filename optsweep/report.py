@@ -430,14 +430,20 @@ def key_pictures(pictures: Sequence[Path]) -> list[Path]:
 
 
 def setting_line(config: object, target: Target | None) -> str:
-    """``mnist · mlp · 4 epochs · batch 128 · seeds 0, 1 · target test_accuracy ≥ 0.95``."""
+    """``mnist · mlp · 4 epochs · batch 128 · seeds 0, 1 · target test_accuracy ≥ 0.95``, with
+    the data protocol and model options the file sets (``normalize=unit``, ``mlp (init=keras)``)."""
     if not isinstance(config, dict):
         return ""
     model = config.get("model", "mlp")
     train = config.get("train") or {}
+    if isinstance(model, dict):  # {name: mlp, init: keras} → mlp (init=keras)
+        options = ", ".join(f"{k}={v}" for k, v in model.items() if k != "name")
+        model = f"{model.get('name')} ({options})" if options else model.get("name")
+    data = config.get("data") or {}
     parts = [
         str(config.get("dataset", "?")),
-        str(model.get("name") if isinstance(model, dict) else model),
+        *(f"{k}={v}" for k, v in data.items()),
+        str(model),
         f"{train.get('epochs', 3)} epochs",
         f"batch {train.get('batch_size', 128)}",
         "seeds " + ", ".join(str(s) for s in train.get("seeds", [0])),

@@ -225,3 +225,28 @@ def test_a_searchs_ranges_are_not_lists_to_extend(config, ranged):
     from optsweep.report import ranged_names
 
     assert ranged_names(config) == ranged
+
+
+@pytest.mark.parametrize(
+    ("config", "line"),
+    [
+        (
+            {"dataset": "mnist", "train": {"epochs": 4, "seeds": [0, 1]}},
+            "mnist · mlp · 4 epochs · batch 128 · seeds 0, 1 · target test_accuracy ≥ 0.97",
+        ),
+        (
+            {
+                "dataset": "fashion-mnist",
+                "data": {"normalize": "unit", "drop_last": True},
+                "model": {"name": "2c2d", "init": "keras"},
+            },
+            "fashion-mnist · normalize=unit · drop_last=True · 2c2d (init=keras) · 3 epochs · "
+            "batch 128 · seeds 0 · target test_accuracy ≥ 0.97",
+        ),
+        (None, ""),
+    ],
+)
+def test_the_report_says_its_setting_and_protocol(config, line):
+    from optsweep.report import setting_line
+
+    assert setting_line(config, Target("test_accuracy", 0.97) if config else None) == line
