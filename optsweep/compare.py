@@ -29,7 +29,7 @@ from rich.table import Table
 from optsweep.config import Target, TrainSpec, fmt, target_of
 from optsweep.files import folder_lock, replacing
 from optsweep.measures import Speed, best_so_far, performance_profile, speed_to_target, tuning_cost
-from optsweep.plots import _pyplot, _save
+from optsweep.plots import pyplot, rows_by_optimizer, save_figure
 from optsweep.records import TrialRecord, collect
 from optsweep.report import STYLE, figure_html, html_table, markdown_table
 from optsweep.stats import ConfigSummary, summarize
@@ -332,9 +332,7 @@ class TuningCurve:
 def tuning_curves(problem: Problem) -> list[TuningCurve]:
     """Per optimizer, its `TuningCurve` on the problem (grid or search)."""
     rows = best_so_far(problem.records) if problem.search else tuning_cost(problem.summaries)
-    by: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by.setdefault(f"{row['optimizer']}/{row['semantics']}", []).append(row)
+    by = rows_by_optimizer(rows)
     value = "best_so_far" if problem.search else "expected_best"
     return [
         TuningCurve(
@@ -353,7 +351,7 @@ def tuning_curves(problem: Problem) -> list[TuningCurve]:
 
 def colours(solvers: Sequence[str]) -> dict[str, Any]:
     """One colour per optimizer, the same in every picture (tab10, tab20 past ten)."""
-    cmap = _pyplot().get_cmap("tab10" if len(solvers) <= 10 else "tab20")
+    cmap = pyplot().get_cmap("tab10" if len(solvers) <= 10 else "tab20")
     return {s: cmap(i % cmap.N) for i, s in enumerate(solvers)}
 
 
@@ -369,7 +367,7 @@ def plot_profile(
 
     taus = profile_taus(costs)
     profile = performance_profile(costs, taus)
-    plt, colour = _pyplot(), colours(solvers)
+    plt, colour = pyplot(), colours(solvers)
     fig, ax = plt.subplots(figsize=(8, 5))
     # optimizers often share a curve: each one shifted a little (at most ±0.03) so all show
     shift = min(0.012, 0.06 / max(1, len(solvers) - 1))
@@ -391,14 +389,14 @@ def plot_profile(
     ax.set_title(textwrap.fill("targets: " + "; ".join(each), 100), fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right", title="(shifted apart to show ties)", title_fontsize=6)
-    return _save(fig, path, layout="tight")
+    return save_figure(fig, path, layout="tight")
 
 
 def plot_tuning_curves(problems: Sequence[Problem], solvers: Sequence[str], path: Path) -> Path:
     """One panel per problem: each optimizer's tuning cost (a band for grids); one legend."""
     from matplotlib.ticker import MaxNLocator
 
-    plt, colour = _pyplot(), colours(solvers)
+    plt, colour = pyplot(), colours(solvers)
     fig, axes = plt.subplots(
         1,
         len(problems),
@@ -429,7 +427,7 @@ def plot_tuning_curves(problems: Sequence[Problem], solvers: Sequence[str], path
     shown = [s for s in solvers if s in handles]
     fig.legend([handles[s] for s in shown], shown, fontsize=7, loc="outside right upper")
     fig.suptitle("Tuning cost: the best final test accuracy after k configurations", fontsize=10)
-    return _save(fig, path, layout="as is")
+    return save_figure(fig, path, layout="as is")
 
 
 # ── tables and files ────────────────────────────────────────────────────────────────────

@@ -22,7 +22,7 @@ def plot_curves(records: Sequence[TrialRecord], folder: Path) -> list[Path]:
     of the parameter that takes the most values (one optimizer), with a legend; the best trial
     is drawn thick, in black.
     """
-    plt = _pyplot()
+    plt = pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     done = [r for r in ranked(records) if r.epochs or r.steps]
     if not done:
@@ -74,7 +74,7 @@ def plot_curves(records: Sequence[TrialRecord], folder: Path) -> list[Path]:
         else:
             ax.xaxis.get_major_locator().set_params(integer=True)  # epochs: 1, 2, 3
         ax.legend(fontsize=7, loc=where, ncols=2 if len(groups) > 8 else 1)
-        written.append(_save(fig, folder / name))
+        written.append(save_figure(fig, folder / name))
 
     best_of: dict[str, TrialRecord] = {}
     for r in done:
@@ -95,7 +95,7 @@ def plot_curves(records: Sequence[TrialRecord], folder: Path) -> list[Path]:
         right.set(xlabel="epoch", ylabel="test accuracy", title="Best trial per optimizer")
         left.legend(fontsize=7)
         right.legend(fontsize=7)
-        written.append(_save(fig, folder / "best_per_optimizer.png"))
+        written.append(save_figure(fig, folder / "best_per_optimizer.png"))
     return written
 
 
@@ -160,7 +160,7 @@ def _lines(
 MARGINS = {"left": 0.09, "right": 0.98, "top": 0.92, "bottom": 0.11, "wspace": 0.22}
 
 
-def _save(fig: Any, path: Path, layout: str = "fixed") -> Path:
+def save_figure(fig: Any, path: Path, layout: str = "fixed") -> Path:
     """Write ``fig`` as PNG; ``layout``: ``fixed`` margins, ``tight``, or ``as is`` (the
     figure's own margins or layout engine, e.g. constrained)."""
     if layout == "fixed":
@@ -169,14 +169,14 @@ def _save(fig: Any, path: Path, layout: str = "fixed") -> Path:
         fig.tight_layout()
     with replacing(path) as temporary:
         fig.savefig(temporary, dpi=110, format="png")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
 # ── over seeds and over the grid (from stats.ConfigSummary) ───────────────────────────
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -190,7 +190,7 @@ def plot_mean_curves(summaries: Sequence[ConfigSummary], path: Path, top: int = 
     shown = [s for s in summaries if s.curves][:top]
     if not shown:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5))
     for i, s in enumerate(shown):
         curves = np.array(
@@ -211,7 +211,7 @@ def plot_mean_curves(summaries: Sequence[ConfigSummary], path: Path, top: int = 
         xlabel="epoch", ylabel="test accuracy", title="Mean test accuracy over seeds (band: ±1 std)"
     )
     ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def summary_label(s: ConfigSummary) -> str:
@@ -272,7 +272,7 @@ def plot_heatmaps(summaries: Sequence[ConfigSummary], folder: Path) -> list[Path
     """``heatmap_<optimizer>_<x>_<y>.png``: final accuracy over two parameters."""
     written = []
     for title, x, y, facet, panels, xs, ys in heatmap_data(summaries):
-        plt = _pyplot()
+        plt = pyplot()
         fig, axes = plt.subplots(
             1,
             len(panels),
@@ -306,7 +306,7 @@ def plot_heatmaps(summaries: Sequence[ConfigSummary], folder: Path) -> list[Path
         )
         fig.suptitle(f"{title}: {y} × {x}", fontsize=10)
         name = f"heatmap_{title.replace('/', '_')}_{x}_{y}.png"
-        written.append(_save(fig, folder / name, layout="as is"))
+        written.append(save_figure(fig, folder / name, layout="as is"))
     return written
 
 
@@ -324,7 +324,7 @@ def plot_sensitivity(summaries: Sequence[ConfigSummary], path: Path) -> Path | N
     data = sensitivity_data(summaries)
     if not data:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(
         1, len(data), figsize=(3.2 * len(data) + 0.8, 3.8), squeeze=False, sharey=True
     )
@@ -341,7 +341,7 @@ def plot_sensitivity(summaries: Sequence[ConfigSummary], path: Path) -> Path | N
     axes[0][0].set_ylabel("final test accuracy")
     fig.suptitle("Sensitivity: final accuracy of every configuration at each value", fontsize=10)
     fig.subplots_adjust(left=0.06, right=0.99, top=0.9, bottom=0.2, wspace=0.08)
-    return _save(fig, path, layout="as is")
+    return save_figure(fig, path, layout="as is")
 
 
 def plot_search(study: Any, folder: Path) -> list[Path]:
@@ -351,7 +351,7 @@ def plot_search(study: Any, folder: Path) -> list[Path]:
     import optuna
     from optuna.visualization import matplotlib as optuna_plots
 
-    _pyplot()
+    pyplot()
     written = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -361,16 +361,26 @@ def plot_search(study: Any, folder: Path) -> list[Path]:
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if complete:
             ax = optuna_plots.plot_optimization_history(study)
-            written.append(_save(ax.figure, folder / "optimization_history.png", layout="tight"))
+            written.append(
+                save_figure(ax.figure, folder / "optimization_history.png", layout="tight")
+            )
         try:
             ax = optuna_plots.plot_param_importances(study)
-            written.append(_save(ax.figure, folder / "param_importances.png", layout="tight"))
+            written.append(save_figure(ax.figure, folder / "param_importances.png", layout="tight"))
         except (ValueError, RuntimeError):  # fewer than two trials or no varying parameter
             pass
     return written
 
 
 # ── what the benchmark papers draw (from optsweep.measures rows) ─────────────────────────
+
+
+def rows_by_optimizer(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """`optsweep.measures` rows per ``optimizer/semantics``, in first-seen order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(f"{row['optimizer']}/{row['semantics']}", []).append(row)
+    return groups
 
 
 def plot_tuning_cost(
@@ -380,12 +390,9 @@ def plot_tuning_cost(
     `measures.tuning_cost`), or the best so far over a search's trials (`measures.best_so_far`)."""
     if not rows:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(f"{row['optimizer']}/{row['semantics']}", []).append(row)
-    for i, (name, group) in enumerate(groups.items()):
+    for i, (name, group) in enumerate(rows_by_optimizer(rows).items()):
         k = [row["k"] for row in group]
         if search:
             ax.step(
@@ -426,7 +433,7 @@ def plot_tuning_cost(
             title="Tuning cost: expected best of k configurations (band: 5–95% bootstrap)",
         )
     ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_lr_sensitivity(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
@@ -434,12 +441,9 @@ def plot_lr_sensitivity(rows: Sequence[dict[str, Any]], path: Path) -> Path | No
     parameters at its best configuration; band: min to max over seeds; the best marked."""
     if not rows:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(f"{row['optimizer']}/{row['semantics']}", []).append(row)
-    for i, (name, group) in enumerate(groups.items()):
+    for i, (name, group) in enumerate(rows_by_optimizer(rows).items()):
         rates = [row["learning_rate"] for row in group]
         colour = f"C{i % 10}"
         ax.plot(rates, [row["mean"] for row in group], marker="o", ms=3, color=colour, label=name)
@@ -459,4 +463,4 @@ def plot_lr_sensitivity(rows: Sequence[dict[str, Any]], path: Path) -> Path | No
         title="Learning-rate sensitivity: others at each optimizer's best (band: seeds' min–max)",
     )
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
