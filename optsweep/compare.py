@@ -26,13 +26,20 @@ from typing import Any
 
 from rich.table import Table
 
-from optsweep.config import Target, TrainSpec, fmt, target_of
+from optsweep.config import Target, TrainSpec, target_of
 from optsweep.files import folder_lock, replacing
-from optsweep.measures import Speed, best_so_far, performance_profile, speed_to_target, tuning_cost
+from optsweep.measures import (
+    Speed,
+    best_per_optimizer,
+    best_so_far,
+    performance_profile,
+    speed_to_target,
+    tuning_cost,
+)
 from optsweep.plots import pyplot, rows_by_optimizer, save_figure
 from optsweep.records import TrialRecord, collect
-from optsweep.report import STYLE, figure_html, html_table, markdown_table
-from optsweep.stats import ConfigSummary, summarize
+from optsweep.report import STYLE, configuration_text, figure_html, html_table, markdown_table
+from optsweep.stats import ConfigSummary, mean_std_text, summarize
 from optsweep.study import load_study, sqlite_url
 
 METHOD = (
@@ -221,15 +228,10 @@ def ranks(scores: Sequence[float]) -> list[float]:
 
 
 def best_of(problem: Problem) -> list[Best]:
-    """Per optimizer on one problem, its best configuration (the first of its summaries, which
-    `stats.summarize` ranks by mean), ranked against the others."""
-    firsts: dict[tuple[str, str], ConfigSummary] = {}
-    for s in problem.summaries:
-        firsts.setdefault((s.optimizer, s.semantics), s)
-    speeds = {
-        (v.optimizer, v.semantics): v
-        for v in speed_to_target(problem.records, problem.summaries, problem.target)
-    }
+    """Per optimizer on one problem, its best configuration (`measures.best_per_optimizer`),
+    ranked against the others."""
+    firsts = best_per_optimizer(problem.summaries)
+    speeds = speed_to_target(problem.records, problem.summaries, problem.target)
     places = ranks([s.mean for s in firsts.values()])
     return [
         Best(
@@ -438,18 +440,6 @@ def fmt_rank(rank: float) -> str:
     return f"{rank:g}"
 
 
-def accuracy_text(b: Best) -> str:
-    """``0.9712 ± 0.0021``, ``0.9712`` with one seed, ``–`` with none."""
-    if math.isnan(b.mean):
-        return "–"
-    return f"{b.mean:.4f}" if math.isnan(b.std) else f"{b.mean:.4f} ± {b.std:.4f}"
-
-
-def params_text(params: Mapping[str, Any]) -> str:
-    """``lr=0.01 momentum=0.9`` (``defaults`` when none)."""
-    return " ".join(f"{k}={fmt(v)}" for k, v in params.items()) or "defaults"
-
-
 def rank_table(
     best: Sequence[Best], problems: Sequence[Problem]
 ) -> tuple[list[str], list[list[str]]]:
@@ -499,8 +489,8 @@ def best_table(best: Sequence[Best]) -> tuple[list[str], list[list[str]]]:
         [
             fmt_rank(b.rank),
             b.solver,
-            params_text(b.params),
-            accuracy_text(b),
+            configuration_text(b.optimizer, b.semantics, b.params),
+            mean_std_text(b.mean, b.std),
             str(b.seeds),
             b.speed.text(),
         ]

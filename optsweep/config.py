@@ -282,6 +282,7 @@ class SearchSpec:
 
 # What a target can be set on: the epoch metrics, and whether a trial reaches it at or above
 # the value (accuracy) or at or below it (losses).
+DEFAULT_TARGET_ACCURACY = 0.9  # a dataset `TARGET_ACCURACY` does not name
 TARGET_METRICS: dict[str, str] = {"test_accuracy": "max", "test_loss": "min", "train_loss": "min"}
 
 
@@ -326,20 +327,17 @@ class ReportSpec:
 
 
 def target_of(raw: Mapping[str, Any]) -> Target:
-    """The target of a sweep's plain mapping (as a study stores it), defaults filled in.
+    """The target of a sweep's plain mapping (as a study stores it), defaults filled in, read
+    by the same check as the file (`_check_report`).
 
-    Reads a tree `load_sweep` accepted; a study whose stored config has no ``report:``
-    section (written before there was one) gets the dataset's default.
+    A study whose stored config has no ``report:`` section (written before there was one)
+    gets the dataset's default.
     """
-    written = (raw.get("report") or {}).get("target")
-    if isinstance(written, Mapping):
-        metric = written.get("metric", "test_accuracy")
-        value = written.get("value")
-    else:
-        metric, value = "test_accuracy", written
-    if value is None:
-        value = TARGET_ACCURACY.get(str(raw.get("dataset")), 0.9)
-    return Target(metric, float(value))
+    dataset = raw.get("dataset")
+    checked = _check_report(_Report("<stored config>"), raw.get("report"), str(dataset))
+    if isinstance(checked, ReportSpec):
+        return checked.target
+    return Target("test_accuracy", TARGET_ACCURACY.get(str(dataset), DEFAULT_TARGET_ACCURACY))
 
 
 def parse_target(text: str) -> Target:
@@ -442,7 +440,9 @@ class SweepSpec:
     raw: dict[str, Any]
     search: SearchSpec = field(default_factory=SearchSpec)
     data: DataSpec = field(default_factory=DataSpec)
-    report: ReportSpec = field(default_factory=lambda: ReportSpec(Target("test_accuracy", 0.9)))
+    report: ReportSpec = field(
+        default_factory=lambda: ReportSpec(Target("test_accuracy", DEFAULT_TARGET_ACCURACY))
+    )
 
 
 @dataclass(frozen=True)
@@ -1890,7 +1890,11 @@ def _check_report(report: _Report, value: Any, dataset: str | _Bad) -> ReportSpe
         )
         where, written = (*where, "value"), written.get("value", BAD)
     elif written is None:
-        written = TARGET_ACCURACY.get(dataset, 0.9) if isinstance(dataset, str) else BAD
+        written = (
+            TARGET_ACCURACY.get(dataset, DEFAULT_TARGET_ACCURACY)
+            if isinstance(dataset, str)
+            else BAD
+        )
     elif not _is_number(written):
         written = report.add(
             where,

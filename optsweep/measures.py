@@ -129,7 +129,9 @@ def best_so_far(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
         r = first[number]
         group = (r.optimizer, r.semantics)
         score = statistics.fmean(scores[number]) if number in scores else math.nan
-        best[group] = max(best.get(group, CHANCE_ACCURACY), score if number in scores else -1)
+        best.setdefault(group, CHANCE_ACCURACY)
+        if number in scores:
+            best[group] = max(best[group], score)
         counts[group] = counts.get(group, 0) + 1
         rows.append(
             {
@@ -250,28 +252,31 @@ class Speed:
         return f"{head}, median epoch {fmt(self.median_epoch)}"
 
 
+def best_per_optimizer(
+    summaries: Sequence[ConfigSummary],
+) -> dict[tuple[str, str], ConfigSummary]:
+    """Per (optimizer, semantics), its best configuration: the first of its summaries, which
+    `stats.summarize` ranks by mean (one that never completed comes last)."""
+    return {group: ranked[0] for group, ranked in _groups(summaries).items()}
+
+
 def speed_to_target(
     records: Sequence[TrialRecord], summaries: Sequence[ConfigSummary], target: Target
-) -> list[Speed]:
-    """Per optimizer and semantics, its best configuration's epoch to ``target`` per seed."""
+) -> dict[tuple[str, str], Speed]:
+    """Per (optimizer, semantics), its best configuration's epoch to ``target`` per seed."""
     by_config: dict[tuple[str, str, str], list[TrialRecord]] = {}
     for r in records:
         by_config.setdefault(config_key(r), []).append(r)
-    speeds = []
-    for (optimizer, semantics), group in _groups(summaries).items():
-        best = group[0]
-        key = (optimizer, semantics, repr(sorted(best.params.items())))
-        runs = by_config.get(key, [])
-        speeds.append(
-            Speed(
-                optimizer=optimizer,
-                semantics=semantics,
-                params=dict(best.params),
-                seeds=best.seed_list,
-                epochs={r.seed: reached_epoch(r, target) for r in runs},
-            )
+    return {
+        (optimizer, semantics): Speed(
+            optimizer=optimizer,
+            semantics=semantics,
+            params=dict(best.params),
+            seeds=best.seed_list,
+            epochs={r.seed: reached_epoch(r, target) for r in by_config.get(config_key(best), [])},
         )
-    return speeds
+        for (optimizer, semantics), best in best_per_optimizer(summaries).items()
+    }
 
 
 # ── edge warnings ────────────────────────────────────────────────────────────────────────

@@ -21,6 +21,7 @@ from optsweep.measures import (
     LEARNING_RATE,
     EdgeWarning,
     Speed,
+    best_per_optimizer,
     best_so_far,
     canonical,
     edge_warnings,
@@ -48,7 +49,7 @@ from optsweep.records import (
     resolved_params,
     varying_params,
 )
-from optsweep.stats import METHOD, ConfigSummary, summarize
+from optsweep.stats import METHOD, ConfigSummary, mean_std_text, summarize
 
 
 def write_trials_csv(
@@ -224,7 +225,7 @@ def summary_rows(summaries: Sequence[ConfigSummary]) -> tuple[list[str], list[li
                 s.optimizer,
                 s.semantics,
                 *parameter_cells(s.optimizer, s.semantics, s.params, params),
-                f"{s.mean:.4f} ± {s.std:.4f}" if done > 1 else f"{s.mean:.4f}",
+                mean_std_text(s.mean, s.std),
                 seeds,
                 "" if rank == 1 else f"{s.p_vs_best:.3g}",
                 "best" if rank == 1 else ("≈" if s.indistinguishable else ""),
@@ -285,14 +286,10 @@ def answer_of(
 ) -> Answer:
     """The `Answer` of a sweep's records (summaries: `stats.summarize` of them; config: the
     stored config, whose search ranges get no edge warning)."""
-    best: dict[tuple[str, str], ConfigSummary] = {}
-    for s in summaries:
-        if s.accuracy_by_seed:
-            best.setdefault((s.optimizer, s.semantics), s)
-    speeds = {} if target is None else speed_to_target(records, summaries, target)
+    best = [s for s in best_per_optimizer(summaries).values() if s.accuracy_by_seed]
     return Answer(
-        summaries=list(best.values()),
-        speeds={(v.optimizer, v.semantics): v for v in speeds},
+        summaries=best,
+        speeds={} if target is None else speed_to_target(records, summaries, target),
         warnings=edge_warnings(summaries, ranged_names(config)),
         target=target,
     )
@@ -315,7 +312,7 @@ def answer_rows(answer: Answer) -> tuple[list[str], list[list[str]]]:
                 s.optimizer,
                 s.semantics,
                 *parameter_cells(s.optimizer, s.semantics, s.params, params),
-                f"{s.mean:.4f} ± {s.std:.4f}" if done > 1 else f"{s.mean:.4f}",
+                mean_std_text(s.mean, s.std),
                 f"{done}/{s.seeds}",
                 "best" if i == 0 else ("" if math.isnan(s.p_vs_best) else f"{s.p_vs_best:.3g}"),
                 *([found.text() if found else "–"] if speed else []),
@@ -328,9 +325,8 @@ def answer_lines(answer: Answer) -> list[str]:
     """The answer as plain lines for the terminal: one per optimizer, then each warning."""
     lines = []
     for s in answer.summaries:
-        values = configuration_text(s)
-        spread = f" ± {s.std:.4f}" if len(s.accuracy_by_seed) > 1 else ""
-        line = f"best {s.optimizer}/{s.semantics}: {values} → {s.mean:.4f}{spread}"
+        values = configuration_text(s.optimizer, s.semantics, s.params)
+        line = f"best {s.optimizer}/{s.semantics}: {values} → {mean_std_text(s.mean, s.std)}"
         found = answer.speeds.get((s.optimizer, s.semantics))
         if found is not None and answer.target is not None:
             line += f"; {answer.target.text()}: {found.text()}"
@@ -338,13 +334,13 @@ def answer_lines(answer: Answer) -> list[str]:
     return lines + [f"warning: {w.text()}" for w in answer.warnings]
 
 
-def configuration_text(summary: ConfigSummary) -> str:
+def configuration_text(optimizer: str, semantics: str, params: Mapping[str, Any]) -> str:
     """``lr=0.003 beta_1=0.9``: the parameters given, and the learning rate also when it is
     the optimizer's default (``learning_rate=0.001 (default)``), so every line names a rate."""
-    names = list(summary.params)
-    if not any(canonical(summary.optimizer, n) == LEARNING_RATE for n in names):
+    names = list(params)
+    if not any(canonical(optimizer, n) == LEARNING_RATE for n in names):
         names.append(LEARNING_RATE)
-    values = resolved_params(summary.optimizer, summary.semantics, summary.params, names)
+    values = resolved_params(optimizer, semantics, params, names)
     return " ".join(
         f"{name}={shown(value)}" + (" (default)" if default else "")
         for name, (value, default) in values.items()

@@ -60,8 +60,9 @@ class ConfigSummary:
         return not math.isnan(self.p_vs_best) and self.p_vs_best >= ALPHA
 
 
-def config_key(record: TrialRecord) -> tuple[str, str, str]:
-    """What makes records repeats of one configuration: everything but the seed."""
+def config_key(record: TrialRecord | ConfigSummary) -> tuple[str, str, str]:
+    """What makes records repeats of one configuration: everything but the seed (a summary's
+    key is its records')."""
     return (record.optimizer, record.semantics, repr(sorted(record.params.items())))
 
 
@@ -93,6 +94,13 @@ def summarize(records: Sequence[TrialRecord]) -> list[ConfigSummary]:
         return ranked
     best = ranked[0]
     return [_with_p(s, best) for s in ranked]
+
+
+def mean_std_text(mean: float, std: float) -> str:
+    """``0.9712 ± 0.0021``; ``0.9712`` without a spread (one seed); ``–`` without a mean."""
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.4f}" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"
 
 
 def paired_p_value(a: dict[int, float], b: dict[int, float]) -> float:

@@ -127,14 +127,14 @@ def test_speed_to_target_of_the_best_configuration_over_seeds():
         run(4, 1, [0.5, 0.6], lr=0.2),
         run(5, 2, [0.5, 0.6], lr=0.2),
     ]
-    (speed,) = speed_to_target(records, summarize(records), Target("test_accuracy", 0.9))
+    (speed,) = speed_to_target(records, summarize(records), Target("test_accuracy", 0.9)).values()
     assert speed.params == {"lr": 0.1}
     assert speed.epochs == {0: 1, 1: 2, 2: None}
     assert speed.reached == 2
     assert speed.median_epoch == 2
     assert speed.text() == "2 of 3 seeds reached, median epoch 2"
     one = [run(0, 0, [0.5], lr=0.1), run(1, 1, [0.95], lr=0.1)]
-    (speed,) = speed_to_target(one, summarize(one), Target("test_accuracy", 0.9))
+    (speed,) = speed_to_target(one, summarize(one), Target("test_accuracy", 0.9)).values()
     assert math.isnan(speed.median_epoch)  # half the seeds missed: no median
     assert speed.text() == "1 of 2 seeds reached"
 

@@ -235,6 +235,23 @@ def momentum(default: float, doc: str) -> ParamInfo:
     return ParamInfo("momentum", "float", doc, default, default, low=0.0, high=1.0)
 
 
+def optional_positive(name: str, doc: str, aliases: tuple[str, ...] = ()) -> ParamInfo:
+    """A knob that is off (None) by default in both conventions and > 0 when set; each one
+    changes the update's structure (clipping, loss unscaling)."""
+    return ParamInfo(
+        name,
+        "float",
+        doc,
+        None,
+        None,
+        aliases=aliases,
+        structural=True,
+        low=0.0,
+        low_open=True,
+        optional=True,
+    )
+
+
 def momentum_decay(doc: str) -> ParamInfo:
     return ParamInfo("momentum_decay", "float", doc, 4e-3, 1.0, low=0.0)
 
@@ -265,39 +282,18 @@ _COMMON: tuple[ParamInfo, ...] = (
         optional=True,
         neutral=0.0,
     ),
-    ParamInfo(
+    optional_positive(
         "clipnorm",
-        "float",
         "clip each parameter tensor's gradient to this L2 norm",
-        None,
-        None,
-        structural=True,
-        low=0.0,
-        low_open=True,
-        optional=True,
     ),
-    ParamInfo(
+    optional_positive(
         "global_clipnorm",
-        "float",
         "clip all gradients of a trial together to this L2 norm (torch's clip_grad_norm_)",
-        None,
-        None,
         aliases=("max_grad_norm",),
-        structural=True,
-        low=0.0,
-        low_open=True,
-        optional=True,
     ),
-    ParamInfo(
+    optional_positive(
         "clipvalue",
-        "float",
         "clip gradients elementwise to [−clipvalue, clipvalue]",
-        None,
-        None,
-        structural=True,
-        low=0.0,
-        low_open=True,
-        optional=True,
     ),
     ParamInfo(
         "gradient_accumulation_steps",
@@ -309,16 +305,9 @@ _COMMON: tuple[ParamInfo, ...] = (
         low=1.0,
         optional=True,
     ),
-    ParamInfo(
+    optional_positive(
         "loss_scale_factor",
-        "float",
         "the caller multiplied the loss by this; gradients are divided by it",
-        None,
-        None,
-        structural=True,
-        low=0.0,
-        low_open=True,
-        optional=True,
     ),
     ParamInfo(
         "use_ema",
