@@ -11,7 +11,9 @@ from dataclasses import dataclass
 __all__ = [
     "DATASETS",
     "DATASET_SIZES",
+    "INITS",
     "MODELS",
+    "MODEL_OPTIONS",
     "NORMALIZATIONS",
     "SMOKE_SIZES",
     "TARGET_ACCURACY",
@@ -43,6 +45,17 @@ SMOKE_SIZES: dict[str, DatasetSize] = {
     "mnist-mini": DatasetSize(5_000, 1_000),
 }
 MODELS: tuple[str, ...] = ("logreg", "mlp", "cnn", "2c2d", "3c3d")
+# How weights start (option ``init``, the default first): see `optsweep.models`.
+INITS: tuple[str, ...] = ("torch", "keras")
+# Each model's options and their defaults (``model: {name: mlp, hidden: [256, 128]}``); how
+# each is written: `optsweep.config.sections.MODEL_OPTION_KINDS`.
+MODEL_OPTIONS: dict[str, dict[str, object]] = {
+    "logreg": {"init": "torch"},
+    "mlp": {"hidden": (128,), "init": "torch"},
+    "cnn": {"dropout": True, "init": "torch"},
+    "2c2d": {"init": "torch"},
+    "3c3d": {"init": "torch"},
+}
 # How pixels become inputs (``data: {normalize: ...}``), the default first: ``standard`` is
 # (x/255 - mean) / std per channel; ``unit`` is x/255 alone, as DeepOBS's (Fashion-)MNIST.
 NORMALIZATIONS: tuple[str, ...] = ("standard", "unit")

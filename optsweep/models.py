@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from optsweep.catalog import MODELS
+from optsweep.catalog import INITS, MODEL_OPTIONS, MODELS
 
 __all__ = ["INITS", "MODELS", "BatchedModel", "ParamSpec", "build_model", "resolved_options"]
 
@@ -427,14 +427,7 @@ def _3c3d(input_shape: tuple[int, int, int], num_classes: int) -> _Built:
 
 # ---------------------------------------------------------------------------------------- registry
 
-INITS = ("torch", "keras")  # option init, the default first (see the module docstring)
-_OPTIONS: dict[str, dict[str, Any]] = {  # each model's options and their defaults
-    "logreg": {"init": "torch"},
-    "mlp": {"hidden": (128,), "init": "torch"},
-    "cnn": {"dropout": True, "init": "torch"},
-    "2c2d": {"init": "torch"},
-    "3c3d": {"init": "torch"},
-}
+_OPTIONS = MODEL_OPTIONS  # each model's options and their defaults
 # Trials per call on CPU. Measured on 2 AVX-512 cores, B=64, forward+backward: cnn K=32 took
 # 2.4 s all at once (grouped convs, ~0.5 GB of activations) vs 1.3 s in chunks of 1-2 and
 # 1.4 s as 32 separate calls; 3c3d K=8: 0.69 s vs 0.43 s. The MLP gains from batching (2.3x).

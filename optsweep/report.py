@@ -15,7 +15,7 @@ import optuna
 import yaml
 from rich.table import Table
 
-from optsweep.config import Target, fmt, target_of
+from optsweep.config import Target, TrainSpec, fmt, target_of
 from optsweep.files import folder_lock, replacing
 from optsweep.measures import (
     LEARNING_RATE,
@@ -440,9 +440,9 @@ def setting_line(config: object, target: Target | None) -> str:
         str(config.get("dataset", "?")),
         *(f"{k}={v}" for k, v in data.items()),
         str(model),
-        f"{train.get('epochs', 3)} epochs",
-        f"batch {train.get('batch_size', 128)}",
-        "seeds " + ", ".join(str(s) for s in train.get("seeds", [0])),
+        f"{train.get('epochs', TrainSpec.epochs)} epochs",
+        f"batch {train.get('batch_size', TrainSpec.batch_size)}",
+        "seeds " + ", ".join(str(s) for s in train.get("seeds", TrainSpec.seeds)),
     ]
     if target is not None:
         parts.append(f"target {target.text()}")

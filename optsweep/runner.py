@@ -32,7 +32,17 @@ from optuna.trial import Trial
 
 import optsweep
 from optsweep import study as studies
-from optsweep.config import DataSpec, SweepSpec, TrialSpec, expand, fmt, identity, label_of
+from optsweep.config import (
+    DataSpec,
+    SweepSpec,
+    TrainSpec,
+    TrialSpec,
+    expand,
+    fmt,
+    identity,
+    label_of,
+)
+from optsweep.config.schema import meaning_keys
 from optsweep.data import Dataset, load_dataset
 from optsweep.engine import (
     EpochMetrics,
@@ -65,10 +75,6 @@ class ConfigChangedError(Exception):
 
 # The study user attribute recording what the study's trials mean (`trial_meaning`).
 MEANING = "trial_meaning"
-# Training settings that do not change a trial's result: where and in what chunks it runs,
-# how its history is thinned, and the seeds (each seed is part of its trials' keys: a
-# changed list adds or removes grid points).
-NOT_MEANING = ("device", "eval_batch_size", "log_every", "trials_per_batch", "seeds")
 
 
 @dataclass(frozen=True)
@@ -123,8 +129,9 @@ def trial_meaning(spec: SweepSpec) -> dict[str, Any]:
 
     Dataset, subset, the data protocol (``data:``, defaults filled in), model (name and
     options, defaults filled in: ``model: mlp`` and ``{name: mlp, hidden: [128]}`` mean the
-    same) and the training settings but those in `NOT_MEANING`. Values as the study gives
-    them back (lists, not tuples).
+    same) and the training settings declared to change a trial's result (not where or in
+    what chunks it runs, nor the seeds: each trial's key holds its seed). Values as the study
+    gives them back (lists, not tuples).
     """
     try:
         options = resolved_options(spec.model.name, spec.model.options)
@@ -138,7 +145,7 @@ def trial_meaning(spec: SweepSpec) -> dict[str, Any]:
         **{f"data.{name}": value for name, value in dataclasses.asdict(spec.data).items()},
         "model.name": spec.model.name,
         **{f"model.{name}": value for name, value in options.items()},
-        **{f"train.{name}": value for name, value in train.items() if name not in NOT_MEANING},
+        **{f"train.{name}": train[name] for name in meaning_keys(TrainSpec)},
     }
     return json.loads(json.dumps(record, default=str))
 

@@ -68,12 +68,14 @@ from optsweep.config import (
     OptimizerBlock,
     SearchSpec,
     SweepSpec,
+    TrainSpec,
     TrialSpec,
     configuration_key,
     fmt,
     label_of,
     make_trial,
 )
+from optsweep.config.schema import RESULT, TRIALS, meaning_keys
 from optsweep.data import Dataset
 from optsweep.engine import TrialOutcome, train_batch
 from optsweep.progress import Finished, Progress
@@ -176,11 +178,7 @@ def fingerprint(spec: SweepSpec, space: list[BlockSpace]) -> str:
         "dataset": spec.dataset,
         "subset": [spec.subset_train, spec.subset_test],
         "model": dataclasses.asdict(spec.model),
-        "train": {
-            k: v
-            for k, v in dataclasses.asdict(spec.train).items()
-            if k not in ("device", "eval_batch_size", "log_every", "trials_per_batch")
-        },
+        "train": {k: getattr(spec.train, k) for k in meaning_keys(TrainSpec, (RESULT, TRIALS))},
         "metric": [spec.search.metric, spec.search.validation_size],
         **({"data": data} if data else {}),
         "blocks": [

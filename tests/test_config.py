@@ -20,6 +20,7 @@ from optsweep.config import (
     load_sweep,
     parse_override,
 )
+from optsweep.config.reader import read_text
 
 HEAD = "name: t\ndataset: mnist\n"
 """Two valid lines most cases start with (lines 1-2)."""
@@ -989,14 +990,13 @@ def test_shorthand_and_defaults(tmp_path: Path) -> None:
 
 
 def test_yaml_scalars(tmp_path: Path) -> None:
-    text = (
-        "name: no\ndataset: mnist\n"  # 'no' stays a string
-        "model: {name: mlp, a: 1e-3, b: 1E-5, c: 5e+2, d: yes, e: off, f: 1:30, g: 2024-01-02,"
-        " h: ~, i: 0x10, j: 1_000, k: .5, l: True, m: 0}\n" + BLOCK
+    text = "name: no\ndataset: mnist\n" + BLOCK  # 'no' stays a string
+    assert load_sweep(write(tmp_path, text)).name == "no"
+    scalars = read_text(
+        "{a: 1e-3, b: 1E-5, c: 5e+2, d: yes, e: off, f: 1:30, g: 2024-01-02,"
+        " h: ~, i: 0x10, j: 1_000, k: .5, l: True, m: 0}"
     )
-    spec = load_sweep(write(tmp_path, text))
-    assert spec.name == "no"
-    assert spec.model.options == {
+    assert scalars == {
         "a": 0.001, "b": 1e-05, "c": 500.0, "d": "yes", "e": "off", "f": "1:30",
         "g": "2024-01-02", "h": None, "i": 16, "j": 1000, "k": 0.5, "l": True, "m": 0,
     }  # fmt: skip
