@@ -246,9 +246,9 @@ def optsweep_run(
         config = Path(tmp) / "sweep.yaml"
         config.write_text(yaml.safe_dump(grid))
         start = time.perf_counter()
-        spec = load_sweep(config)
+        spec = load_sweep(config, [f"data.dir={data_dir}"])
         out = Path(tmp) / "results"
-        result = runner.run_sweep(spec, QuietProgress(), out=out, data_dir=data_dir)
+        result = runner.run_sweep(spec, QuietProgress(), out=out)
         seconds = time.perf_counter() - start
     n_train = train_subset or len(load_dataset(dataset, data_dir, "cpu").train_y)
     accuracies = [r.final_test_accuracy for r in result.records if r.status == "complete"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from collections.abc import Iterator
@@ -36,9 +37,14 @@ SetOpt = Annotated[
 OutOpt = Annotated[Path | None, typer.Option(help="Results folder [default: results/<name>].")]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option(envvar="OPTSWEEP_DATA", help="Folder with the dataset files [default: ./data]."),
+    typer.Option(
+        help="Folder with the dataset files: --set data.dir=DIR "
+        "[default: data.dir, else $OPTSWEEP_DATA, else ./data]."
+    ),
 ]
-DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+DeviceOpt = Annotated[
+    str | None, typer.Option(help="auto, cpu, cuda or cuda:N: --set train.device=DEVICE.")
+]
 StorageOpt = Annotated[
     str | None, typer.Option(help="Optuna storage URL [default: sqlite in the results folder].")
 ]
@@ -108,7 +114,22 @@ def os_failure(error: OSError) -> typer.Exit:
     return fail(f"cannot write{where or ' the results'}: {error.strerror or error}")
 
 
-def load_or_exit(config: Path, overrides: list[str] | None, *, search: bool = False):
+def overrides_of(
+    set_: list[str] | None, *, data_dir: Path | None = None, device: str | None = None
+) -> list:
+    """The ``--set`` values, then the flags that are short for a key: ``--data-dir D`` is
+    ``data.dir=D``, ``--device X`` is ``train.device=X`` (a problem names the flag)."""
+    from optsweep.config import Override
+
+    overrides: list = list(set_ or [])
+    if data_dir is not None:
+        overrides.append(Override.of_flag("--data-dir", "data.dir", data_dir))
+    if device is not None:
+        overrides.append(Override.of_flag("--device", "train.device", device))
+    return overrides
+
+
+def load_or_exit(config: Path, overrides: list | None, *, search: bool = False):
     """The SweepSpec, or one line per problem and exit code 2."""
     try:
         return load_sweep(config, overrides or (), search=search)
@@ -118,22 +139,22 @@ def load_or_exit(config: Path, overrides: list[str] | None, *, search: bool = Fa
         raise typer.Exit(2) from None
 
 
-def smoke_or_exit(
-    config: Path,
-    overrides: list[str] | None,
-    spec,
-    steps: int,
-    data_dir: Path | None,
-    *,
-    search: bool = False,
-):
-    """The smoke run of ``spec`` and its data folder, said in one line."""
+def smoke_or_exit(config: Path, overrides: list, spec, steps: int, *, search: bool = False):
+    """The smoke run of ``spec``, said in one line: the shipped subsets unless ``--data-dir``
+    (already among ``overrides``) names a folder."""
     from optsweep.ci import smoke_overrides
+    from optsweep.config import Override
     from optsweep.data import SMOKE_DATA_DIR
 
-    smoke = load_or_exit(config, [*(overrides or []), *smoke_overrides(spec, steps)], search=search)
+    flagged = any(getattr(o, "origin", "") == "--data-dir" for o in overrides)
+    shipped = [] if flagged else [Override.of_flag("--smoke", "data.dir", SMOKE_DATA_DIR)]
+    smoke = load_or_exit(
+        config, [*overrides, *smoke_overrides(spec, steps), *shipped], search=search
+    )
     where = (
-        f"--data-dir {data_dir}" if data_dir else f"the data shipped in optsweep ({SMOKE_DATA_DIR})"
+        f"--data-dir {smoke.data.dir}"
+        if flagged
+        else f"the data shipped in optsweep ({SMOKE_DATA_DIR})"
     )
     epochs, images = smoke.train.epochs, smoke.subset_train
     err_console.print(
@@ -143,7 +164,7 @@ def smoke_or_exit(
         soft_wrap=True,
         markup=False,
     )
-    return smoke, data_dir or SMOKE_DATA_DIR
+    return smoke
 
 
 def finish(result, spec, quiet: bool, junit: Path | None, fail_on_diverged: bool) -> None:
@@ -267,9 +288,10 @@ def run(
 
     A study trained with other data, model or training settings is refused unless --new.
     """
-    spec = load_or_exit(config, set_)
+    overrides = overrides_of(set_, data_dir=data_dir, device=device)
+    spec = load_or_exit(config, overrides)
     if smoke:
-        spec, data_dir = smoke_or_exit(config, set_, spec, smoke_steps, data_dir)
+        spec = smoke_or_exit(config, overrides, spec, smoke_steps)
     if dry_run:  # before training, storage and drawing are imported: it answers at once
         trials = expand(spec)
         for index, trial in enumerate(trials, start=1):
@@ -281,7 +303,7 @@ def run(
     from optsweep.study import StorageError, sqlite_url, storage_url
     from optsweep.worker import check_workers, run_with_workers
 
-    device_or_exit(device or spec.train.device)
+    device_or_exit(spec.train.device)
     liveness = liveness_or_exit(heartbeat, grace)
     folder = results_folder(spec, out)
     try:
@@ -294,7 +316,7 @@ def run(
     except OSError as error:
         raise fail(f"cannot create the results folder {folder}: {error.strerror}") from None
     progress = make_progress(out_console, quiet)
-    options = {"out": out, "data_dir": data_dir, "device": device, "liveness": liveness}
+    options = {"out": out, "liveness": liveness}
     with one_line_errors(f"run the same command to resume: {same_command()}"):
         if new:  # before any worker starts: they must all find the new study
             start_over(spec.name, storage or sqlite_url(folder), liveness)
@@ -372,8 +394,6 @@ def worker(
     from optsweep.progress import make_progress
     from optsweep.worker import work
 
-    if device is not None:
-        device_or_exit(device)
     liveness = liveness_or_exit(heartbeat, grace)
     logging.basicConfig(format="optsweep worker: %(message)s", level=logging.WARNING)
     progress = make_progress(out_console, quiet)
@@ -382,8 +402,7 @@ def worker(
             storage,
             study_name,
             progress,
-            data_dir=data_dir,
-            device=device,
+            overrides=overrides_of(None, data_dir=data_dir, device=device),
             liveness=liveness,
             out=out,
         )
@@ -435,14 +454,15 @@ def search(
     from optsweep.study import storage_url
     from optsweep.worker import check_workers, search_with_workers
 
-    spec = load_or_exit(config, set_, search=True)
+    overrides = overrides_of(set_, data_dir=data_dir, device=device)
+    spec = load_or_exit(config, overrides, search=True)
     if smoke:
-        spec, data_dir = smoke_or_exit(config, set_, spec, smoke_steps, data_dir, search=True)
+        spec = smoke_or_exit(config, overrides, spec, smoke_steps, search=True)
         trials = trials or 4
-    device_or_exit(device or spec.train.device)
+    device_or_exit(spec.train.device)
     liveness = liveness_or_exit(heartbeat, grace)
     progress = make_progress(out_console, quiet)
-    options = {"trials": trials, "out": out, "data_dir": data_dir, "device": device}
+    options = {"trials": trials, "out": out}
     options |= {"new": new, "liveness": liveness}
     with one_line_errors(f"run the same command to continue: {same_command()}"):
         if storage is not None:
@@ -536,6 +556,23 @@ def optimizers(
         raise fail(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
     else:
         out_console.print(optimizer_details(name))
+
+
+@app.command()
+def schema(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="The README's table of every key instead.")
+    ] = False,
+) -> None:
+    """Print the sweep file's JSON Schema, for editors that check and complete YAML keys.
+
+    Save it and point yaml-language-server (VS Code's YAML extension...) at it with a first
+    line ``# yaml-language-server: $schema=sweep.schema.json`` in a sweep file.
+    """
+    from optsweep.config.document import json_schema, markdown_table
+
+    text = markdown_table() if markdown else json.dumps(json_schema(), indent=1)
+    sys.stdout.write(text + "\n")
 
 
 @app.command()

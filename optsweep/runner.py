@@ -42,7 +42,7 @@ from optsweep.config import (
     identity,
     label_of,
 )
-from optsweep.config.schema import meaning_keys
+from optsweep.config.schema import meaning_keys, new_defaults
 from optsweep.data import Dataset, load_dataset
 from optsweep.engine import (
     EpochMetrics,
@@ -142,7 +142,7 @@ def trial_meaning(spec: SweepSpec) -> dict[str, Any]:
         "dataset": spec.dataset,
         "subset.train": spec.subset_train,
         "subset.test": spec.subset_test,
-        **{f"data.{name}": value for name, value in dataclasses.asdict(spec.data).items()},
+        **{f"data.{name}": getattr(spec.data, name) for name in meaning_keys(DataSpec)},
         "model.name": spec.model.name,
         **{f"model.{name}": value for name, value in options.items()},
         **{f"train.{name}": train[name] for name in meaning_keys(TrainSpec)},
@@ -158,7 +158,8 @@ def meaning_before(spec: SweepSpec) -> dict[str, Any]:
     refused with one that changes them (``data.normalize: unit`` on a standardised study).
     """
     return {
-        **{f"data.{name}": value for name, value in dataclasses.asdict(DataSpec()).items()},
+        **{f"data.{name}": value for name, value in new_defaults(DataSpec).items()},
+        **{f"train.{name}": value for name, value in new_defaults(TrainSpec).items()},
         "model.init": resolved_options(spec.model.name, {})["init"],
     }
 
@@ -278,8 +279,6 @@ def run_sweep(
     *,
     out: Path | None = None,
     storage: str | None = None,
-    data_dir: Path | None = None,
-    device: str | None = None,
     liveness: studies.Liveness | None = None,
     write: bool = True,
 ) -> RunResult:
@@ -297,7 +296,7 @@ def run_sweep(
     if write:
         folder.mkdir(parents=True, exist_ok=True)
     storage = storage or studies.sqlite_url(folder)
-    workbench = prepare_in_background(spec, data_dir, device)
+    workbench = prepare_in_background(spec)
     study = studies.open_study(spec.name, storage, liveness)
     check_same_meaning(study, spec, storage)  # before anything of this config is stored
     trials = expand(spec)
@@ -346,12 +345,12 @@ class Workbench:
     model: BatchedModel
 
 
-def prepare(spec: SweepSpec, data_dir: Path | None, device: str | None) -> Workbench:
-    """Decode the dataset once onto the device (``--device``, else ``train.device``)."""
-    target = resolve_device(device or spec.train.device)
+def prepare(spec: SweepSpec) -> Workbench:
+    """Decode the dataset (from ``data.dir``) once onto the device (``train.device``)."""
+    target = resolve_device(spec.train.device)
     dataset = load_dataset(
         spec.dataset,
-        data_dir,
+        spec.data.dir,
         target,
         spec.subset_train,
         spec.subset_test,
@@ -363,9 +362,7 @@ def prepare(spec: SweepSpec, data_dir: Path | None, device: str | None) -> Workb
     return Workbench(target, dataset, model)
 
 
-def prepare_in_background(
-    spec: SweepSpec, data_dir: Path | None, device: str | None
-) -> Future[Workbench]:
+def prepare_in_background(spec: SweepSpec) -> Future[Workbench]:
     """``prepare`` in a thread, so that the data decodes while the study opens and syncs.
 
     Inflating MNIST's gzip files and converting them run outside the GIL; opening a new
@@ -374,7 +371,7 @@ def prepare_in_background(
     raised where ``.result()`` is called; a sweep with nothing left to train never calls it.
     """
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optsweep-data")
-    future = pool.submit(prepare, spec, data_dir, device)
+    future = pool.submit(prepare, spec)
     pool.shutdown(wait=False)  # the thread ends with its one task
     return future
 

@@ -64,18 +64,16 @@ from optsweep import interrupts
 from optsweep import optuna_private as private
 from optsweep import study as studies
 from optsweep.config import (
-    DataSpec,
     OptimizerBlock,
     SearchSpec,
     SweepSpec,
-    TrainSpec,
     TrialSpec,
     configuration_key,
     fmt,
     label_of,
     make_trial,
 )
-from optsweep.config.schema import RESULT, TRIALS, meaning_keys
+from optsweep.config.schema import RESULT, TRIALS, meaning_record
 from optsweep.data import Dataset
 from optsweep.engine import TrialOutcome, train_batch
 from optsweep.progress import Finished, Progress
@@ -172,13 +170,12 @@ def fingerprint(spec: SweepSpec, space: list[BlockSpace]) -> str:
     The ``data:`` settings enter only where they differ from their defaults, so that a
     search begun before the section existed (its trials had the defaults) is the same one.
     """
-    defaults = dataclasses.asdict(DataSpec())
-    data = {k: v for k, v in dataclasses.asdict(spec.data).items() if v != defaults[k]}
+    data = meaning_record(spec.data)
     record = {
         "dataset": spec.dataset,
         "subset": [spec.subset_train, spec.subset_test],
         "model": dataclasses.asdict(spec.model),
-        "train": {k: getattr(spec.train, k) for k in meaning_keys(TrainSpec, (RESULT, TRIALS))},
+        "train": meaning_record(spec.train, (RESULT, TRIALS)),
         "metric": [spec.search.metric, spec.search.validation_size],
         **({"data": data} if data else {}),
         "blocks": [
@@ -429,8 +426,6 @@ def run_search(
     trials: int | None = None,
     out: Path | None = None,
     storage: str | None = None,
-    data_dir: Path | None = None,
-    device: str | None = None,
     new: bool = False,
     liveness: studies.Liveness | None = None,
 ) -> RunResult:
@@ -444,9 +439,7 @@ def run_search(
     space = build_space(spec)
     study = open_search_study(spec, space, storage, new=new, trials=trials, liveness=liveness)
     write_config(spec, folder)
-    return search_worker(
-        study, spec, progress, folder=folder, data_dir=data_dir, device=device, liveness=liveness
-    )
+    return search_worker(study, spec, progress, folder=folder, liveness=liveness)
 
 
 def search_worker(
@@ -455,8 +448,6 @@ def search_worker(
     progress: Progress,
     *,
     folder: Path | None,
-    data_dir: Path | None = None,
-    device: str | None = None,
     liveness: studies.Liveness | None = None,
 ) -> RunResult:
     """One worker of a search: ask, train and tell until the budget is met; results to
@@ -493,7 +484,7 @@ def search_worker(
                 progress.finished([Finished(*told) for told in plan.told])
                 if plan.train:
                     if bench is None:
-                        bench = _workbench(spec, data_dir, device)
+                        bench = _workbench(spec)
                     for group in _compatible_groups(plan.train):
                         trained += _train(study, group, bench, spec, progress, holding)
                 elif plan.done and not pending:
@@ -516,8 +507,8 @@ def search_worker(
     return RunResult(folder or Path("."), storage, records, trained)
 
 
-def _workbench(spec: SweepSpec, data_dir: Path | None, device: str | None) -> Workbench:
-    bench = prepare(spec, data_dir, device)
+def _workbench(spec: SweepSpec) -> Workbench:
+    bench = prepare(spec)
     if spec.search.metric == "validation":
         held_out = hold_out_validation(bench.dataset, spec.search.validation_size)
         bench = dataclasses.replace(bench, dataset=held_out)

@@ -20,16 +20,14 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
-import yaml
 
 from optsweep import study as studies
-from optsweep.config import SweepSpec, expand, load_sweep
+from optsweep.config import SweepSpec, expand, validate
 from optsweep.progress import Progress
 from optsweep.runner import (
     RunResult,
@@ -56,8 +54,9 @@ def check_workers(storage: str | None, workers: int) -> None:
         )
 
 
-def spec_from_study(study: optuna.Study) -> SweepSpec:
-    """The sweep as `init`/`run` stored it in the study, validated again by `load_sweep`.
+def spec_from_study(study: optuna.Study, overrides: Sequence[str] = ()) -> SweepSpec:
+    """The sweep as `init`/`run` stored it in the study, validated again, with this worker's
+    ``overrides`` (its ``--device``, ``--data-dir``: where it trains, not what).
 
     Raises:
         StorageError: the study holds no optsweep config (not started by optsweep).
@@ -69,10 +68,8 @@ def spec_from_study(study: optuna.Study) -> SweepSpec:
             f"study {study.study_name!r} holds no optsweep config; create it with "
             "optsweep init CONFIG --storage URL"
         )
-    with tempfile.TemporaryDirectory(prefix="optsweep-") as folder:
-        path = Path(folder) / f"{study.study_name}.yaml"
-        path.write_text(yaml.safe_dump(raw, sort_keys=False))
-        return load_sweep(path, search=study.user_attrs.get("mode") == "search")
+    source = f"study {study.study_name}"
+    return validate(raw, source, overrides, search=study.user_attrs.get("mode") == "search")
 
 
 def init_sweep(
@@ -98,15 +95,16 @@ def work(
     study_name: str | None,
     progress: Progress,
     *,
-    data_dir: Path | None = None,
-    device: str | None = None,
+    overrides: Sequence[str] = (),
     liveness: studies.Liveness | None = None,
     out: Path | None = None,
 ) -> RunResult:
     """One worker: train grid points of the study until none is waiting or running, or (a
     search study) trials until the study's budget is met.
 
-    With ``out`` it also writes the results folder when the sweep is done.
+    ``overrides`` apply to the stored config (``train.device=cpu``); one that changes what
+    the trials mean is refused. With ``out`` it also writes the results folder when the sweep
+    is done.
     """
     if not studies.is_shared(storage):
         raise studies.StorageError(
@@ -116,7 +114,7 @@ def work(
         )
     liveness = liveness or studies.Liveness()
     study = studies.load_study(storage, study_name, liveness)
-    spec = spec_from_study(study)
+    spec = spec_from_study(study, overrides)
     if study.user_attrs.get("mode") == "search":
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
@@ -127,8 +125,6 @@ def work(
             progress,
             patience=liveness.patience,
             folder=out,
-            data_dir=data_dir,
-            device=device,
             liveness=liveness,
         )
     # Once it has joined, a worker outlives a database restart: a connection lost anywhere in
@@ -141,8 +137,6 @@ def work(
         patience=liveness.patience,
         out=out,
         storage=storage,
-        data_dir=data_dir,
-        device=device,
         liveness=liveness,
         write=out is not None,
     )
@@ -152,8 +146,6 @@ def worker_command(
     storage: str,
     study_name: str,
     *,
-    data_dir: Path | None = None,
-    device: str | None = None,
     liveness: studies.Liveness | None = None,
 ) -> list[str]:
     """The command line of one more local worker process."""
@@ -161,10 +153,6 @@ def worker_command(
     command = [sys.executable, "-m", "optsweep", "worker", "--storage", storage]
     command += ["--study", study_name, "--quiet"]
     command += ["--heartbeat", str(liveness.heartbeat), "--grace", str(liveness.grace)]
-    if data_dir is not None:
-        command += ["--data-dir", str(data_dir)]
-    if device is not None:
-        command += ["--device", device]
     return command
 
 
@@ -175,24 +163,18 @@ def run_with_workers(
     *,
     storage: str,
     out: Path | None = None,
-    data_dir: Path | None = None,
-    device: str | None = None,
     liveness: studies.Liveness | None = None,
 ) -> RunResult:
     """`run_sweep` here, with ``workers - 1`` more worker processes on this machine."""
     check_workers(storage, workers)
     init_sweep(spec, storage, liveness)
-    command = worker_command(
-        storage, spec.name, data_dir=data_dir, device=device, liveness=liveness
-    )
+    command = worker_command(storage, spec.name, liveness=liveness)
     with helper_processes(command, workers - 1):
         return run_sweep(
             spec,
             progress,
             out=out,
             storage=storage,
-            data_dir=data_dir,
-            device=device,
             liveness=liveness,
         )
 
@@ -205,8 +187,6 @@ def search_with_workers(
     storage: str,
     trials: int | None = None,
     out: Path | None = None,
-    data_dir: Path | None = None,
-    device: str | None = None,
     new: bool = False,
     liveness: studies.Liveness | None = None,
 ) -> RunResult:
@@ -218,17 +198,13 @@ def search_with_workers(
         spec, build_space(spec), storage, new=new, trials=trials, liveness=liveness
     )
     write_config(spec, folder)
-    command = worker_command(
-        storage, study.study_name, data_dir=data_dir, device=device, liveness=liveness
-    )
+    command = worker_command(storage, study.study_name, liveness=liveness)
     with helper_processes(command, workers - 1):
         return search_worker(
             study,
             spec,
             progress,
             folder=folder,
-            data_dir=data_dir,
-            device=device,
             liveness=liveness,
         )
 

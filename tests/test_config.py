@@ -205,7 +205,7 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         HEAD + "data: {normalise: unit}\n" + BLOCK,
         (
             "F:3: data.normalise: unknown key 'normalise'; did you mean 'normalize'? valid keys: "
-            "normalize, drop_last",
+            "normalize, drop_last, dir",
         ),
     ),
     (
@@ -319,7 +319,8 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         HEAD + "train: {epoch: 3}\n" + BLOCK,
         (
             "F:3: train.epoch: unknown key 'epoch'; did you mean 'epochs'? valid keys: epochs, "
-            "batch_size, seeds, device, eval_batch_size, log_every, trials_per_batch, precision",
+            "batch_size, seeds, device, eval_batch_size, log_every, trials_per_batch, "
+            "label_smoothing, precision",
         ),
     ),
     # --- YAML traps

@@ -14,7 +14,7 @@ import torch
 from optsweep import engine, optim
 from optsweep.config import expand, load_sweep
 from optsweep.data import load_dataset
-from optsweep.engine import choose_trials_per_batch, train_batch
+from optsweep.engine import choose_trials_per_batch, per_trial_loss, train_batch
 from optsweep.models import build_model
 from optsweep.optim.base import flatten_state
 
@@ -311,3 +311,16 @@ def test_drop_last_trains_whole_batches_only(write_yaml, mini, batch_size: int, 
     assert len(kept.steps) == train.epochs * math.ceil(256 / batch_size)
     assert (kept.epochs == dropped.epochs) is same
     assert kept.step_losses[:per_epoch] == dropped.step_losses[:per_epoch]  # the same batches
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
+def test_per_trial_loss_is_torch_cross_entropy_per_trial(smoothing: float) -> None:
+    gen = torch.Generator().manual_seed(0)
+    logits, labels = (
+        torch.randn(3, 16, 10, generator=gen),
+        torch.randint(0, 10, (16,), generator=gen),
+    )
+    got = per_trial_loss(logits, labels, smoothing)
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=smoothing)
+    want = torch.stack([criterion(trial, labels) for trial in logits])
+    torch.testing.assert_close(got, want)

@@ -179,15 +179,16 @@ ONE_SGD = "  - name: sgd\n    grid: {learning_rate: [0.05]}\n"
         ("2c2d", ["data.normalize=unit"], {"data.normalize": "unit"}),
         ("mlp", ["model.init=keras"], {"model.init": "keras"}),
         ("mlp", ["data.drop_last=true"], {"data.drop_last": True}),  # 300 = 4 x 64 + 44
+        ("mlp", ["train.label_smoothing=0.2"], {"train.label_smoothing": 0.2}),
     ],
-    ids=["mlp-unit", "2c2d-unit", "mlp-keras-init", "mlp-drop-last"],
+    ids=["mlp-unit", "2c2d-unit", "mlp-keras-init", "mlp-drop-last", "mlp-label-smoothing"],
 )
 def test_each_protocol_setting_changes_what_a_trial_trains(
     tiny_sweep, tmp_path, model, overrides, meaning
 ):
     path = tiny_sweep(ONE_SGD, train=300, test=128, epochs=1, model=model, k=1)
     default, changed = load_sweep(path), load_sweep(path, overrides)
-    pixels = prepare(changed, None, "cpu").dataset.train_x
+    pixels = prepare(changed).dataset.train_x
     unit = changed.data.normalize == "unit"
     assert (pixels.min().item() >= 0 and pixels.max().item() <= 1) is unit
     base = run_sweep(default, QuietProgress(), out=tmp_path / "default")

@@ -31,11 +31,12 @@ from .problems import (
     quote_hint,
 )
 from .reader import YAML11_BOOLS
+from .schema import OneOf, Setting, Written
 from .specs import SCHEDULE_PREFIX, OptimizerBlock, RangeSpec
 
 # How each `ScheduleSpec` field is written: an integer >= n (None: null allowed too), a number,
 # a list of integers or numbers, a boolean, or one of some words.
-_SCHEDULE_INTS: dict[str, tuple[int, bool]] = {
+SCHEDULE_INTS: dict[str, tuple[int, bool]] = {
     "T_max": (1, True),
     "T_0": (1, False),
     "T_mult": (1, False),
@@ -46,16 +47,40 @@ _SCHEDULE_INTS: dict[str, tuple[int, bool]] = {
 }
 
 
-_SCHEDULE_LISTS = {"milestones": "integers", "boundaries": "integers", "values": "numbers"}
+SCHEDULE_LISTS = {"milestones": "integers", "boundaries": "integers", "values": "numbers"}
 
 
-_SCHEDULE_BOOLS = ("three_phase", "staircase")
+SCHEDULE_BOOLS = ("three_phase", "staircase")
 
 
-_SCHEDULE_WORDS = {"anneal_strategy": ("cos", "linear"), "unit": UNITS}
+SCHEDULE_WORDS = {"anneal_strategy": ("cos", "linear"), "unit": UNITS}
 
 
-BLOCK_KEYS = ("name", "semantics", "schedule", "grid")
+BLOCK: dict[str, Setting] = {
+    "name": Setting(
+        Written("see `optsweep optimizers`: " + ", ".join(f"`{n}`" for n in registry.OPTIMIZERS)),
+        "the optimizer",
+        default_text="required",
+    ),
+    "semantics": Setting(
+        OneOf(tuple(registry.SEMANTICS)),
+        "whose update rule and defaults",
+        default_text="`torch`",
+        note="`torch.optim` or tf.keras / Keras 3",
+    ),
+    "schedule": Setting(
+        Written("as `schedule`"),
+        "this block's schedule (null: constant)",
+        default_text="the sweep's",
+    ),
+    "grid": Setting(
+        Written("non-empty list, no repeats"),
+        "a list of values per parameter; the block's trials are the cartesian product of its lists",
+        default_text="—",
+    ),
+}
+"""The keys of an optimizer block that are not parameters of its optimizer."""
+BLOCK_KEYS = tuple(BLOCK)
 """Keys of an optimizer block that are not parameters of the optimizer."""
 
 
@@ -91,7 +116,7 @@ def check_schedule(report: Report, path: KeyPath, value: Any) -> _Schedule | Bad
     grid: dict[str, list[Any]] = {}
     for key in (k for k in keys if k in value):
         where, written = (*path, key), value[key]
-        if isinstance(written, list) and (key not in _SCHEDULE_LISTS or _is_grid(written)):
+        if isinstance(written, list) and (key not in SCHEDULE_LISTS or _is_grid(written)):
             items = [_schedule_value(report, (*where, j), key, v) for j, v in enumerate(written)]
             if not items or len(set(map(repr, items))) < len(items):
                 report.add(where, f"expected a list of distinct values, got {describe(written)}")
@@ -120,17 +145,17 @@ def _is_grid(value: list[Any]) -> bool:
 
 def _schedule_value(report: Report, path: KeyPath, key: str, value: Any) -> Any:
     """One schedule value, type-checked."""
-    if key in _SCHEDULE_INTS:
-        minimum, allow_none = _SCHEDULE_INTS[key]
+    if key in SCHEDULE_INTS:
+        minimum, allow_none = SCHEDULE_INTS[key]
         return check_int(report, path, value, minimum, allow_none=allow_none)
-    if key in _SCHEDULE_WORDS:
-        return check_choice(report, path, value, _SCHEDULE_WORDS[key], key)
-    if key in _SCHEDULE_BOOLS:
+    if key in SCHEDULE_WORDS:
+        return check_choice(report, path, value, SCHEDULE_WORDS[key], key)
+    if key in SCHEDULE_BOOLS:
         if isinstance(value, bool):
             return value
         return report.add(path, f"expected true or false, got {describe(value)}")
-    if key in _SCHEDULE_LISTS:
-        of = _SCHEDULE_LISTS[key]
+    if key in SCHEDULE_LISTS:
+        of = SCHEDULE_LISTS[key]
         fits = is_int if of == "integers" else is_number
         if not isinstance(value, list) or not all(fits(v) for v in value):
             return report.add(path, f"expected a list of {of}, got {describe(value)}")

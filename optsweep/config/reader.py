@@ -17,6 +17,7 @@ each 1.1 rule silently changes what a sweep file means:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -323,11 +324,21 @@ class Override:
             both give ``("optimizers", 0)``).
         text: the value as typed, parsed with the same YAML rules as the file.
         source: the whole argument, for messages.
+        origin: what problems with it name as their file: ``--set``, or the flag that is
+            short for it (``--device``).
     """
 
     path: KeyPath
     text: str
     source: str
+    origin: str = OVERRIDE_FILE
+
+    @classmethod
+    def of_flag(cls, flag: str, path: str, value: object) -> Override:
+        """A flag that sets a key (``--device cuda`` is ``train.device=cuda``); the value
+        is quoted, so that a path reads as the string it is."""
+        keys = tuple(path.split("."))
+        return cls(keys, json.dumps(str(value)), f"{flag} {value}", origin=flag)
 
 
 _NAME_SEGMENT = re.compile(r"[^.\[\]\s=]+")
@@ -414,15 +425,17 @@ def apply_override(tree: dict[str, Any], override: Override, report: Report) -> 
                     )
                     return
                 container[key] = {}
-                report.origins[(*where, key)] = (OVERRIDE_FILE, None)
+                report.origins[(*where, key)] = (override.origin, None)
         else:
             _override_problem(report, override, f"{format_path(where)} is not a mapping")
             return
         where = (*where, key)
         if last:
             report.forget(where)
-            report.origins[where] = (OVERRIDE_FILE, None)
-            container[key] = _compose(override.text, report, OVERRIDE_FILE, where, with_lines=False)
+            report.origins[where] = (override.origin, None)
+            container[key] = _compose(
+                override.text, report, override.origin, where, with_lines=False
+            )
         else:
             container = container[key]
 
@@ -444,5 +457,5 @@ def _spell_out(container: dict[str, Any] | list[Any], key: str | int, path: KeyP
 
 def _override_problem(report: Report, override: Override, message: str) -> None:
     report.problems.append(
-        Problem(OVERRIDE_FILE, None, format_path(override.path), f"{message} ({override.source})")
+        Problem(override.origin, None, format_path(override.path), f"{message} ({override.source})")
     )

@@ -37,6 +37,8 @@ from .problems import (
     check_mapping,
     describe,
     is_int,
+    is_number,
+    quote_hint,
 )
 
 RESULT = "result"
@@ -101,6 +103,24 @@ class Number(Kind):
 
 
 @dataclass(frozen=True)
+class Fraction(Kind):
+    """A number from 0 (included) to 1 (excluded)."""
+
+    def check(self, report: Report, path: KeyPath, value: Any) -> Any:
+        if value is BAD or (is_number(value) and 0 <= value < 1):
+            return value if value is BAD else float(value)
+        return report.add(
+            path, f"expected a number from 0 to below 1, got {describe(value)}{quote_hint(value)}"
+        )
+
+    def valid(self) -> str:
+        return "0 ≤ number < 1"
+
+    def json(self) -> dict[str, Any]:
+        return {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
+
+
+@dataclass(frozen=True)
 class Flag(Kind):
     """true or false."""
 
@@ -151,6 +171,22 @@ class Pattern(Kind):
 
     def json(self) -> dict[str, Any]:
         return {"type": "string", "pattern": f"^(?:{self.regex})$"}
+
+
+@dataclass(frozen=True)
+class Folder(Kind):
+    """A folder's path (relative to the working directory), or null for a default."""
+
+    def check(self, report: Report, path: KeyPath, value: Any) -> Any:
+        if value is BAD or value is None or (isinstance(value, str) and value.strip()):
+            return value
+        return report.add(path, f"expected a folder's path or null, got {describe(value)}")
+
+    def valid(self) -> str:
+        return "a path, or null"
+
+    def json(self) -> dict[str, Any]:
+        return {"type": ["string", "null"], "minLength": 1}
 
 
 @dataclass(frozen=True)
@@ -215,6 +251,10 @@ class Setting:
         meaning: `RESULT`, `TRIALS` or `NOTHING`: what changing it changes.
         default_text: the README's *default* column where the value alone does not say it.
         note: said after the valid values in the README (``: the forward pass under…``).
+        default: the default of a key declared on its own (a section's field holds its own).
+        new: added after studies began recording what their trials mean. Its default must be
+            what optsweep did before, so a stored meaning or search fingerprint that lacks it
+            reads as that default (`meaning_record`).
     """
 
     kind: Kind
@@ -222,6 +262,8 @@ class Setting:
     meaning: str = RESULT
     default_text: str = ""
     note: str = ""
+    default: Any = None
+    new: bool = False
 
 
 _SETTING = "optsweep.setting"
@@ -235,10 +277,11 @@ def setting(
     meaning: str = RESULT,
     default_text: str = "",
     note: str = "",
+    new: bool = False,
 ) -> Any:
     """A dataclass field holding ``default`` (none: `dataclasses.MISSING`) and the key's
     declaration (`Setting`)."""
-    declared = Setting(kind, help, meaning, default_text, note)
+    declared = Setting(kind, help, meaning, default_text, note, new=new)
     return field(default=default, metadata={_SETTING: declared})
 
 
@@ -254,6 +297,26 @@ def settings(section: type) -> dict[str, tuple[Setting, Any]]:
 def meaning_keys(section: type, meanings: Sequence[str] = (RESULT,)) -> tuple[str, ...]:
     """The section's keys whose declared meaning is one of ``meanings``."""
     return tuple(name for name, (s, _) in settings(section).items() if s.meaning in meanings)
+
+
+def meaning_record(value: Any, meanings: Sequence[str] = (RESULT,)) -> dict[str, Any]:
+    """A section's keys of these ``meanings`` and their values, a `Setting.new` key only where
+    it differs from its default: what a study begun before the key existed recorded."""
+    record: dict[str, Any] = {}
+    for name, (declared, default) in settings(type(value)).items():
+        got = getattr(value, name)
+        if declared.meaning in meanings and (not declared.new or got != default):
+            record[name] = got
+    return record
+
+
+def new_defaults(section: type) -> dict[str, Any]:
+    """The `Setting.new` keys of a section that change a result, at their defaults."""
+    return {
+        name: default
+        for name, (declared, default) in settings(section).items()
+        if declared.new and declared.meaning == RESULT
+    }
 
 
 def check_section(

@@ -25,7 +25,7 @@ from .problems import (
     is_number,
     quote_hint,
 )
-from .schema import Flag, Kind, OneOf, check_section
+from .schema import Flag, Kind, OneOf, Setting, check_section
 from .specs import (
     DEFAULT_TARGET_ACCURACY,
     TARGET_METRICS,
@@ -60,16 +60,24 @@ class _Widths(Kind):
         return {"anyOf": [width, {"type": "array", "items": width, "minItems": 1}]}
 
 
-MODEL_OPTION_KINDS: Mapping[str, Kind] = {
-    "hidden": _Widths(),
-    "dropout": Flag(),
-    "init": OneOf(INITS, "init"),
+MODEL_OPTION_KEYS: Mapping[str, Setting] = {
+    "hidden": Setting(_Widths(), "`mlp`: the hidden layers' widths", default_text="`[128]`"),
+    "dropout": Setting(Flag(), "`cnn`: its two dropout layers", default_text="true"),
+    "init": Setting(
+        OneOf(INITS, "init"),
+        "how every model's weights start",
+        default_text=(
+            "`torch`: as the reference PyTorch module (`torch.nn` defaults; DeepOBS's "
+            "initialisation for `2c2d` and `3c3d`)"
+        ),
+        note="`keras` is glorot_uniform kernels and zero biases, as Keras's `Dense` and "
+        "`Conv2D` start",
+    ),
 }
-"""How each model option is written (which model has which, and its default: `MODEL_OPTIONS`)."""
+"""How each model option is written; which model has which, and its default: `MODEL_OPTIONS`."""
 MODELS_TEXT = (
-    "`logreg`, `mlp` (`hidden`: list of widths, default `[128]`), `cnn` (PyTorch's MNIST "
-    "example net; `dropout`: true), `2c2d` (DeepOBS Fashion-MNIST net), `3c3d` (DeepOBS "
-    "CIFAR-10 net)"
+    "`logreg`, `mlp`, `cnn` (PyTorch's MNIST example net), `2c2d` (DeepOBS Fashion-MNIST "
+    "net), `3c3d` (DeepOBS CIFAR-10 net)"
 )
 
 
@@ -119,7 +127,7 @@ def check_model(report: Report, value: Any) -> ModelSpec | Bad:
     check_mapping(report, ("model",), mapping, ("name", *MODEL_OPTIONS[name]))
     for option in MODEL_OPTIONS[name]:
         if option in mapping:
-            MODEL_OPTION_KINDS[option].check(report, ("model", option), mapping[option])
+            MODEL_OPTION_KEYS[option].kind.check(report, ("model", option), mapping[option])
     if len(report.problems) > before:
         return BAD
     return ModelSpec(name, {k: v for k, v in mapping.items() if k != "name"})

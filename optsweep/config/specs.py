@@ -18,7 +18,19 @@ from optsweep.catalog import NORMALIZATIONS
 from optsweep.optim.schedules import ScheduleSpec
 
 from .problems import MAX_EPOCHS, fmt
-from .schema import NOTHING, TRIALS, Flag, Integer, OneOf, Pattern, Seeds, Written, setting
+from .schema import (
+    NOTHING,
+    TRIALS,
+    Flag,
+    Folder,
+    Fraction,
+    Integer,
+    OneOf,
+    Pattern,
+    Seeds,
+    Written,
+    setting,
+)
 
 SCHEDULE_PREFIX = "schedule."
 """Grid names of schedule values (``schedule.warmup_steps``), beside the optimizer's."""
@@ -75,12 +87,22 @@ class DataSpec:
         "how pixels become inputs (see [Data protocols](#data-protocols))",
         default_text="`standard`: `(x/255 − mean) / std` per channel, the training set's",
         note="`unit` is `x/255` only, as DeepOBS's MNIST and Fashion-MNIST",
+        new=True,
     )
     drop_last: bool = setting(
         False,
         Flag(),
         "leave each epoch's last, partial batch out, as a DataLoader with `drop_last=True`",
         default_text="false: it is trained on",
+        new=True,
+    )
+    dir: str | None = setting(
+        None,
+        Folder(),
+        "the folder of the published files, relative to the working directory "
+        "(`--data-dir D` is `--set data.dir=D`)",
+        meaning=NOTHING,
+        default_text="`$OPTSWEEP_DATA`, else `./data`",
     )
 
 
@@ -122,6 +144,14 @@ class TrainSpec:
             "whose measured training step (update included) is within 3% of the best rate; 8 "
             "for conv nets on CPU, which run trial by trial there"
         ),
+    )
+    label_smoothing: float = setting(
+        0.0,
+        Fraction(),
+        "the training loss's targets: 1 − ε on the label and ε/classes spread over every class, "
+        "as `CrossEntropyLoss(label_smoothing=ε)` and Keras's `label_smoothing`; the test loss "
+        "stays plain cross-entropy, comparable across sweeps",
+        new=True,
     )
     precision: str = setting(
         "fp32",

@@ -15,7 +15,6 @@ from .blocks import check_optimizers, check_schedule
 from .expand import check_size, check_unique, trials
 from .problems import (
     BAD,
-    OVERRIDE_FILE,
     ConfigError,
     Report,
     check_choice,
@@ -47,7 +46,7 @@ from .specs import (
     TrainSpec,
 )
 
-MAX_TRIALS = Setting(Integer(1), "refuse grids with more trials than this")
+MAX_TRIALS = Setting(Integer(1), "refuse grids with more trials than this", default=10000)
 
 TOP: dict[str, Setting | type] = {
     "name": Setting(
@@ -104,7 +103,9 @@ def _check_sweep(report: Report, tree: dict[str, Any], source: Path) -> SweepSpe
     if dataset is not BAD:
         check_sizes_fit(report, dataset, subset_train, subset_test, train)
     schedule = check_schedule(report, ("schedule",), tree.get("schedule"))
-    max_trials = MAX_TRIALS.kind.check(report, ("max_trials",), tree.get("max_trials", 10000))
+    max_trials = MAX_TRIALS.kind.check(
+        report, ("max_trials",), tree.get("max_trials", MAX_TRIALS.default)
+    )
     blocks = check_optimizers(report, tree["optimizers"], schedule) if "optimizers" in tree else BAD
     search = check_search(report, tree.get("search"))
     report_spec = check_report(report, tree.get("report"), dataset)
@@ -211,7 +212,8 @@ def _finish(report: Report, tree: Any, overrides: list[Override], source: Path) 
             apply_override(tree, override, report)
         spec = _check_sweep(report, tree, source)
     if report.problems or spec is None:
-        problems = sorted(report.problems, key=lambda p: (p.file == OVERRIDE_FILE, p.line or 0))
+        # the file's problems in line order, then the command line's (--set, --device...)
+        problems = sorted(report.problems, key=lambda p: (p.file.startswith("--"), p.line or 0))
         raise ConfigError(problems)
     return spec
 

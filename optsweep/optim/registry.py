@@ -40,6 +40,7 @@ __all__ = [
     "optimizer_info",
     "resolve",
     "resolve_name",
+    "written_names",
 ]
 
 
@@ -77,6 +78,13 @@ def optimizer_info(optimizer: str) -> OptimizerInfo:
         raise ValueError(
             f"unknown optimizer {optimizer!r}{hint} Known: {', '.join(OPTIMIZERS)}"
         ) from None
+
+
+def written_names(optimizer: str) -> dict[str, tuple[str, ...]]:
+    """Every name a parameter of ``optimizer`` may be written as, and the canonical names it
+    stands for: ``{"learning_rate": ("learning_rate",), "lr": ("learning_rate",), "betas":
+    ("beta_1", "beta_2"), ...}``."""
+    return _names_of(optimizer_info(optimizer))
 
 
 def _names_of(info: OptimizerInfo) -> dict[str, tuple[str, ...]]:
