@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import sys
@@ -198,6 +199,42 @@ def device_or_exit(name: str) -> None:
 
 
 @contextmanager
+def nothing_left_if_refused(folder: Path) -> Iterator[None]:
+    """A refused command (exit 2) leaves no folder it created, unless a trial finished there:
+    what was not there before is removed, ``results/`` included."""
+    created = next((p for p in [*reversed(folder.parents), folder] if not p.exists()), None)
+    try:
+        yield
+    except typer.Exit as stop:
+        if stop.exit_code == 2 and created is not None and not _finished_trials_in(folder):
+            import shutil
+
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _finished_trials_in(folder: Path) -> bool:
+    """Whether the folder's ``study.db`` holds a trial that finished (kept at any cost: one
+    that cannot be read counts as holding one)."""
+    import sqlite3
+
+    path = folder / "study.db"
+    if not path.exists():
+        return False
+    try:
+        uri = path.resolve().as_uri() + "?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            (n,) = db.execute(
+                "SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED', 'FAIL')"
+            ).fetchone()
+    except sqlite3.OperationalError as error:
+        return "no such table" not in str(error)  # tables not made yet: nothing finished
+    except sqlite3.Error:
+        return True
+    return n > 0
+
+
+@contextmanager
 def one_line_errors(after_interrupt: str) -> Iterator[None]:
     """Expected failures become one line on stderr and a non-zero exit, never a traceback.
 
@@ -206,7 +243,7 @@ def one_line_errors(after_interrupt: str) -> Iterator[None]:
     import optuna
     import sqlalchemy
 
-    from optsweep.data import DataNotFoundError
+    from optsweep.data import DataFormatError, DataNotFoundError
     from optsweep.engine import DeviceError
     from optsweep.runner import ConfigChangedError, Interrupted
     from optsweep.search import SearchError
@@ -214,12 +251,19 @@ def one_line_errors(after_interrupt: str) -> Iterator[None]:
 
     try:
         yield
-    except (DataNotFoundError, StorageError, SearchError, ConfigChangedError, DeviceError) as error:
+    except (
+        DataNotFoundError,
+        DataFormatError,
+        StorageError,
+        SearchError,
+        ConfigChangedError,
+        DeviceError,
+    ) as error:
         raise fail(str(error)) from None
     except ConfigError as error:  # a config read back from a study
         raise fail(f"the study's config: {error.problems[0]}") from None
     except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
-        raise fail(f"the storage failed: {studies_reason(error)}") from None
+        raise fail(storage_failure(error)) from None
     except Interrupted as stop:
         err_console.print(
             f"interrupted: {stop.done} of {stop.total} trials done; {after_interrupt}",
@@ -298,23 +342,34 @@ def run(
             out_console.print(f"{index:4d}  {label_of(trial)}", highlight=False)
         out_console.print(f"{len(trials)} trials", highlight=False)
         return
-    from optsweep.progress import make_progress
-    from optsweep.runner import results_folder, run_sweep, start_over
-    from optsweep.study import StorageError, sqlite_url, storage_url
-    from optsweep.worker import check_workers, run_with_workers
+    from optsweep.runner import results_folder
+    from optsweep.study import StorageError, storage_url
+    from optsweep.worker import check_workers
 
     device_or_exit(spec.train.device)
     liveness = liveness_or_exit(heartbeat, grace)
     folder = results_folder(spec, out)
-    try:
-        if storage is not None:
-            storage_url(storage)  # a malformed URL fails here, before anything is written
-        check_workers(storage, workers)
-        folder.mkdir(parents=True, exist_ok=True)
-    except StorageError as error:
-        raise fail(str(error)) from None
-    except OSError as error:
-        raise fail(f"cannot create the results folder {folder}: {error.strerror}") from None
+    with nothing_left_if_refused(folder):
+        try:
+            if storage is not None:
+                storage_url(storage)  # a malformed URL fails here, before anything is written
+            check_workers(storage, workers)
+            folder.mkdir(parents=True, exist_ok=True)
+        except StorageError as error:
+            raise fail(str(error)) from None
+        except OSError as error:
+            raise fail(f"cannot create the results folder {folder}: {error.strerror}") from None
+        result = _run(spec, folder, storage, new, workers, quiet, out, liveness)
+    finish(result, spec, quiet, junit, fail_on_diverged)
+
+
+def _run(spec, folder: Path, storage, new: bool, workers: int, quiet: bool, out, liveness):
+    """`run`'s training, its expected failures in one line each."""
+    from optsweep.progress import make_progress
+    from optsweep.runner import run_sweep, start_over
+    from optsweep.study import sqlite_url
+    from optsweep.worker import run_with_workers
+
     progress = make_progress(out_console, quiet)
     options = {"out": out, "liveness": liveness}
     with one_line_errors(f"run the same command to resume: {same_command()}"):
@@ -324,7 +379,7 @@ def run(
             result = run_with_workers(spec, progress, workers, storage=storage, **options)
         else:
             result = run_sweep(spec, progress, storage=storage, **options)
-    finish(result, spec, quiet, junit, fail_on_diverged)
+    return result
 
 
 def show_result(records, name: str, target, config) -> None:
@@ -339,11 +394,12 @@ def show_result(records, name: str, target, config) -> None:
         out_console.print(line, style=style, highlight=False, soft_wrap=True)
 
 
-def studies_reason(error: BaseException) -> str:
-    """What the database said, in one line."""
-    from optsweep.study import _reason
+def storage_failure(error: BaseException) -> str:
+    """What the database said, in one line, and what to do when waiting will not cure it."""
+    from optsweep.study import _reason, lasting_cause
 
-    return _reason(error)
+    remedy = lasting_cause(error)
+    return f"the storage failed: {_reason(error)}" + (f"; {remedy}" if remedy else "")
 
 
 @app.command()
@@ -450,7 +506,7 @@ def search(
     optsweep worker) shares one study and one budget of --trials.
     """
     from optsweep.progress import make_progress
-    from optsweep.search import run_search
+    from optsweep.search import run_search, study_name
     from optsweep.study import storage_url
     from optsweep.worker import check_workers, search_with_workers
 
@@ -464,7 +520,11 @@ def search(
     progress = make_progress(out_console, quiet)
     options = {"trials": trials, "out": out}
     options |= {"new": new, "liveness": liveness}
-    with one_line_errors(f"run the same command to continue: {same_command()}"):
+    folder = out if out is not None else Path("results") / study_name(spec)
+    with (
+        nothing_left_if_refused(folder),
+        one_line_errors(f"run the same command to continue: {same_command()}"),
+    ):
         if storage is not None:
             storage_url(storage)
         check_workers(storage, workers)
@@ -493,7 +553,7 @@ def report(
     """Rebuild tables and pictures of a results folder from its study."""
     from optsweep.config import parse_target, target_of
     from optsweep.report import write_results
-    from optsweep.study import StorageError, load_study, sqlite_url
+    from optsweep.study import StorageError, load_study, refuse_foreign, sqlite_url
 
     try:
         chosen = None if target is None else parse_target(target)
@@ -504,6 +564,7 @@ def report(
     url = storage or sqlite_url(folder)
     try:
         study = load_study(url, study_name)
+        refuse_foreign(study, url, empty_too=True)
     except StorageError as error:
         raise fail(str(error)) from None
     name = study.study_name

@@ -193,7 +193,8 @@ def read_idx(path: Path | str, ndim: int | None = None) -> np.ndarray:
     path = Path(path)
     data = _read_maybe_gzip(path)
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise DataFormatError(f"{path}: not an IDX file (bad magic number {data[:4].hex()})")
+        what = f"bad magic number {data[:4].hex()}" if data else "the file is empty"
+        raise DataFormatError(f"{path}: not an IDX file ({what})")
     if data[2] != 0x08:
         raise DataFormatError(
             f"{path}: IDX element type 0x{data[2]:02x} is not 0x08 (unsigned byte)"

@@ -298,6 +298,7 @@ def run_sweep(
     storage = storage or studies.sqlite_url(folder)
     workbench = prepare_in_background(spec)
     study = studies.open_study(spec.name, storage, liveness)
+    studies.refuse_foreign(study, storage)
     check_same_meaning(study, spec, storage)  # before anything of this config is stored
     trials = expand(spec)
     studies.store_config(study, spec)  # first: a worker joining needs only the storage

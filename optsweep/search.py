@@ -333,6 +333,7 @@ def open_search_study(
             )
         optuna.delete_study(study_name=name, storage=backend)
     study = studies.open_study(name, storage, liveness)
+    studies.refuse_foreign(study, storage)
     wanted = fingerprint(spec, space)
     requested = trials if trials is not None else spec.search.trials
     with studies.study_lock(study):

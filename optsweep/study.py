@@ -175,16 +175,66 @@ def _reason(error: BaseException) -> str:
     return text[0].strip() if text else type(error).__name__
 
 
+# PostgreSQL error classes no wait cures (SQLSTATE): insufficient resources (disk full, out
+# of memory) but too many connections, which frees itself; system I/O errors; permissions.
+_PG_LASTING = ("53", "58", "42501")
+_PG_PASSING = ("53300",)
+
+
+def _cannot(verb: str, storage: str, error: BaseException) -> str:
+    remedy = lasting_cause(error)
+    return f"cannot {verb} the storage {redact(storage)}: {_reason(error)}" + (
+        f"; {remedy}" if remedy else ""
+    )
+
+
 def is_transient(error: BaseException) -> bool:
-    """A lost or refused database connection (worth retrying), not a bad request."""
+    """A lost or refused database connection (worth retrying), not a bad request, nor a
+    condition that waiting does not cure (`lasting_cause`)."""
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
-            return True
+            return lasting_cause(seen) is None
         if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def lasting_cause(error: BaseException) -> str | None:
+    """What to do about a storage error that retrying cannot cure ("" when the database's own
+    words say it all), or None for one that may pass (a lost connection, a busy file).
+
+    SQLite reports a full disk, a read-only file, a corrupt page and a missing folder with the
+    same `OperationalError` class as a lost PostgreSQL connection; only a busy SQLite file
+    ("database is locked") passes with time. PostgreSQL says which by its SQLSTATE code.
+    """
+    import sqlite3
+
+    seen: BaseException | None = error
+    while seen is not None:
+        orig = getattr(seen, "orig", None)
+        if isinstance(orig, sqlite3.Error):
+            text = str(orig).lower()
+            if "locked" in text:
+                return None
+            return _remedy(text)
+        code = getattr(orig, "pgcode", None)
+        if isinstance(code, str):
+            lasting = code.startswith(_PG_LASTING) and code not in _PG_PASSING
+            return _remedy(str(orig).lower()) if lasting else None
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _remedy(text: str) -> str:
+    if "full" in text or "no space" in text:
+        return "free some space, then run the same command again: finished trials are kept"
+    if "readonly" in text or "read-only" in text or "permission" in text:
+        return "make the storage writable, then run the same command again"
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return "the database file is damaged: restore it from a copy, or move it away to start over"
+    return ""  # lasting, with nothing more specific to say than the database's own words
 
 
 def retrying(call: Callable[..., T], *args: Any, patience: float, **kwargs: Any) -> T:
@@ -253,7 +303,7 @@ def open_storage(url: str, liveness: Liveness | None = None) -> RDBStorage:
             "(for PostgreSQL: pip install 'optsweep[postgres]')"
         ) from None
     except (sqlalchemy.exc.SQLAlchemyError, StorageInternalError) as error:
-        raise StorageError(f"cannot open the storage {redact(given)}: {_reason(error)}") from None
+        raise StorageError(_cannot("open", given, error)) from None
 
 
 def open_study(name: str, storage: str, liveness: Liveness | None = None) -> optuna.Study:
@@ -266,7 +316,27 @@ def open_study(name: str, storage: str, liveness: Liveness | None = None) -> opt
                 study_name=name, storage=backend, direction="maximize", load_if_exists=True
             )
     except (sqlalchemy.exc.SQLAlchemyError, StorageInternalError) as error:
-        raise StorageError(f"cannot open the storage {redact(storage)}: {_reason(error)}") from None
+        raise StorageError(_cannot("open", storage, error)) from None
+
+
+def refuse_foreign(study: optuna.Study, storage: str, *, empty_too: bool = False) -> None:
+    """Refuse a study optsweep did not write: no optsweep config, and a trial without the key
+    every optsweep trial carries (or, with ``empty_too``, no trial at all). A study optsweep
+    creates stores its config before its first trial.
+
+    Raises:
+        StorageError: one line naming the study and the way out.
+    """
+    if "config" in study.user_attrs:
+        return
+    trials = study.get_trials(deepcopy=False)
+    if all("key" in t.user_attrs for t in trials) and (trials or not empty_too):
+        return
+    raise StorageError(
+        f"study {study.study_name} in {redact(storage)} was not written by optsweep (it holds "
+        "no optsweep config); optsweep reads and trains only its own studies: give another "
+        "results folder (--out), sweep name or --storage"
+    )
 
 
 def load_study(storage: str, name: str | None, liveness: Liveness | None = None) -> optuna.Study:
@@ -280,7 +350,7 @@ def load_study(storage: str, name: str | None, liveness: Liveness | None = None)
     try:
         names = [s.study_name for s in backend.get_all_studies()]
     except (sqlalchemy.exc.SQLAlchemyError, StorageInternalError) as error:
-        raise StorageError(f"cannot read the storage {redact(storage)}: {_reason(error)}") from None
+        raise StorageError(_cannot("read", storage, error)) from None
     if name is None and len(names) == 1:
         name = names[0]
     if name not in names:

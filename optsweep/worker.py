@@ -81,6 +81,7 @@ def init_sweep(
         ConfigChangedError: the study was trained with other data, model or training.
     """
     study = studies.open_study(spec.name, storage, liveness)
+    studies.refuse_foreign(study, storage)
     remedy = "give the sweep another name, or start it over with optsweep run --new"
     check_same_meaning(study, spec, storage, remedy=remedy)
     studies.store_config(study, spec)

@@ -4,11 +4,22 @@ earlier results left as they were. Plus: NaN and ±inf never become a "best" val
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import gzip
 import math
 import os
+import pickle
+import re
+import shutil
+import sqlite3
+import struct
+import time
+from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from typer.testing import CliRunner
 
 from optsweep import study as studies
@@ -142,6 +153,7 @@ def test_run_refuses_bad_input_with_one_line(tmp_path, text, extra, expected):
     assert "Traceback" not in result.output
     expected = expected.replace("{file}", str(config)).replace("{tmp}", str(tmp_path))
     assert result.stderr.strip().splitlines() == [expected]
+    assert not (tmp_path / "out").exists()  # a refused command leaves no folder behind
 
 
 @pytest.mark.parametrize(
@@ -256,3 +268,218 @@ def test_unreachable_storage_leaves_earlier_results_alone(tmp_path):
     result = runner.invoke(app, ["run", str(config), "--out", str(out), *bad])
     assert result.exit_code == 2
     assert results() == before
+
+
+# ------------------------------------------------------------------- bad files and surroundings
+
+SMOKE = Path(__file__).resolve().parents[1] / "optsweep" / "datasets" / "smoke"
+ON_SMOKE_MNIST = GOOD.replace("mnist-mini", "mnist")
+ON_SMOKE_CIFAR = GOOD.replace("mnist-mini", "cifar10").replace("test: 64", "test: 32")
+
+
+def _gunzipped(path: Path) -> bytes:
+    return gzip.decompress(path.read_bytes())
+
+
+def _cut_short(folder: Path) -> None:
+    path = folder / "mnist" / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:5000])
+
+
+def _wrong_magic(folder: Path) -> None:
+    path = folder / "mnist" / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(b"\x00\x00\x09\x01" + _gunzipped(path)[4:]))
+
+
+def _fewer_labels(folder: Path) -> None:
+    path = folder / "mnist" / "train-labels-idx1-ubyte.gz"
+    data = _gunzipped(path)
+    n = struct.unpack(">I", data[4:8])[0] - 12
+    path.write_bytes(gzip.compress(data[:4] + struct.pack(">I", n) + data[8 : 8 + n]))
+
+
+def _empty(folder: Path) -> None:
+    (folder / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"")
+
+
+def _foreign_global(folder: Path) -> None:
+    # a batch whose pickle names a function: refused before anything in it could run
+    path = folder / "cifar-10" / "cifar-10-batches-py" / "data_batch_1"
+    path.write_bytes(pickle.dumps({"data": os.system, "labels": [0]}, protocol=2))
+
+
+@pytest.mark.parametrize(
+    ("damage", "text", "expected"),
+    [
+        (_cut_short, ON_SMOKE_MNIST, r".*/train-images-idx3-ubyte\.gz: corrupt gzip file .*"),
+        (
+            _wrong_magic,
+            ON_SMOKE_MNIST,
+            r".*/train-labels-idx1-ubyte\.gz: IDX element type 0x09 is not 0x08 .*",
+        ),
+        (_fewer_labels, ON_SMOKE_MNIST, r".*: 512 images but .* has 500 labels"),
+        (
+            _empty,
+            ON_SMOKE_MNIST,
+            r".*t10k-labels-idx1-ubyte\.gz: not an IDX file \(the file is empty\)",
+        ),
+        (
+            _foreign_global,
+            ON_SMOKE_CIFAR,
+            r".*data_batch_1: not a CIFAR-10 pickle \(global posix\.system is not allowed .*\)",
+        ),
+    ],
+    ids=["gzip-cut-short", "idx-wrong-magic", "fewer-labels", "empty-file", "pickle-global"],
+)
+def test_a_damaged_data_file_is_one_line_and_leaves_nothing(tmp_path, damage, text, expected):
+    data = tmp_path / "data"
+    shutil.copytree(SMOKE, data)
+    damage(data)
+    config = tmp_path / "sweep.yaml"
+    config.write_text(text)
+    out = tmp_path / "results" / "x"
+    result = runner.invoke(app, ["run", str(config), "--out", str(out), "--data-dir", str(data)])
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert re.fullmatch("error: " + expected, line), line
+    assert not (tmp_path / "results").exists()  # a refused command leaves no folder behind
+
+
+def test_a_refused_search_leaves_no_folder(tmp_path):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(GOOD)
+    out = tmp_path / "results" / "x-search"
+    bad = ["--storage", "postgresql://127.0.0.1:1/db"]
+    result = runner.invoke(app, ["search", str(config), "--out", str(out), *bad])
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "results").exists()
+
+
+@contextlib.contextmanager
+def sqlite_pages(limit: int):
+    """Every SQLite database this process opens holds at most ``limit`` pages of 512 bytes:
+    past them SQLite says "database or disk is full", as on a full disk."""
+
+    def cap(connection, _record) -> None:
+        if isinstance(connection, sqlite3.Connection):
+            connection.execute("PRAGMA page_size = 512")
+            connection.execute(f"PRAGMA max_page_count = {limit}")
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", cap)
+    try:
+        yield
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "connect", cap)
+
+
+def _states(folder: Path) -> collections.Counter:
+    with contextlib.closing(sqlite3.connect(folder / "study.db")) as db:
+        return collections.Counter(s for (s,) in db.execute("SELECT state FROM trials"))
+
+
+def test_a_full_database_stops_at_once_and_a_later_run_resumes(tmp_path):
+    config = tmp_path / "sweep.yaml"
+    grid = "[0.1, 0.01, 0.001, 0.0001, 0.2, 0.3, 0.4, 0.5]"
+    config.write_text(
+        GOOD.replace("batch_size: 64}", "batch_size: 64, trials_per_batch: 1}").replace(
+            "[0.1, 0.01]", grid
+        )
+    )
+    out = tmp_path / "out"
+    start = time.monotonic()
+    with sqlite_pages(70):  # room for the study and a few trials (measured: 3 of 8)
+        full = runner.invoke(app, ["run", str(config), "--out", str(out), "--quiet"])
+    assert full.exit_code == 2, full.output
+    assert full.stderr.strip().splitlines() == [
+        "error: the storage failed: database or disk is full; free some space, then run the "
+        "same command again: finished trials are kept"
+    ]
+    assert time.monotonic() - start < 60  # not retried (it was, for minutes)
+    done = _states(out)["COMPLETE"]
+    assert 0 < done < 8  # trials finished before the disk filled are kept
+    again = runner.invoke(app, ["run", str(config), "--out", str(out), "--quiet"])
+    assert again.exit_code == 0, again.output
+    assert _states(out)["COMPLETE"] == 8
+
+
+@pytest.mark.parametrize(
+    ("storage", "expected"),
+    [
+        (
+            "sqlite:///file:{db}?mode=ro&uri=true",
+            "error: cannot open the storage sqlite:///file%3A{db}?mode=ro&uri=true: attempt to "
+            "write a readonly database; make the storage writable, then run the same command "
+            "again",
+        ),
+        (
+            "corrupt",
+            "error: cannot open the storage sqlite:///{db}: file is not a database; the database "
+            "file is damaged: restore it from a copy, or move it away to start over",
+        ),
+    ],
+    ids=["read-only", "corrupt"],
+)
+def test_a_database_waiting_cannot_cure_is_one_line(tmp_path, storage, expected):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(GOOD)
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["run", str(config), "--out", str(out), "--quiet"]).exit_code == 0
+    db = out / "study.db"
+    args = ["--storage", storage.replace("{db}", str(db))]
+    if storage == "corrupt":
+        db.write_bytes(b"not sqlite at all " * 300)
+        args = []
+    result = runner.invoke(app, ["run", str(config), "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [expected.replace("{db}", str(db))]
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (sqlite3.OperationalError("database or disk is full"), False),
+        (sqlite3.OperationalError("attempt to write a readonly database"), False),
+        (sqlite3.DatabaseError("database disk image is malformed"), False),
+        (sqlite3.OperationalError("database is locked"), True),
+    ],
+    ids=["full", "read-only", "malformed", "locked"],
+)
+def test_only_what_passes_is_retried(error, transient):
+    wrapped = sqlalchemy.exc.OperationalError("INSERT ...", {}, error)
+    assert studies.is_transient(wrapped) is transient
+
+
+def _foreign_study(folder: Path, name: str = "x") -> None:
+    """An Optuna study optsweep did not write: one float parameter, three trials."""
+    folder.mkdir(parents=True)
+    study = optuna.create_study(study_name=name, storage=studies.sqlite_url(folder))
+    study.optimize(lambda t: t.suggest_float("u", 0, 1) ** 2, n_trials=3)
+
+
+FOREIGN = (
+    "error: study x in sqlite:///{out}/study.db was not written by optsweep (it holds no "
+    "optsweep config); optsweep reads and trains only its own studies: give another results "
+    "folder (--out), sweep name or --storage"
+)
+
+
+def _own_files(folder: Path) -> list[str]:
+    """The folder's files but SQLite's own (a -wal or -shm file while a connection is open)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(("-wal", "-shm")))
+
+
+@pytest.mark.parametrize(
+    ("command", "study"), [("report", "x"), ("run", "x"), ("search", "x-search")]
+)
+def test_a_study_optsweep_did_not_write_is_refused(tmp_path, command, study):
+    out = tmp_path / "out"
+    _foreign_study(out, study)
+    before = _own_files(out)
+    config = tmp_path / "sweep.yaml"
+    config.write_text(GOOD)
+    args = [command, str(out)] if command == "report" else [command, str(config), "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    expected = FOREIGN.replace("{out}", str(out)).replace("study x in", f"study {study} in")
+    assert result.stderr.strip().splitlines() == [expected]
+    assert _own_files(out) == before  # nothing written into it

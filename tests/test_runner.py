@@ -97,6 +97,7 @@ def test_trials_left_running_by_a_killed_run_are_retrained(tiny_sweep, tmp_path)
     folder = tmp_path / "out"
     folder.mkdir()
     study = studies.open_study(spec.name, studies.sqlite_url(folder))
+    studies.store_config(study, spec)  # as run_sweep and init do, before the grid
     studies.sync_grid(study, expand(spec))
     claimed = studies.pop_batch(study, {t.key: t for t in expand(spec)}, 2)
     assert len(claimed) == 2  # claimed, then the process "dies": they stay RUNNING
