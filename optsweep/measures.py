@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from optsweep.config import Target, fmt
+from optsweep.config import Target
 from optsweep.optim import registry
 from optsweep.records import TrialRecord
 from optsweep.stats import ConfigSummary, config_key
+from optsweep.values import fmt
 
 CHANCE_ACCURACY = 0.1  # every dataset here has 10 classes: what a diverged configuration scores
 LEARNING_RATE = "learning_rate"

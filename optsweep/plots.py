@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from optsweep.config import fmt
 from optsweep.files import replacing
 from optsweep.records import TrialRecord, ranked
 from optsweep.stats import ConfigSummary
+from optsweep.values import fmt
 
 
 def plot_curves(records: Sequence[TrialRecord], folder: Path) -> list[Path]:

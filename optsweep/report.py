@@ -15,7 +15,8 @@ import optuna
 import yaml
 from rich.table import Table
 
-from optsweep.config import Target, TrainSpec, fmt, target_of
+from optsweep.config import DataSpec, Target, TrainSpec, target_of
+from optsweep.config.schema import meaning_keys
 from optsweep.files import folder_lock, replacing
 from optsweep.measures import (
     LEARNING_RATE,
@@ -50,6 +51,7 @@ from optsweep.records import (
     varying_params,
 )
 from optsweep.stats import METHOD, ConfigSummary, mean_std_text, summarize
+from optsweep.values import fmt
 
 
 def write_trials_csv(
@@ -342,14 +344,9 @@ def configuration_text(optimizer: str, semantics: str, params: Mapping[str, Any]
         names.append(LEARNING_RATE)
     values = resolved_params(optimizer, semantics, params, names)
     return " ".join(
-        f"{name}={shown(value)}" + (" (default)" if default else "")
+        f"{name}={fmt(value, none='off')}" + (" (default)" if default else "")
         for name, (value, default) in values.items()
     )
-
-
-def shown(value: Any) -> str:
-    """A parameter value as the tables write it: ``off`` for None."""
-    return "off" if value is None else fmt(value)
 
 
 def write_table_md(
@@ -433,12 +430,12 @@ def setting_line(config: object, target: Target | None) -> str:
     model = config.get("model", "mlp")
     train = config.get("train") or {}
     if isinstance(model, dict):  # {name: mlp, init: keras} → mlp (init=keras)
-        options = ", ".join(f"{k}={v}" for k, v in model.items() if k != "name")
+        options = ", ".join(f"{k}={fmt(v)}" for k, v in model.items() if k != "name")
         model = f"{model.get('name')} ({options})" if options else model.get("name")
     data = config.get("data") or {}
     parts = [
         str(config.get("dataset", "?")),
-        *(f"{k}={v}" for k, v in data.items()),
+        *(f"{k}={fmt(v)}" for k, v in data.items() if k in meaning_keys(DataSpec)),
         str(model),
         f"{train.get('epochs', TrainSpec.epochs)} epochs",
         f"batch {train.get('batch_size', TrainSpec.batch_size)}",

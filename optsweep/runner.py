@@ -164,15 +164,6 @@ def meaning_before(spec: SweepSpec) -> dict[str, Any]:
     }
 
 
-def _shown(value: Any) -> str:
-    """A config value as YAML writes it in flow style (``null``, ``true``, ``[128, 64]``)."""
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_shown(v) for v in value) + "]"
-    return fmt(value)
-
-
 def _where(storage: str) -> str:
     """The storage as a user named it: a SQLite file's path, else the redacted URL."""
     prefix = "sqlite:///"
@@ -211,7 +202,7 @@ def _check_same_meaning(
     if isinstance(stored, dict):
         found = {**meaning_before(spec), **stored}
         changed = [
-            f"{path} = {_shown(found[path])}, this config says {_shown(value)}"
+            f"{path} = {fmt(found[path])}, this config says {fmt(value)}"
             for path, value in wanted.items()
             if path in found and found[path] != value
         ]

@@ -41,6 +41,7 @@ from rich.table import Table
 from optsweep.config import SweepSpec, expand
 from optsweep.functions import DEFAULT_FUNCTIONS, FUNCTIONS, TestFunction, value_and_grad
 from optsweep.optim import build, registry, stack_hyperparameters
+from optsweep.values import fmt
 
 __all__ = [
     "DEFAULT_OPTIMIZERS",
@@ -120,9 +121,9 @@ class TrajectorySpec:
     def label(self) -> str:
         """``momentum/keras lr=0.4 momentum=0.9``: the rate first, then what the config gave."""
         lr_name = self.display.get("learning_rate", "lr")
-        parts = [f"{self.optimizer}/{self.semantics}", f"{lr_name}={_fmt(self.learning_rate)}"]
+        parts = [f"{self.optimizer}/{self.semantics}", f"{lr_name}={fmt(self.learning_rate)}"]
         parts += [
-            f"{self.display.get(name, name)}={_fmt(value)}"
+            f"{self.display.get(name, name)}={fmt(value)}"
             for name, value in self.given.items()
             if name != "learning_rate"
         ]
@@ -133,10 +134,6 @@ class TrajectorySpec:
         return json.dumps(
             [self.optimizer, self.semantics, sorted(self.hyperparameters.items())], default=str
         )
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def specs_from_sweep(spec: SweepSpec) -> list[TrajectorySpec]:
@@ -845,7 +842,7 @@ def grid_panels(trajectories: Sequence[Trajectory]) -> list[GridPanel]:
     def shown(t: Trajectory, names: Sequence[str]) -> str:
         if not names:
             return t.label
-        return ", ".join(f"{t.spec.display.get(n, n)}={_fmt(t.spec.grid[n])}" for n in names)
+        return ", ".join(f"{t.spec.display.get(n, n)}={fmt(t.spec.grid[n])}" for n in names)
 
     if len(axes) == 2:
         rows = list(dict.fromkeys(json.dumps(t.spec.grid[axes[0]]) for t in trajectories))
@@ -942,7 +939,7 @@ def _common_label(trajectories: Sequence[Trajectory]) -> str:
         values = {json.dumps(t.spec.hyperparameters.get(name), default=str) for t in trajectories}
         if len(values) == 1:
             shown = first.display.get(name, "lr" if name == "learning_rate" else name)
-            parts.append(f"{shown}={_fmt(first.hyperparameters[name])}")
+            parts.append(f"{shown}={fmt(first.hyperparameters[name])}")
     return " ".join(parts)
 
 

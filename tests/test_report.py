@@ -240,7 +240,7 @@ def test_a_searchs_ranges_are_not_lists_to_extend(config, ranged):
                 "data": {"normalize": "unit", "drop_last": True},
                 "model": {"name": "2c2d", "init": "keras"},
             },
-            "fashion-mnist · normalize=unit · drop_last=True · 2c2d (init=keras) · 3 epochs · "
+            "fashion-mnist · normalize=unit · drop_last=true · 2c2d (init=keras) · 3 epochs · "
             "batch 128 · seeds 0 · target test_accuracy ≥ 0.97",
         ),
         (None, ""),

@@ -36,8 +36,10 @@ The package, in the order imports flow:
 
 from __future__ import annotations
 
+from optsweep.values import fmt
+
 from .expand import configuration_key, expand, identity, label_of, make_trial, trial_label
-from .problems import ConfigError, Problem, fmt
+from .problems import ConfigError, Problem
 from .reader import Override, parse_override
 from .specs import (
     DataSpec,

@@ -15,9 +15,9 @@ from optsweep.catalog import MODEL_OPTIONS, MODELS
 from optsweep.optim import registry
 from optsweep.optim.parameters import ParamInfo
 from optsweep.optim.schedules import SCHEDULE_FIELDS, SCHEDULE_KINDS, UNITS
+from optsweep.values import fmt
 
 from .blocks import BLOCK, SCHEDULE_BOOLS, SCHEDULE_INTS, SCHEDULE_LISTS, SCHEDULE_WORDS
-from .problems import fmt
 from .schema import Setting, settings
 from .sections import MODEL_OPTION_KEYS
 from .sweep import TOP

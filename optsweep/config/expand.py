@@ -9,8 +9,9 @@ from typing import Any
 
 from optsweep.optim import registry
 from optsweep.optim.schedules import ScheduleSpec
+from optsweep.values import fmt
 
-from .problems import Report, fmt
+from .problems import Report
 from .specs import SCHEDULE_PREFIX, OptimizerBlock, SweepSpec, TrainSpec, TrialSpec
 
 

@@ -290,8 +290,3 @@ def has_bad(value: Any) -> bool:
     if isinstance(value, list):
         return any(has_bad(v) for v in value)
     return value is BAD
-
-
-def fmt(value: Any) -> str:
-    """A parameter value for tables and labels (floats in %g)."""
-    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from optsweep.catalog import DATASET_SIZES, INITS, MODEL_OPTIONS, MODELS, TARGET_ACCURACY
+from optsweep.values import fmt
 
 from .problems import (
     BAD,
@@ -20,7 +21,6 @@ from .problems import (
     check_mapping,
     check_named,
     describe,
-    fmt,
     is_int,
     is_number,
     quote_hint,

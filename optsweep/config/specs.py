@@ -16,8 +16,9 @@ from typing import Any
 
 from optsweep.catalog import NORMALIZATIONS
 from optsweep.optim.schedules import ScheduleSpec
+from optsweep.values import fmt
 
-from .problems import MAX_EPOCHS, fmt
+from .problems import MAX_EPOCHS
 from .schema import (
     NOTHING,
     TRIALS,

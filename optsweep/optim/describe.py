@@ -13,6 +13,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from optsweep.values import fmt
+
 from .registry import COMMON_KNOBS, OPTIMIZERS, SEMANTICS, optimizer_info
 
 __all__ = [
@@ -23,17 +25,6 @@ __all__ = [
     "registry_rows",
     "registry_table",
 ]
-
-
-def format_value(value: Any) -> str:
-    """A default as a config file would write it (``null`` = off)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 class RegistryRow(NamedTuple):
@@ -59,7 +50,7 @@ class ParameterRow(NamedTuple):
 
 
 def _defaults_text(torch_value: Any, keras_value: Any) -> str:
-    t, k = format_value(torch_value), format_value(keras_value)
+    t, k = fmt(torch_value), fmt(keras_value)
     return t if t == k else f"{t} / {k}"
 
 
@@ -82,8 +73,8 @@ def parameter_rows(name: str) -> list[ParameterRow]:
         ParameterRow(
             p.name,
             ", ".join(p.aliases),
-            format_value(p.default("torch")),
-            format_value(p.default("keras")),
+            fmt(p.default("torch")),
+            fmt(p.default("keras")),
             p.valid,
             p.structural,
             p.doc,

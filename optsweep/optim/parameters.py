@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from optsweep.values import fmt
+
 if TYPE_CHECKING:
     from .base import Kernel, UpdateFn
 
@@ -50,10 +52,6 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 # Parameter and optimizer records
 # ---------------------------------------------------------------------------------------------
-
-
-def _fmt(x: float) -> str:
-    return f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -102,11 +100,11 @@ class ParamInfo:
         if self.kind == "bool":
             text = f"{self.name} is true or false"
         elif self.low is not None and self.high is None:
-            text = f"{self.name} {'>' if self.low_open else '>='} {_fmt(self.low)}"
+            text = f"{self.name} {'>' if self.low_open else '>='} {fmt(self.low)}"
         else:
-            left = "" if self.low is None else f"{_fmt(self.low)} {'<' if self.low_open else '<='} "
+            left = "" if self.low is None else f"{fmt(self.low)} {'<' if self.low_open else '<='} "
             right = (
-                "" if self.high is None else f" {'<' if self.high_open else '<='} {_fmt(self.high)}"
+                "" if self.high is None else f" {'<' if self.high_open else '<='} {fmt(self.high)}"
             )
             text = f"{left}{self.name}{right}"
         if self.kind == "int":
