@@ -18,11 +18,14 @@ LOCK_NAME = ".optsweep.lock"
 
 
 @contextmanager
-def replacing(path: Path) -> Iterator[Path]:
+def replacing(path: Path, *, keep_suffix: bool = False) -> Iterator[Path]:
     """A temporary path next to ``path``, renamed over it when the block ends without error
     and removed otherwise: a run stopped while writing leaves the previous file, never half
-    of one (``os.replace`` within one folder is atomic)."""
+    of one (``os.replace`` within one folder is atomic). ``keep_suffix`` ends the temporary
+    name with the file's own suffix, for writers that read the format off it."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if keep_suffix:
+        temporary = temporary.with_name(temporary.name + path.suffix)
     try:
         yield temporary
         os.replace(temporary, path)
