@@ -256,7 +256,8 @@ class SweepOptimizer(torch.optim.Optimizer):
                     value = info.neutral
                 if name == "learning_rate":
                     value = _rate_now(value, group["iterations"])
-                hp[name] = torch.as_tensor(value, dtype=dtype, device=device).detach()
+                # any one-element tensor (torch takes betas=(tensor([[[0.9]]]), ...)) is one value
+                hp[name] = torch.as_tensor(value, dtype=dtype, device=device).detach().reshape(())
             kernel.update_([p.grad.clone() for p in params], state, params, hp)
             group["iterations"] += 1
             self._scatter(state, params)  # shared leaves (step counters) to every parameter
