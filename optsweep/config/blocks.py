@@ -19,8 +19,6 @@ from .problems import (
     KeyPath,
     Report,
     check_choice,
-    check_float,
-    check_int,
     check_mapping,
     check_named,
     describe,
@@ -31,29 +29,28 @@ from .problems import (
     quote_hint,
 )
 from .reader import YAML11_BOOLS
-from .schema import OneOf, Setting, Written
+from .schema import Flag, Integer, Kind, Number, Numbers, OneOf, Setting, Written
 from .specs import SCHEDULE_PREFIX, OptimizerBlock, RangeSpec
 
-# How each `ScheduleSpec` field is written: an integer >= n (None: null allowed too), a number,
-# a list of integers or numbers, a boolean, or one of some words.
-SCHEDULE_INTS: dict[str, tuple[int, bool]] = {
-    "T_max": (1, True),
-    "T_0": (1, False),
-    "T_mult": (1, False),
-    "step_size": (1, False),
-    "warmup_steps": (0, False),
-    "total_steps": (2, True),
-    "decay_steps": (1, True),
+SCHEDULE_KEYS: dict[str, Kind] = {
+    "unit": OneOf(UNITS, "unit"),
+    "T_max": Integer(1, nullable=True),
+    "T_0": Integer(1),
+    "T_mult": Integer(1),
+    "step_size": Integer(1),
+    "warmup_steps": Integer(0),
+    "total_steps": Integer(2, nullable=True),
+    "decay_steps": Integer(1, nullable=True),
+    "milestones": Numbers(integers=True),
+    "boundaries": Numbers(integers=True),
+    "values": Numbers(integers=False),
+    "three_phase": Flag(),
+    "staircase": Flag(),
+    "anneal_strategy": OneOf(("cos", "linear"), "anneal_strategy"),
 }
-
-
-SCHEDULE_LISTS = {"milestones": "integers", "boundaries": "integers", "values": "numbers"}
-
-
-SCHEDULE_BOOLS = ("three_phase", "staircase")
-
-
-SCHEDULE_WORDS = {"anneal_strategy": ("cos", "linear"), "unit": UNITS}
+"""How each `ScheduleSpec` field is written; any other (gamma, eta_min...) is a number >= 0.
+Types are checked here, ranges and what each kind requires by ``ScheduleSpec``."""
+SCHEDULE_NUMBER = Number(0.0)
 
 
 BLOCK: dict[str, Setting] = {
@@ -116,7 +113,9 @@ def check_schedule(report: Report, path: KeyPath, value: Any) -> _Schedule | Bad
     grid: dict[str, list[Any]] = {}
     for key in (k for k in keys if k in value):
         where, written = (*path, key), value[key]
-        if isinstance(written, list) and (key not in SCHEDULE_LISTS or _is_grid(written)):
+        if isinstance(written, list) and (
+            not isinstance(SCHEDULE_KEYS.get(key), Numbers) or _is_grid(written)
+        ):
             items = [_schedule_value(report, (*where, j), key, v) for j, v in enumerate(written)]
             if not items or len(set(map(repr, items))) < len(items):
                 report.add(where, f"expected a list of distinct values, got {describe(written)}")
@@ -144,23 +143,8 @@ def _is_grid(value: list[Any]) -> bool:
 
 
 def _schedule_value(report: Report, path: KeyPath, key: str, value: Any) -> Any:
-    """One schedule value, type-checked."""
-    if key in SCHEDULE_INTS:
-        minimum, allow_none = SCHEDULE_INTS[key]
-        return check_int(report, path, value, minimum, allow_none=allow_none)
-    if key in SCHEDULE_WORDS:
-        return check_choice(report, path, value, SCHEDULE_WORDS[key], key)
-    if key in SCHEDULE_BOOLS:
-        if isinstance(value, bool):
-            return value
-        return report.add(path, f"expected true or false, got {describe(value)}")
-    if key in SCHEDULE_LISTS:
-        of = SCHEDULE_LISTS[key]
-        fits = is_int if of == "integers" else is_number
-        if not isinstance(value, list) or not all(fits(v) for v in value):
-            return report.add(path, f"expected a list of {of}, got {describe(value)}")
-        return tuple(value)
-    return check_float(report, path, value, 0.0)
+    """One schedule value, type-checked by its declared kind."""
+    return SCHEDULE_KEYS.get(key, SCHEDULE_NUMBER).check(report, path, value)
 
 
 @dataclass

@@ -14,10 +14,10 @@ from typing import Any
 from optsweep.catalog import MODEL_OPTIONS, MODELS
 from optsweep.optim import registry
 from optsweep.optim.parameters import ParamInfo
-from optsweep.optim.schedules import SCHEDULE_FIELDS, SCHEDULE_KINDS, UNITS
+from optsweep.optim.schedules import SCHEDULE_FIELDS, SCHEDULE_KINDS
 from optsweep.values import fmt
 
-from .blocks import BLOCK, SCHEDULE_BOOLS, SCHEDULE_INTS, SCHEDULE_LISTS, SCHEDULE_WORDS
+from .blocks import BLOCK, SCHEDULE_KEYS, SCHEDULE_NUMBER
 from .schema import Setting, settings
 from .sections import MODEL_OPTION_KEYS
 from .sweep import TOP
@@ -99,19 +99,7 @@ def _model() -> dict[str, Any]:
 
 
 def _schedule_value(key: str) -> dict[str, Any]:
-    if key in SCHEDULE_INTS:
-        minimum, nullable = SCHEDULE_INTS[key]
-        one: dict[str, Any] = {"type": ["integer", "null"] if nullable else "integer"}
-        one["minimum"] = minimum
-    elif key in SCHEDULE_WORDS:
-        one = {"enum": list(SCHEDULE_WORDS[key])}
-    elif key in SCHEDULE_BOOLS:
-        one = {"type": "boolean"}
-    elif key in SCHEDULE_LISTS:
-        item = "integer" if SCHEDULE_LISTS[key] == "integers" else "number"
-        one = {"type": "array", "items": {"type": item}}
-    else:
-        one = {"type": "number", "minimum": 0}
+    one = SCHEDULE_KEYS.get(key, SCHEDULE_NUMBER).json()
     # a list of values of a one-value key is a grid axis
     return {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
 
@@ -123,7 +111,7 @@ def _schedule() -> dict[str, Any]:
             "then": {
                 "properties": {
                     "type": True,
-                    "unit": {"enum": list(UNITS)},
+                    "unit": SCHEDULE_KEYS["unit"].json(),
                     **{k: _schedule_value(k) for k in SCHEDULE_FIELDS[kind]},
                 },
                 "additionalProperties": False,

@@ -174,6 +174,26 @@ class Pattern(Kind):
 
 
 @dataclass(frozen=True)
+class Numbers(Kind):
+    """A list of numbers (of ints when ``integers``), held as a tuple."""
+
+    integers: bool
+
+    def check(self, report: Report, path: KeyPath, value: Any) -> Any:
+        fits = is_int if self.integers else is_number
+        if value is BAD or (isinstance(value, list) and all(fits(v) for v in value)):
+            return value if value is BAD else tuple(value)
+        of = "integers" if self.integers else "numbers"
+        return report.add(path, f"expected a list of {of}, got {describe(value)}")
+
+    def valid(self) -> str:
+        return f"list of {'ints' if self.integers else 'numbers'}"
+
+    def json(self) -> dict[str, Any]:
+        return {"type": "array", "items": {"type": "integer" if self.integers else "number"}}
+
+
+@dataclass(frozen=True)
 class Folder(Kind):
     """A folder's path (relative to the working directory), or null for a default."""
 
