@@ -86,6 +86,8 @@ GOOD_RATES = {
     "nadam": 0.05,
     "nadamax": 0.05,
     "adamw": 0.05,
+    "radam": 0.05,
+    "lion": 0.02,  # a sign step of η per element; at 0.01 β₂ = 0.99 still swings at step 300
 }
 
 

@@ -109,6 +109,11 @@ TORCH_KEYWORDS = [
     ("adamax", "Adamax", {"lr": t(0.01), "weight_decay": 0.01, "maximize": True}),
     ("nadam", "NAdam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
     ("nadam", "NAdam", {"lr": t(0.01), "momentum_decay": 0.01, "maximize": True}),
+    # optim_db's RAdam inputs with torch's keywords: maximize, tensor lr, decoupled decay
+    ("radam", "RAdam", {"lr": 0.01, "weight_decay": 0.1, "maximize": True}),
+    ("radam", "RAdam", {"lr": t(0.001), "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("radam", "RAdam", {"lr": 0.01, "betas": (t(0.8), t(0.9)), "foreach": False}),
+    ("radam", "RAdam", {"lr": 0.01, "betas": (0.8, 0.9), "foreach": True}),
 ]
 
 

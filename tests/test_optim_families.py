@@ -27,7 +27,16 @@ from optsweep.optim.families import FAMILIES
 
 PACKAGE = Path(optim.__file__).parent.parent
 # words that name an optimizer's update (a function or class by these names is an update form)
-OPTIMIZER_WORDS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
+OPTIMIZER_WORDS = (
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "adadelta",
+    "adam",
+    "lion",
+)
 # named after a parameter, not an optimizer: factories of ParamInfo records
 PARAMETER_FACTORIES = {("parameters.py", "momentum"), ("parameters.py", "momentum_decay")}
 

@@ -2,7 +2,11 @@
 
 Oracles: ``torch.optim`` for torch semantics (rtol 1e-9), Keras 3 on its torch backend
 for keras semantics, and a plain float64 transcription of the formula for what no
-library ships (nadamax, and nadam without its momentum schedule).
+library ships (nadamax, and nadam without its momentum schedule). Where only one library
+defines an optimizer, the other convention's oracle is its reference in that world:
+lucidrains/lion-pytorch (``lion_pytorch.Lion``, a test dependency) for torch's Lion, and a
+float64 transcription of TF Addons' ``RectifiedAdam`` (tf.keras; TensorFlow is not a
+dependency) for keras's RAdam.
 
 Every case runs in every form an optimizer has (``FORMS``): the K-batched kernel the engine
 runs (two stacked trials), torch's fused kernel per trial where the family has one, the pure
@@ -25,6 +29,7 @@ Print the table of deviations: ``python tests/test_optim_parity.py``.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -40,6 +45,11 @@ try:
     import keras
 except ImportError:  # pragma: no cover - keras is a test dependency
     keras = None
+
+try:
+    import lion_pytorch
+except ImportError:  # pragma: no cover - lion-pytorch is a test dependency
+    lion_pytorch = None
 
 from optsweep.optim import (
     OPTIMIZERS,
@@ -128,6 +138,11 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 
 
+# Optimizers one library defines: the other convention's oracle (see the module docstring).
+# torch's Lion is lion_pytorch's, built where torch.optim's classes are (``_torch_optimizer``).
+REFERENCE_ORACLES = {("radam", "keras"): "tfa"}
+
+
 @dataclass(frozen=True)
 class Case:
     """One optimizer × semantics × hyperparameters, and the oracle that checks it."""
@@ -135,7 +150,7 @@ class Case:
     optimizer: str
     semantics: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
-    oracle: str = ""  # "torch", "keras" or "formula"; default: the semantics' library
+    oracle: str = ""  # "torch", "keras", "formula" or "tfa"; default: the semantics' library
     schedule: ScheduleSpec | None = None  # learning rate per step ("epoch" = step here)
 
     @property
@@ -148,7 +163,8 @@ class Case:
 
     @property
     def oracle_name(self) -> str:
-        return self.oracle or self.semantics
+        default = REFERENCE_ORACLES.get((self.optimizer, self.semantics), self.semantics)
+        return self.oracle or default
 
 
 def _short(v: Any) -> str:
@@ -226,6 +242,7 @@ def _flag_and_knob_cases(semantics: str) -> list[Case]:
         Case("adam", sem, {"learning_rate": 0.01, "loss_scale_factor": 128.0}),
         Case("adam", sem, {"learning_rate": 0.05}, schedule=ScheduleSpec("cosine", T_max=STEPS)),
     ]
+    cases += _radam_cases(sem) + _lion_cases(sem)
     if semantics == "torch":  # torch-only parameters
         cases += [
             Case("momentum", sem, {"learning_rate": 0.05, "momentum": 0.9, "dampening": 0.5}),
@@ -250,6 +267,47 @@ def _flag_and_knob_cases(semantics: str) -> list[Case]:
     return cases
 
 
+def _radam_cases(sem: str) -> list[Case]:
+    """torch's optim_db inputs for RAdam (``optim_inputs_func_radam``, CPU: default, lr 2e-3,
+    eps 1e-6, weight_decay 0.1, with decoupled_weight_decay; its maximize case is in
+    test_optim_create), then the knobs and a β₂ small enough to rectify from step 6 on."""
+    cases = [
+        Case("radam", sem, {"learning_rate": 2e-3}),
+        Case("radam", sem, {"epsilon": 1e-6}),
+        Case("radam", sem, {"learning_rate": 0.01, "weight_decay": 0.1}),
+        Case("radam", sem, {"learning_rate": 0.01, "beta_1": 0.5, "beta_2": 0.9}),
+        Case("radam", sem, {"learning_rate": 0.01, "beta_2": 0.99, "epsilon": 0.0}),
+        Case("radam", sem, {"learning_rate": 0.01, "beta_2": 0.95, "clipnorm": 0.5}),
+        Case(
+            "radam",
+            sem,
+            {"learning_rate": 0.01, "beta_2": 0.9, "gradient_accumulation_steps": 2},
+        ),
+    ]
+    if sem == "torch":
+        cases.append(
+            Case(
+                "radam",
+                sem,
+                {"learning_rate": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+            )
+        )
+    return cases
+
+
+def _lion_cases(sem: str) -> list[Case]:
+    """Lion's rates are AdamW's / 3-10 (its authors); every knob once."""
+    return [
+        Case("lion", sem, {"learning_rate": 1e-3}),
+        Case("lion", sem, {"learning_rate": 3e-3, "weight_decay": 0.3}),
+        Case("lion", sem, {"learning_rate": 3e-3, "beta_1": 0.95, "beta_2": 0.98}),
+        Case("lion", sem, {"learning_rate": 3e-3, "beta_1": 1.0, "beta_2": 0.5}),
+        Case("lion", sem, {"learning_rate": 3e-3, "clipvalue": 0.2, "weight_decay": 0.01}),
+        Case("lion", sem, {"learning_rate": 3e-3, "global_clipnorm": 0.5}),
+        Case("lion", sem, {"learning_rate": 3e-3, "gradient_accumulation_steps": 3}),
+    ]
+
+
 def _formula_cases() -> list[Case]:
     """What no library ships: checked against the float64 transcription below."""
     cases = []
@@ -270,7 +328,8 @@ def _formula_cases() -> list[Case]:
     return cases
 
 
-# Everything but nadamax, which no library ships.
+# Everything but nadamax, which no library ships (radam's keras oracle and lion's torch oracle
+# are references outside the two libraries: REFERENCE_ORACLES).
 _LIBRARY_OPTIMIZERS = tuple(name for name in OPTIMIZERS if name != "nadamax")
 
 CASES: list[Case] = [
@@ -437,6 +496,17 @@ def _torch_optimizer(name: str, params: list[Tensor], v: Mapping[str, Any]) -> A
             weight_decay=wd,
             momentum_decay=v["momentum_decay"],
         )
+    if name == "radam":
+        return o.RAdam(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=v["epsilon"],
+            weight_decay=wd,
+            decoupled_weight_decay=v["decoupled_weight_decay"],
+        )
+    if name == "lion":  # torch has none: the reference implementation's class
+        return lion_pytorch.Lion(params, lr=lr, betas=betas, weight_decay=wd)
     raise KeyError(name)
 
 
@@ -529,6 +599,8 @@ def _keras_optimizer(name: str, v: Mapping[str, Any]) -> Any:
         )
     if name == "adadelta":
         return o.Adadelta(learning_rate=lr, rho=v["rho"], epsilon=v["epsilon"], **common)
+    if name == "lion":
+        return o.Lion(learning_rate=lr, beta_1=v["beta_1"], beta_2=v["beta_2"], **common)
     moments = {"beta_1": v["beta_1"], "beta_2": v["beta_2"], "epsilon": v["epsilon"]}
     if name in ("adam", "amsgrad"):
         amsgrad = name == "amsgrad" or v["amsgrad"]
@@ -635,6 +707,69 @@ def run_formula(case: Case, problem: Problem = PROBLEM) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
+# Oracle 4: TF Addons' RectifiedAdam (tf.keras), transcribed
+# ---------------------------------------------------------------------------------------------
+
+
+def run_tfa(case: Case, problem: Problem = PROBLEM) -> Tensor:
+    """``tfa.optimizers.RectifiedAdam._resource_apply_dense`` (tensorflow/addons 010a5b4) in
+    float64, line by line, with keras's clipping (per tensor ``clipnorm``: g·c/max(‖g‖, c))
+    and accumulation (the mean of N gradients, every N-th step) done as keras does:
+
+        sma_inf = 2/(1 − β₂) − 1;  sma_t = sma_inf − 2t β₂ᵗ/(1 − β₂ᵗ)
+        m ← β₁m + (1 − β₁)g;  m_corr = m/(1 − β₁ᵗ);  v ← β₂v + (1 − β₂)g²
+        v_corr = √(v/(1 − β₂ᵗ))
+        r = √((sma_t − 4)/(sma_inf − 4) · (sma_t − 2)/(sma_inf − 2) · sma_inf/sma_t)
+        var_t = r m_corr/(v_corr + ε) where sma_t ≥ 5, else m_corr;  var_t += λ var
+        var ← var − η var_t
+    """
+    assert case.optimizer == "radam"
+    v = resolve(case.optimizer, "keras", case.kwargs)
+    lr, b1, b2, eps = v["learning_rate"], v["beta_1"], v["beta_2"], v["epsilon"]
+    wd = v["weight_decay"] or 0.0
+    n = v["gradient_accumulation_steps"] or 1
+    params = [p.clone() for p in problem.theta0]
+    m = [torch.zeros_like(p) for p in params]
+    s = [torch.zeros_like(p) for p in params]
+    acc: list[Tensor] | None = None
+    step = 0
+    traj = []
+    for t in range(STEPS):
+        grads = problem.grad(t, params)
+        acc = grads if acc is None else [a + g for a, g in zip(acc, grads, strict=True)]
+        if (t + 1) % n == 0:
+            grads, acc = [a / n for a in acc], None
+            if v["clipnorm"] is not None:
+                c = v["clipnorm"]
+                grads = [g * c / max(float(g.norm()), c) for g in grads]
+            step += 1
+            sma_inf = 2.0 / (1.0 - b2) - 1.0
+            sma_t = sma_inf - 2.0 * step * b2**step / (1.0 - b2**step)
+            new = []
+            for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+                m[i] = b1 * m[i] + (1.0 - b1) * g
+                m_corr = m[i] / (1.0 - b1**step)
+                s[i] = b2 * s[i] + (1.0 - b2) * g * g
+                v_corr = torch.sqrt(s[i] / (1.0 - b2**step))
+                if sma_t >= 5.0:
+                    r = math.sqrt(
+                        (sma_t - 4.0)
+                        / (sma_inf - 4.0)
+                        * (sma_t - 2.0)
+                        / (sma_inf - 2.0)
+                        * sma_inf
+                        / sma_t
+                    )
+                    var_t = r * m_corr / (v_corr + eps)
+                else:
+                    var_t = m_corr
+                new.append(p - lr * (var_t + wd * p))
+            params = new
+        traj.append(flat(params))
+    return torch.stack(traj)
+
+
+# ---------------------------------------------------------------------------------------------
 # Comparison
 # ---------------------------------------------------------------------------------------------
 
@@ -656,7 +791,8 @@ _ORACLE_RUNS: dict[str, Tensor] = {}  # each oracle's trajectory once per case, 
 
 
 def oracle_trajectory(case: Case) -> Tensor:
-    run = {"torch": run_torch, "keras": run_keras, "formula": run_formula}[case.oracle_name]
+    oracles = {"torch": run_torch, "keras": run_keras, "formula": run_formula, "tfa": run_tfa}
+    run = oracles[case.oracle_name]
     key = f"{case.oracle_name}:{case.id}"
     if key not in _ORACLE_RUNS:
         _ORACLE_RUNS[key] = run(case)
@@ -688,6 +824,8 @@ FORM_CASES = [
 def test_parity(case: Case, form: str) -> None:
     if case.oracle_name == "keras" and keras is None:
         pytest.skip("keras is not installed")
+    if (case.optimizer, case.oracle_name) == ("lion", "torch") and lion_pytorch is None:
+        pytest.skip("lion-pytorch is not installed")
     ours, ref, rtol = compare(case, form)
     assert torch.isfinite(ref).all(), "oracle diverged: pick a gentler case"
     assert ref[-1].sub(flat(list(PROBLEM.theta0))).abs().max() > 0, "oracle did not move"

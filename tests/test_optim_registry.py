@@ -41,6 +41,8 @@ NAMES = (
     "adamax",
     "nadam",
     "nadamax",
+    "radam",
+    "lion",
 )  # family by family (optim/families)
 
 
@@ -80,6 +82,7 @@ TORCH_CLASSES = {
     "adamax": "Adamax",
     "nadam": "NAdam",
     "adamw": "AdamW",
+    "radam": "RAdam",
 }
 KERAS_CLASSES = {
     **{k: v for k, v in TORCH_CLASSES.items() if v in ("SGD", "Adagrad", "RMSprop")},
@@ -89,6 +92,7 @@ KERAS_CLASSES = {
     "adamax": "Adamax",
     "nadam": "Nadam",
     "adamw": "AdamW",
+    "lion": "Lion",
 }
 # Deliberate differences from the library signature, each with its reason.
 NOT_LIBRARY_DEFAULTS = {
@@ -123,6 +127,16 @@ def test_torch_defaults_are_torch_optim_defaults(optimizer: str) -> None:
             continue
         checked += 1
     assert checked >= 2
+
+
+def test_lion_torch_defaults_are_the_reference_defaults() -> None:
+    """torch has no Lion: torch semantics take lucidrains/lion-pytorch's defaults."""
+    lion_pytorch = pytest.importorskip("lion_pytorch")
+    lib = _signature_defaults(lion_pytorch.Lion)
+    values = resolve("lion", "torch", {})
+    assert values["learning_rate"] == lib["lr"] == 1e-4
+    assert (values["beta_1"], values["beta_2"]) == lib["betas"]
+    assert values["weight_decay"] == lib["weight_decay"]
 
 
 @pytest.mark.skipif(keras is None, reason="keras is not installed")
@@ -210,7 +224,35 @@ BAD = [
     ("nag-zero", "momentum", "torch", {"nesterov": True, "momentum": 0.0}, r"momentum > 0"),
     ("scale-neg", "adam", "torch", {"loss_scale_factor": -1.0}, r"loss_scale_factor > 0"),
     ("keras-l2", "adam", "keras", {"decoupled_weight_decay": False}, r"keras always decays"),
+    # torch's optim_db error inputs for RAdam (optim_error_inputs_func_radam, CPU)
+    ("radam-beta1", "radam", "torch", {"betas": (1.0, 0.0)}, r"radam.*beta_1 = 1.0.*< 1"),
+    ("radam-wd", "radam", "torch", {"weight_decay": -1}, r"radam.*weight_decay >= 0"),
+    # keras's lion_test.py test_invalid_beta_1
+    ("lion-beta1-neg", "lion", "keras", {"beta_1": -0.1}, r"lion.*0 < beta_1 <= 1"),
+    ("lion-beta1-0", "lion", "keras", {"beta_1": 0.0}, r"lion.*0 < beta_1 <= 1"),
+    ("lion-beta1-big", "lion", "torch", {"beta_1": 1.1}, r"lion.*0 < beta_1 <= 1"),
+    ("lion-beta2-big", "lion", "torch", {"betas": (0.9, 1.1)}, r"lion.*0 <= beta_2 <= 1"),
 ]
+
+# What the libraries refuse of the above, refused by the libraries too (same values).
+LIBRARY_REFUSALS = [
+    ("torch", "RAdam", {"lr": 1e-2, "betas": (1.0, 0.0)}, "Invalid beta parameter at index 0"),
+    ("torch", "RAdam", {"lr": 1e-2, "weight_decay": -1}, "Invalid weight_decay value: -1"),
+    ("keras", "Lion", {"beta_1": -0.1}, "Argument `beta_1` must be in the \\[0, 1\\] range"),
+    ("keras", "Lion", {"beta_1": 0.0}, "Received: beta_1=0.0"),
+    ("keras", "Lion", {"beta_1": 1.1}, "Received: beta_1=1.1"),
+]
+
+
+@pytest.mark.parametrize(("library", "cls", "kwargs", "pattern"), LIBRARY_REFUSALS)
+def test_the_libraries_refuse_them_too(library: str, cls: str, kwargs: dict, pattern: str) -> None:
+    if library == "keras" and keras is None:
+        pytest.skip("keras is not installed")
+    with pytest.raises(ValueError, match=pattern):
+        if library == "torch":
+            getattr(torch.optim, cls)([torch.zeros(2, requires_grad=True)], **kwargs)
+        else:
+            getattr(keras.optimizers, cls)(**kwargs)
 
 
 @pytest.mark.parametrize(

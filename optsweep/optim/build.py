@@ -10,8 +10,9 @@ Order of the stages (keras's order, and what a torch user does by hand):
    mean gradient of every N-th call;
 3. clipping (``clipnorm`` per tensor, ``global_clipnorm`` per trial, ``clipvalue``), then
    g ← −g under ``maximize`` (the torch.optim wrapper's keyword);
-4. weight decay: torch semantics adds λθ to g (coupled L2) except adamw and
-   ``decoupled_weight_decay``; those and every keras optimizer decay θ ← θ(1 − ηλ) first;
+4. weight decay: torch semantics adds λθ to g (coupled L2) except adamw, lion
+   (``OptimizerInfo.decoupled_decay``) and ``decoupled_weight_decay``; those and every keras
+   optimizer decay θ ← θ(1 − ηλ) first;
 5. the family's kernel (``families/``), or, on a CPU and where the family has one, torch's
    fused kernel called once per trial (weight decay included).
 """
@@ -54,7 +55,7 @@ KERNELS: tuple[Kernels, ...] = ("auto", "batched", "per_trial")
 
 def decoupled_weight_decay(optimizer: str, semantics: Semantics, values: Mapping[str, Any]) -> bool:
     """Whether ``weight_decay`` is decoupled (θ ← θ − ηλθ) rather than coupled L2 (g + λθ)."""
-    if semantics == "keras" or optimizer == "adamw":
+    if semantics == "keras" or optimizer_info(optimizer).decoupled_decay:
         return True
     return bool(values.get("decoupled_weight_decay"))
 

@@ -8,9 +8,9 @@ below; ``tests/test_optim_families.py`` then asks for its oracle and wrapper cas
 from __future__ import annotations
 
 from ..parameters import OptimizerInfo
-from . import adadelta, adagrad, adam, adamax, nadam, rmsprop, sgd
+from . import adadelta, adagrad, adam, adamax, lion, nadam, radam, rmsprop, sgd
 
-FAMILIES = (sgd, adagrad, rmsprop, adadelta, adam, adamax, nadam)
+FAMILIES = (sgd, adagrad, rmsprop, adadelta, adam, adamax, nadam, radam, lion)
 
 OPTIMIZERS: tuple[OptimizerInfo, ...] = tuple(info for f in FAMILIES for info in f.OPTIMIZERS)
 
