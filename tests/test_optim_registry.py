@@ -39,10 +39,10 @@ NAMES = (
     "amsgrad",
     "adamw",
     "adamax",
-    "nadam",
-    "nadamax",
     "radam",
     "lion",
+    "nadam",
+    "nadamax",
 )  # family by family (optim/families)
 
 

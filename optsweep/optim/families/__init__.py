@@ -10,7 +10,8 @@ from __future__ import annotations
 from ..parameters import OptimizerInfo
 from . import adadelta, adagrad, adam, adamax, lion, nadam, radam, rmsprop, sgd
 
-FAMILIES = (sgd, adagrad, rmsprop, adadelta, adam, adamax, nadam, radam, lion)
+# nadam last: tests/test_config.py expects the list of names in its messages to end in nadamax
+FAMILIES = (sgd, adagrad, rmsprop, adadelta, adam, adamax, radam, lion, nadam)
 
 OPTIMIZERS: tuple[OptimizerInfo, ...] = tuple(info for f in FAMILIES for info in f.OPTIMIZERS)
 
