@@ -35,6 +35,13 @@ VARIANTS: dict[str, tuple[Any, ...]] = {
     "lr_decay": ("default", 0.01, 0.1),
     "momentum_decay": ("default", 0.01, 0.5),
     "weight_decay": ("default", 0.01, 0.1),
+    "eta_minus": ("default", 0.3, 0.7),
+    "eta_plus": ("default", 1.5, 1.1),
+    "step_size_min": ("default", 1e-3, 1e-4),
+    "step_size_max": ("default", 0.05, 1.0),
+    "lambd": ("default", 0.1, 0.01),
+    "alpha": ("default", 0.5, 1.0),
+    "t0": ("default", 3.0, 6.0),
 }
 
 STRUCTURES: dict[str, dict[str, Any]] = {

@@ -4,9 +4,10 @@ Oracles: ``torch.optim`` for torch semantics (rtol 1e-9), Keras 3 on its torch b
 for keras semantics, and a plain float64 transcription of the formula for what no
 library ships (nadamax, and nadam without its momentum schedule). Where only one library
 defines an optimizer, the other convention's oracle is its reference in that world:
-lucidrains/lion-pytorch (``lion_pytorch.Lion``, a test dependency) for torch's Lion, and a
+lucidrains/lion-pytorch (``lion_pytorch.Lion``, a test dependency) for torch's Lion, a
 float64 transcription of TF Addons' ``RectifiedAdam`` (tf.keras; TensorFlow is not a
-dependency) for keras's RAdam.
+dependency) for keras's RAdam, and for keras's Rprop and ASGD (no tf.keras library ships
+them) torch.optim's class with keras's clipping and decoupled decay done by hand.
 
 Every case runs in every form an optimizer has (``FORMS``): the K-batched kernel the engine
 runs (two stacked trials), torch's fused kernel per trial where the family has one, the pure
@@ -140,7 +141,11 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
 
 # Optimizers one library defines: the other convention's oracle (see the module docstring).
 # torch's Lion is lion_pytorch's, built where torch.optim's classes are (``_torch_optimizer``).
-REFERENCE_ORACLES = {("radam", "keras"): "tfa"}
+REFERENCE_ORACLES = {
+    ("radam", "keras"): "tfa",
+    ("rprop", "keras"): "torch-rule",
+    ("asgd", "keras"): "torch-rule",
+}
 
 
 @dataclass(frozen=True)
@@ -242,7 +247,7 @@ def _flag_and_knob_cases(semantics: str) -> list[Case]:
         Case("adam", sem, {"learning_rate": 0.01, "loss_scale_factor": 128.0}),
         Case("adam", sem, {"learning_rate": 0.05}, schedule=ScheduleSpec("cosine", T_max=STEPS)),
     ]
-    cases += _radam_cases(sem) + _lion_cases(sem)
+    cases += _radam_cases(sem) + _lion_cases(sem) + _rprop_cases(sem) + _asgd_cases(sem)
     if semantics == "torch":  # torch-only parameters
         cases += [
             Case("momentum", sem, {"learning_rate": 0.05, "momentum": 0.9, "dampening": 0.5}),
@@ -305,6 +310,34 @@ def _lion_cases(sem: str) -> list[Case]:
         Case("lion", sem, {"learning_rate": 3e-3, "clipvalue": 0.2, "weight_decay": 0.01}),
         Case("lion", sem, {"learning_rate": 3e-3, "global_clipnorm": 0.5}),
         Case("lion", sem, {"learning_rate": 3e-3, "gradient_accumulation_steps": 3}),
+    ]
+
+
+def _rprop_cases(sem: str) -> list[Case]:
+    """optim_db's Rprop inputs (lr 2e-4, etas (0.5, 1.5), step_sizes (2e-6, 100); maximize is
+    in test_optim_create), Δ clamped at both ends, and the knobs."""
+    return [
+        Case("rprop", sem, {"learning_rate": 2e-4}),
+        Case("rprop", sem, {"etas": (0.5, 1.5)}),
+        Case("rprop", sem, {"step_sizes": (2e-6, 100.0)}),
+        Case("rprop", sem, {"learning_rate": 0.1, "step_sizes": (0.01, 0.2), "etas": (0.3, 2.0)}),
+        Case("rprop", sem, {"weight_decay": 0.1}),
+        Case("rprop", sem, {"clipvalue": 0.2, "gradient_accumulation_steps": 2}),
+        Case("rprop", sem, {"global_clipnorm": 0.5}),
+    ]
+
+
+def _asgd_cases(sem: str) -> list[Case]:
+    """optim_db's ASGD inputs (lambd 0.1, lr 0.02, t0 100, weight_decay 0.1; maximize is in
+    test_optim_create), and the knobs."""
+    return [
+        Case("asgd", sem, {"lambd": 0.1}),
+        Case("asgd", sem, {"learning_rate": 0.02}),
+        Case("asgd", sem, {"t0": 100.0}),
+        Case("asgd", sem, {"t0": 10.0, "lambd": 0.5, "alpha": 0.5, "learning_rate": 0.05}),
+        Case("asgd", sem, {"weight_decay": 0.1}),
+        Case("asgd", sem, {"clipnorm": 0.5, "gradient_accumulation_steps": 3}),
+        Case("asgd", sem, {"global_clipnorm": 0.5, "loss_scale_factor": 64.0}),
     ]
 
 
@@ -475,6 +508,18 @@ def _torch_optimizer(name: str, params: list[Tensor], v: Mapping[str, Any]) -> A
         )
     if name == "adadelta":
         return o.Adadelta(params, lr=lr, rho=v["rho"], eps=v["epsilon"], weight_decay=wd)
+    if name == "rprop":
+        assert wd == 0.0  # no weight_decay argument: run_torch decays by hand
+        return o.Rprop(
+            params,
+            lr=lr,
+            etas=(v["eta_minus"], v["eta_plus"]),
+            step_sizes=(v["step_size_min"], v["step_size_max"]),
+        )
+    if name == "asgd":
+        return o.ASGD(
+            params, lr=lr, lambd=v["lambd"], alpha=v["alpha"], t0=v["t0"], weight_decay=wd
+        )
     betas = (v["beta_1"], v["beta_2"])
     if name in ("adam", "amsgrad"):
         amsgrad = name == "amsgrad" or v["amsgrad"]
@@ -522,12 +567,22 @@ def _torch_scheduler(case: Case, opt: Any) -> Any:
     )
 
 
-def run_torch(case: Case, problem: Problem = PROBLEM) -> Tensor:
-    """torch.optim, with clipping, accumulation and loss scale done as a torch user does."""
-    v = resolve(case.optimizer, "torch", case.kwargs)
+# torch.optim classes without a weight_decay argument: coupled L2 added to g by hand
+NO_WEIGHT_DECAY = {"rprop"}
+
+
+def run_torch(case: Case, problem: Problem = PROBLEM, *, keras_knobs: bool = False) -> Tensor:
+    """torch.optim, with clipping, accumulation and loss scale done as a torch user does.
+
+    ``keras_knobs``: the case's keras semantics for an optimizer only torch defines: torch's
+    class for the rule, keras's conventions around it done by hand (clipping as keras clips,
+    decoupled decay θ ← θ(1 − ηλ) before the step)."""
+    v = resolve(case.optimizer, case.semantics if keras_knobs else "torch", case.kwargs)
+    wd = v["weight_decay"] or 0.0
+    by_hand = keras_knobs or case.optimizer in NO_WEIGHT_DECAY
     params = [p.clone().requires_grad_(True) for p in problem.theta0]
     with default_dtype(F64):
-        opt = _torch_optimizer(case.optimizer, params, v)
+        opt = _torch_optimizer(case.optimizer, params, {**v, "weight_decay": 0.0} if by_hand else v)
     scheduler = _torch_scheduler(case, opt)
     n = v["gradient_accumulation_steps"] or 1
     scale = v["loss_scale_factor"] or 1.0
@@ -539,13 +594,17 @@ def run_torch(case: Case, problem: Problem = PROBLEM) -> Tensor:
         if (t + 1) % n == 0:
             for p, a in zip(params, acc, strict=True):
                 p.grad = a / n
-            if v["clipnorm"] is not None:
-                for p in params:
-                    torch.nn.utils.clip_grad_norm_([p], v["clipnorm"])
-            if v["global_clipnorm"] is not None:
-                torch.nn.utils.clip_grad_norm_(params, v["global_clipnorm"])
-            if v["clipvalue"] is not None:
-                torch.nn.utils.clip_grad_value_(params, v["clipvalue"])
+            if keras_knobs:
+                _keras_clip(params, v)
+            else:
+                _torch_clip(params, v)
+            if by_hand and wd:
+                with torch.no_grad():
+                    for p in params:
+                        if keras_knobs:
+                            p.mul_(1 - opt.param_groups[0]["lr"] * wd)
+                        else:
+                            p.grad = p.grad + wd * p
             with default_dtype(F64):
                 opt.step()
             acc = None
@@ -553,6 +612,38 @@ def run_torch(case: Case, problem: Problem = PROBLEM) -> Tensor:
             scheduler.step()
         traj.append(flat(params))
     return torch.stack(traj)
+
+
+def _torch_clip(params: list[Tensor], v: Mapping[str, Any]) -> None:
+    if v["clipnorm"] is not None:
+        for p in params:
+            torch.nn.utils.clip_grad_norm_([p], v["clipnorm"])
+    if v["global_clipnorm"] is not None:
+        torch.nn.utils.clip_grad_norm_(params, v["global_clipnorm"])
+    if v["clipvalue"] is not None:
+        torch.nn.utils.clip_grad_value_(params, v["clipvalue"])
+
+
+def _keras_clip(params: list[Tensor], v: Mapping[str, Any]) -> None:
+    """keras's ``clip_by_norm`` g·c/max(‖g‖, c) per tensor; ``clip_by_global_norm``
+    g·c·min(1/n, 1/c), n = √Σ‖g‖²; ``clipvalue`` elementwise."""
+    if v["clipnorm"] is not None:
+        c = v["clipnorm"]
+        for p in params:
+            p.grad = p.grad * (c / max(float(p.grad.norm()), c))
+    if v["global_clipnorm"] is not None:
+        c = v["global_clipnorm"]
+        norm = math.sqrt(sum(float((p.grad * p.grad).sum()) for p in params))
+        for p in params:
+            p.grad = p.grad * (c * min(1 / norm, 1 / c))
+    if v["clipvalue"] is not None:
+        for p in params:
+            p.grad = p.grad.clamp(-v["clipvalue"], v["clipvalue"])
+
+
+def run_torch_rule(case: Case, problem: Problem = PROBLEM) -> Tensor:
+    """Keras semantics of an optimizer only torch ships (see ``run_torch``)."""
+    return run_torch(case, problem, keras_knobs=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -791,7 +882,13 @@ _ORACLE_RUNS: dict[str, Tensor] = {}  # each oracle's trajectory once per case, 
 
 
 def oracle_trajectory(case: Case) -> Tensor:
-    oracles = {"torch": run_torch, "keras": run_keras, "formula": run_formula, "tfa": run_tfa}
+    oracles = {
+        "torch": run_torch,
+        "keras": run_keras,
+        "formula": run_formula,
+        "tfa": run_tfa,
+        "torch-rule": run_torch_rule,
+    }
     run = oracles[case.oracle_name]
     key = f"{case.oracle_name}:{case.id}"
     if key not in _ORACLE_RUNS:

@@ -32,8 +32,10 @@ NAMES = (
     "sgd",
     "momentum",
     "nesterov",
+    "asgd",
     "adagrad",
     "rmsprop",
+    "rprop",
     "adadelta",
     "adam",
     "amsgrad",
@@ -83,6 +85,8 @@ TORCH_CLASSES = {
     "nadam": "NAdam",
     "adamw": "AdamW",
     "radam": "RAdam",
+    "rprop": "Rprop",
+    "asgd": "ASGD",
 }
 KERAS_CLASSES = {
     **{k: v for k, v in TORCH_CLASSES.items() if v in ("SGD", "Adagrad", "RMSprop")},
@@ -121,6 +125,10 @@ def test_torch_defaults_are_torch_optim_defaults(optimizer: str) -> None:
         lib_name = lib_name or name
         if name in ("beta_1", "beta_2"):
             assert value == lib["betas"][int(name[-1]) - 1], name
+        elif name in ("eta_minus", "eta_plus"):
+            assert value == lib["etas"][name == "eta_plus"], name
+        elif name in ("step_size_min", "step_size_max"):
+            assert value == lib["step_sizes"][name == "step_size_max"], name
         elif lib_name in lib:
             assert value == lib[lib_name], name
         else:
@@ -166,6 +174,8 @@ NAME_CASES = [
     ("adadelta", "rho", ("rho",)),
     ("adamw", "weight_decay", ("weight_decay",)),
     ("sgd", "max_grad_norm", ("global_clipnorm",)),
+    ("rprop", "etas", ("eta_minus", "eta_plus")),
+    ("rprop", "step_sizes", ("step_size_min", "step_size_max")),
 ]
 
 
@@ -232,12 +242,20 @@ BAD = [
     ("lion-beta1-0", "lion", "keras", {"beta_1": 0.0}, r"lion.*0 < beta_1 <= 1"),
     ("lion-beta1-big", "lion", "torch", {"beta_1": 1.1}, r"lion.*0 < beta_1 <= 1"),
     ("lion-beta2-big", "lion", "torch", {"betas": (0.9, 1.1)}, r"lion.*0 <= beta_2 <= 1"),
+    # optim_db's error inputs for Rprop and ASGD
+    ("rprop-etas", "rprop", "torch", {"etas": (1.0, 0.5)}, r"rprop.*eta_minus = 1.0.*< 1"),
+    ("rprop-eta-plus", "rprop", "torch", {"etas": (0.5, 1.0)}, r"rprop.*eta_plus > 1"),
+    ("rprop-sizes", "rprop", "torch", {"step_sizes": (1e-6,)}, r"pair \(step_size_min, "),
+    ("asgd-wd", "asgd", "torch", {"weight_decay": -0.5}, r"asgd.*weight_decay >= 0"),
 ]
 
 # What the libraries refuse of the above, refused by the libraries too (same values).
 LIBRARY_REFUSALS = [
     ("torch", "RAdam", {"lr": 1e-2, "betas": (1.0, 0.0)}, "Invalid beta parameter at index 0"),
     ("torch", "RAdam", {"lr": 1e-2, "weight_decay": -1}, "Invalid weight_decay value: -1"),
+    ("torch", "Rprop", {"lr": 1e-2, "etas": (1.0, 0.5)}, "Invalid eta values: 1.0, 0.5"),
+    ("torch", "Rprop", {"lr": 1e-2, "etas": (0.5, 1.0)}, "Invalid eta values: 0.5, 1.0"),
+    ("torch", "ASGD", {"lr": 1e-2, "weight_decay": -0.5}, "Invalid weight_decay value: -0.5"),
     ("keras", "Lion", {"beta_1": -0.1}, "Argument `beta_1` must be in the \\[0, 1\\] range"),
     ("keras", "Lion", {"beta_1": 0.0}, "Received: beta_1=0.0"),
     ("keras", "Lion", {"beta_1": 1.1}, "Received: beta_1=1.1"),

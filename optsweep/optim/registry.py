@@ -64,7 +64,11 @@ WRAPPER_ONLY: dict[str, str] = {
 # ---------------------------------------------------------------------------------------------
 
 # Names written for a pair of canonical parameters (torch's tuples).
-_PAIR_ALIASES: dict[str, tuple[str, str]] = {"betas": ("beta_1", "beta_2")}
+_PAIR_ALIASES: dict[str, tuple[str, str]] = {
+    "betas": ("beta_1", "beta_2"),
+    "etas": ("eta_minus", "eta_plus"),  # torch's Rprop
+    "step_sizes": ("step_size_min", "step_size_max"),  # torch's Rprop
+}
 
 
 def optimizer_info(optimizer: str) -> OptimizerInfo:
@@ -121,7 +125,8 @@ def resolve_name(optimizer: str, name: str) -> tuple[str, ...]:
 
 def _split_pair(optimizer: str, name: str, value: Any) -> tuple[Any, Any]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
-        raise ValueError(f"{optimizer}: {name} = {value!r} must be a pair (beta_1, beta_2)")
+        first, second = _PAIR_ALIASES[name]
+        raise ValueError(f"{optimizer}: {name} = {value!r} must be a pair ({first}, {second})")
     return value[0], value[1]
 
 
