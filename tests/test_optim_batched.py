@@ -42,6 +42,9 @@ VARIANTS: dict[str, tuple[Any, ...]] = {
     "lambd": ("default", 0.1, 0.01),
     "alpha": ("default", 0.5, 1.0),
     "t0": ("default", 3.0, 6.0),
+    "beta_2_decay": ("default", -0.5, -1.0),
+    "epsilon_2": ("default", 1e-2, 1e-4),
+    "clip_threshold": ("default", 1.5, 2.0),
 }
 
 STRUCTURES: dict[str, dict[str, Any]] = {

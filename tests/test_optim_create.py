@@ -119,6 +119,10 @@ TORCH_KEYWORDS = [
     ("rprop", "Rprop", {"lr": t(0.001), "etas": (0.5, 1.5), "step_sizes": (2e-6, 100)}),
     ("asgd", "ASGD", {"maximize": True, "weight_decay": 0.1}),
     ("asgd", "ASGD", {"lr": t(0.001), "t0": 3, "lambd": 0.1, "foreach": True}),
+    # optim_db's Adafactor inputs with torch's keywords
+    ("adafactor", "Adafactor", {"weight_decay": 0.1, "maximize": True}),
+    ("adafactor", "Adafactor", {"lr": t(0.05), "beta2_decay": -1.0, "foreach": False}),
+    ("adafactor", "Adafactor", {"eps": (None, 1e-2), "d": 1.5, "foreach": True}),
 ]
 
 

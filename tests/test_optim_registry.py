@@ -42,6 +42,7 @@ NAMES = (
     "adamw",
     "adamax",
     "radam",
+    "adafactor",
     "lion",
     "nadam",
     "nadamax",
@@ -87,6 +88,7 @@ TORCH_CLASSES = {
     "radam": "RAdam",
     "rprop": "Rprop",
     "asgd": "ASGD",
+    "adafactor": "Adafactor",
 }
 KERAS_CLASSES = {
     **{k: v for k, v in TORCH_CLASSES.items() if v in ("SGD", "Adagrad", "RMSprop")},
@@ -97,13 +99,19 @@ KERAS_CLASSES = {
     "nadam": "Nadam",
     "adamw": "AdamW",
     "lion": "Lion",
+    "adafactor": "Adafactor",
 }
 # Deliberate differences from the library signature, each with its reason.
 NOT_LIBRARY_DEFAULTS = {
     ("momentum", "momentum"): "library default 0 is plain SGD; the momentum optimizers use 0.9",
     ("nesterov", "momentum"): "same",
 }
-TORCH_NAMES = {"learning_rate": "lr", "epsilon": "eps"}
+TORCH_NAMES = {
+    "learning_rate": "lr",
+    "epsilon": "eps",
+    "beta_2_decay": "beta2_decay",
+    "clip_threshold": "d",
+}
 
 
 def _signature_defaults(cls: type) -> dict[str, Any]:
@@ -129,6 +137,8 @@ def test_torch_defaults_are_torch_optim_defaults(optimizer: str) -> None:
             assert value == lib["etas"][name == "eta_plus"], name
         elif name in ("step_size_min", "step_size_max"):
             assert value == lib["step_sizes"][name == "step_size_max"], name
+        elif name in ("epsilon_1", "epsilon_2"):
+            assert value == lib["eps"][name == "epsilon_2"], name
         elif lib_name in lib:
             assert value == lib[lib_name], name
         else:
@@ -247,6 +257,11 @@ BAD = [
     ("rprop-eta-plus", "rprop", "torch", {"etas": (0.5, 1.0)}, r"rprop.*eta_plus > 1"),
     ("rprop-sizes", "rprop", "torch", {"step_sizes": (1e-6,)}, r"pair \(step_size_min, "),
     ("asgd-wd", "asgd", "torch", {"weight_decay": -0.5}, r"asgd.*weight_decay >= 0"),
+    # optim_db's error inputs for Adafactor
+    ("adafactor-eps1", "adafactor", "torch", {"eps": (-1e-30, 1e-3)}, r"epsilon_1 >= 0"),
+    ("adafactor-d", "adafactor", "torch", {"d": 0.5}, r"adafactor \(torch.*clip_threshold >= 1"),
+    ("adafactor-d0", "adafactor", "keras", {"clip_threshold": 0.0}, r"clip_threshold > 0"),
+    ("adafactor-decay", "adafactor", "torch", {"beta2_decay": 0.8}, r"beta_2_decay <= 0"),
 ]
 
 # What the libraries refuse of the above, refused by the libraries too (same values).
@@ -256,6 +271,9 @@ LIBRARY_REFUSALS = [
     ("torch", "Rprop", {"lr": 1e-2, "etas": (1.0, 0.5)}, "Invalid eta values: 1.0, 0.5"),
     ("torch", "Rprop", {"lr": 1e-2, "etas": (0.5, 1.0)}, "Invalid eta values: 0.5, 1.0"),
     ("torch", "ASGD", {"lr": 1e-2, "weight_decay": -0.5}, "Invalid weight_decay value: -0.5"),
+    ("torch", "Adafactor", {"eps": (-1e-30, 1e-3)}, "epsilon1 should be >= 0"),
+    ("torch", "Adafactor", {"d": 0.0}, "Clipping threshold d should be >= 1"),
+    ("torch", "Adafactor", {"beta2_decay": 0.8}, "beta2_decay should be <= 0"),
     ("keras", "Lion", {"beta_1": -0.1}, "Argument `beta_1` must be in the \\[0, 1\\] range"),
     ("keras", "Lion", {"beta_1": 0.0}, "Received: beta_1=0.0"),
     ("keras", "Lion", {"beta_1": 1.1}, "Received: beta_1=1.1"),

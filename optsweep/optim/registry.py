@@ -68,6 +68,7 @@ _PAIR_ALIASES: dict[str, tuple[str, str]] = {
     "betas": ("beta_1", "beta_2"),
     "etas": ("eta_minus", "eta_plus"),  # torch's Rprop
     "step_sizes": ("step_size_min", "step_size_max"),  # torch's Rprop
+    "eps": ("epsilon_1", "epsilon_2"),  # torch's Adafactor (elsewhere eps is epsilon)
 }
 
 
@@ -201,6 +202,11 @@ def _check_cross(optimizer: str, semantics: Semantics, values: Mapping[str, Any]
         raise ValueError(
             f"{optimizer}: dynamic_loss_scale with gradient_accumulation_steps is not supported "
             "(a trial that overflows mid-accumulation cannot skip alone)"
+        )
+    if optimizer == "adafactor" and semantics == "torch" and values["clip_threshold"] < 1:
+        raise ValueError(
+            f"adafactor (torch semantics): clip_threshold = {values['clip_threshold']} is out of "
+            "range; valid: clip_threshold >= 1 (torch's Adafactor d; keras accepts any d > 0)"
         )
     nesterov = optimizer == "nesterov" or values.get("nesterov", False)
     torch_nesterov = semantics == "torch" and nesterov and optimizer in ("momentum", "nesterov")

@@ -8,10 +8,36 @@ below; ``tests/test_optim_families.py`` then asks for its oracle and wrapper cas
 from __future__ import annotations
 
 from ..parameters import OptimizerInfo
-from . import adadelta, adagrad, adam, adamax, asgd, lion, nadam, radam, rmsprop, rprop, sgd
+from . import (
+    adadelta,
+    adafactor,
+    adagrad,
+    adam,
+    adamax,
+    asgd,
+    lion,
+    nadam,
+    radam,
+    rmsprop,
+    rprop,
+    sgd,
+)
 
 # nadam last: tests/test_config.py expects the list of names in its messages to end in nadamax
-FAMILIES = (sgd, asgd, adagrad, rmsprop, rprop, adadelta, adam, adamax, radam, lion, nadam)
+FAMILIES = (
+    sgd,
+    asgd,
+    adagrad,
+    rmsprop,
+    rprop,
+    adadelta,
+    adam,
+    adamax,
+    radam,
+    adafactor,
+    lion,
+    nadam,
+)
 
 OPTIMIZERS: tuple[OptimizerInfo, ...] = tuple(info for f in FAMILIES for info in f.OPTIMIZERS)
 
