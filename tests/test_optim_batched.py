@@ -45,6 +45,7 @@ VARIANTS: dict[str, tuple[Any, ...]] = {
     "beta_2_decay": ("default", -0.5, -1.0),
     "epsilon_2": ("default", 1e-2, 1e-4),
     "clip_threshold": ("default", 1.5, 2.0),
+    "clamp_value": ("default", 5.0, 1.0),
 }
 
 STRUCTURES: dict[str, dict[str, Any]] = {

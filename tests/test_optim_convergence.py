@@ -92,6 +92,7 @@ GOOD_RATES = {
     "rprop": 0.01,  # Δ₀ only: Rprop adapts its own steps
     "asgd": 0.2,
     "adafactor": 0.1,  # its step is relative: ρₜ·max(ε₂, RMS(θ))
+    "lamb": 0.05,
     "lion": 0.02,  # a sign step of η per element; at 0.01 β₂ = 0.99 still swings at step 300
 }
 

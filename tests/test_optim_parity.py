@@ -4,7 +4,8 @@ Oracles: ``torch.optim`` for torch semantics (rtol 1e-9), Keras 3 on its torch b
 for keras semantics, and a plain float64 transcription of the formula for what no
 library ships (nadamax, and nadam without its momentum schedule). Where only one library
 defines an optimizer, the other convention's oracle is its reference in that world:
-lucidrains/lion-pytorch (``lion_pytorch.Lion``, a test dependency) for torch's Lion, a
+lucidrains/lion-pytorch (``lion_pytorch.Lion``, a test dependency) for torch's Lion,
+jettify/pytorch-optimizer (``torch_optimizer.Lamb``, a test dependency) for torch's LAMB, a
 float64 transcription of TF Addons' ``RectifiedAdam`` (tf.keras; TensorFlow is not a
 dependency) for keras's RAdam, and for keras's Rprop and ASGD (no tf.keras library ships
 them) torch.optim's class with keras's clipping and decoupled decay done by hand.
@@ -51,6 +52,10 @@ try:
     import lion_pytorch
 except ImportError:  # pragma: no cover - lion-pytorch is a test dependency
     lion_pytorch = None
+try:
+    import torch_optimizer
+except ImportError:  # pragma: no cover - torch-optimizer is a test dependency
+    torch_optimizer = None
 
 from optsweep.optim import (
     OPTIMIZERS,
@@ -80,7 +85,9 @@ KERAS_CLIP_RTOL, KERAS_CLIP_ATOL = 2e-5, 1e-7
 # tensor in float32 (``result_type(float64, "float32")`` is float32) and ``ops.power`` takes the
 # Python float β₂ decay as float32; its RMS of θ and of the update, its row and column means
 # carry float32 rounding. Measured, 50 steps: 1e-9 to 1e-7 absolute; the same tolerance.
-KERAS_FLOAT32_OPS = {"adafactor"}
+# Keras's Lamb multiplies by the Python floats 1 − β₁ and 1 − β₂, made float32 the same way
+# (its bias corrections use β's cast to float64): 5e-10 to 3e-8 absolute in 50 steps.
+KERAS_FLOAT32_OPS = {"adafactor", "lamb"}
 
 # keras on torch calls numpy on tensors without copy=; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -253,7 +260,7 @@ def _flag_and_knob_cases(semantics: str) -> list[Case]:
         Case("adam", sem, {"learning_rate": 0.05}, schedule=ScheduleSpec("cosine", T_max=STEPS)),
     ]
     cases += _radam_cases(sem) + _lion_cases(sem) + _rprop_cases(sem) + _asgd_cases(sem)
-    cases += _adafactor_cases(sem)
+    cases += _adafactor_cases(sem) + _lamb_cases(sem)
     if semantics == "torch":  # torch-only parameters
         cases += [
             Case("momentum", sem, {"learning_rate": 0.05, "momentum": 0.9, "dampening": 0.5}),
@@ -360,6 +367,23 @@ def _adafactor_cases(sem: str) -> list[Case]:
         Case("adafactor", sem, {"learning_rate": 0.05, "clipnorm": 0.5}),
         Case("adafactor", sem, {"learning_rate": 0.05, "gradient_accumulation_steps": 2}),
     ]
+
+
+def _lamb_cases(sem: str) -> list[Case]:
+    """Every parameter and knob; the trust ratio makes η a step relative to ‖θ‖."""
+    cases = [
+        Case("lamb", sem, {"learning_rate": 0.01}),
+        Case("lamb", sem, {"learning_rate": 0.01, "weight_decay": 0.1}),
+        Case("lamb", sem, {"learning_rate": 0.02, "beta_1": 0.8, "beta_2": 0.95}),
+        Case("lamb", sem, {"learning_rate": 0.01, "epsilon": 1e-3, "clipnorm": 0.5}),
+        Case("lamb", sem, {"learning_rate": 0.01, "gradient_accumulation_steps": 2}),
+    ]
+    if sem == "torch":
+        cases += [
+            Case("lamb", sem, {"learning_rate": 0.01, "debias": True, "clamp_value": 1.0}),
+            Case("lamb", sem, {"learning_rate": 0.01, "clamp_value": 0.5, "weight_decay": 0.3}),
+        ]
+    return cases
 
 
 def _formula_cases() -> list[Case]:
@@ -580,6 +604,16 @@ def _torch_optimizer(name: str, params: list[Tensor], v: Mapping[str, Any]) -> A
             weight_decay=wd,
             decoupled_weight_decay=v["decoupled_weight_decay"],
         )
+    if name == "lamb":  # torch has none: the reference implementation's class
+        return torch_optimizer.Lamb(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=v["epsilon"],
+            weight_decay=wd,
+            clamp_value=v["clamp_value"],
+            debias=v["debias"],
+        )
     if name == "lion":  # torch has none: the reference implementation's class
         return lion_pytorch.Lion(params, lr=lr, betas=betas, weight_decay=wd)
     raise KeyError(name)
@@ -745,6 +779,9 @@ def _keras_optimizer(name: str, v: Mapping[str, Any]) -> Any:
         )
     if name == "adamax":
         return o.Adamax(learning_rate=lr, **moments, **common)
+    if name == "lamb":
+        assert v["debias"] and v["clamp_value"] is None  # keras's Lamb has neither knob
+        return o.Lamb(learning_rate=lr, **moments, **common)
     if name == "nadam":
         assert v["momentum_decay"] == 1.0 and v["momentum_schedule"]
         return o.Nadam(learning_rate=lr, **moments, **common)
@@ -965,6 +1002,8 @@ def test_parity(case: Case, form: str) -> None:
         pytest.skip("keras is not installed")
     if (case.optimizer, case.oracle_name) == ("lion", "torch") and lion_pytorch is None:
         pytest.skip("lion-pytorch is not installed")
+    if (case.optimizer, case.oracle_name) == ("lamb", "torch") and torch_optimizer is None:
+        pytest.skip("torch-optimizer is not installed")
     ours, ref, rtol = compare(case, form)
     assert torch.isfinite(ref).all(), "oracle diverged: pick a gentler case"
     assert ref[-1].sub(flat(list(PROBLEM.theta0))).abs().max() > 0, "oracle did not move"

@@ -43,6 +43,7 @@ NAMES = (
     "adamax",
     "radam",
     "adafactor",
+    "lamb",
     "lion",
     "nadam",
     "nadamax",
@@ -100,6 +101,7 @@ KERAS_CLASSES = {
     "adamw": "AdamW",
     "lion": "Lion",
     "adafactor": "Adafactor",
+    "lamb": "Lamb",
 }
 # Deliberate differences from the library signature, each with its reason.
 NOT_LIBRARY_DEFAULTS = {
@@ -155,6 +157,19 @@ def test_lion_torch_defaults_are_the_reference_defaults() -> None:
     assert values["learning_rate"] == lib["lr"] == 1e-4
     assert (values["beta_1"], values["beta_2"]) == lib["betas"]
     assert values["weight_decay"] == lib["weight_decay"]
+
+
+def test_lamb_torch_defaults_are_the_reference_defaults() -> None:
+    """torch has no LAMB: torch semantics take torch_optimizer.Lamb's defaults."""
+    torch_optimizer = pytest.importorskip("torch_optimizer")
+    lib = _signature_defaults(torch_optimizer.Lamb)
+    values = resolve("lamb", "torch", {})
+    assert values["learning_rate"] == lib["lr"]
+    assert (values["beta_1"], values["beta_2"]) == lib["betas"]
+    assert values["epsilon"] == lib["eps"] == 1e-6
+    assert values["weight_decay"] == lib["weight_decay"]
+    assert values["clamp_value"] == lib["clamp_value"] == 10
+    assert values["debias"] is lib["debias"] is False
 
 
 @pytest.mark.skipif(keras is None, reason="keras is not installed")

@@ -15,6 +15,7 @@ from . import (
     adam,
     adamax,
     asgd,
+    lamb,
     lion,
     nadam,
     radam,
@@ -35,6 +36,7 @@ FAMILIES = (
     adamax,
     radam,
     adafactor,
+    lamb,
     lion,
     nadam,
 )
