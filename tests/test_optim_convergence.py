@@ -94,6 +94,7 @@ GOOD_RATES = {
     "adafactor": 0.1,  # its step is relative: ρₜ·max(ε₂, RMS(θ))
     "lamb": 0.05,
     "lion": 0.02,  # a sign step of η per element; at 0.01 β₂ = 0.99 still swings at step 300
+    "muon": 0.05,  # these problems are vectors: the AdamW half
 }
 
 

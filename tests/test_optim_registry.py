@@ -45,6 +45,7 @@ NAMES = (
     "adafactor",
     "lamb",
     "lion",
+    "muon",
     "nadam",
     "nadamax",
 )  # family by family (optim/families)
@@ -90,6 +91,7 @@ TORCH_CLASSES = {
     "rprop": "Rprop",
     "asgd": "ASGD",
     "adafactor": "Adafactor",
+    "muon": "Muon",
 }
 KERAS_CLASSES = {
     **{k: v for k, v in TORCH_CLASSES.items() if v in ("SGD", "Adagrad", "RMSprop")},
@@ -102,11 +104,13 @@ KERAS_CLASSES = {
     "lion": "Lion",
     "adafactor": "Adafactor",
     "lamb": "Lamb",
+    "muon": "Muon",
 }
 # Deliberate differences from the library signature, each with its reason.
 NOT_LIBRARY_DEFAULTS = {
     ("momentum", "momentum"): "library default 0 is plain SGD; the momentum optimizers use 0.9",
     ("nesterov", "momentum"): "same",
+    ("muon", "epsilon"): "the AdamW half's ε (torch.optim.AdamW's 1e-8); Muon's eps is ns_epsilon",
 }
 TORCH_NAMES = {
     "learning_rate": "lr",
@@ -141,6 +145,10 @@ def test_torch_defaults_are_torch_optim_defaults(optimizer: str) -> None:
             assert value == lib["step_sizes"][name == "step_size_max"], name
         elif name in ("epsilon_1", "epsilon_2"):
             assert value == lib["eps"][name == "epsilon_2"], name
+        elif name in ("muon_a", "muon_b", "muon_c"):
+            assert value == lib["ns_coefficients"]["abc".index(name[-1])], name
+        elif name == "ns_epsilon":
+            assert value == lib["eps"], name
         elif lib_name in lib:
             assert value == lib[lib_name], name
         else:
@@ -217,6 +225,10 @@ UNKNOWN_CASES = [
     ("adam", "alpha", r"adam: unknown parameter 'alpha'"),
     ("adam", "momentum", r"adam: unknown parameter 'momentum'"),
     ("rmsprop", "centred", r"did you mean 'centered'\?"),
+    ("muon", "adjust_lr_fn", r"muon: .*use rms_rate: null for 'original'"),
+    ("muon", "ns_coefficients", r"give muon_a, muon_b and muon_c"),
+    ("muon", "adjust_lr_fn", r"muon: .*use rms_rate: null for 'original'"),
+    ("muon", "ns_coefficients", r"give muon_a, muon_b and muon_c"),
 ]
 
 

@@ -17,6 +17,7 @@ from . import (
     asgd,
     lamb,
     lion,
+    muon,
     nadam,
     radam,
     rmsprop,
@@ -38,6 +39,7 @@ FAMILIES = (
     adafactor,
     lamb,
     lion,
+    muon,
     nadam,
 )
 
