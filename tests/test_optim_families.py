@@ -36,6 +36,10 @@ OPTIMIZER_WORDS = (
     "adadelta",
     "adam",
     "lion",
+    "rprop",
+    "adafactor",
+    "lamb",
+    "muon",
 )
 # named after a parameter, not an optimizer: factories of ParamInfo records
 PARAMETER_FACTORIES = {("parameters.py", "momentum"), ("parameters.py", "momentum_decay")}

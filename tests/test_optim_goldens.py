@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from optsweep.optim import create
+from optsweep.optim.families.muon import newton_schulz
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,9 @@ class Golden:
     source: str
     optimizer: str
     kwargs: dict[str, Any]
-    start: Sequence[float]
-    grads: Sequence[Sequence[float]]
-    expected: Sequence[Sequence[float]]
+    start: Sequence[Any]
+    grads: Sequence[Sequence[Any]]
+    expected: Sequence[Sequence[Any]]
     tol: float
     fresh: bool = False
 
@@ -93,6 +94,45 @@ GOLDENS = [
         [[0.999] * 10, [0.9982] * 10, [0.9974] * 10, [0.9965] * 10, [0.9955] * 10],
         5e-4,
     ),
+    # update_step called alone in keras's test: no decay there, none here
+    Golden(
+        "muon_test.py::test_adamw_single_step",
+        "muon",
+        {"learning_rate": 0.5, "adam_weight_decay": 0.0},
+        [1.0, 2.0, 3.0, 4.0],
+        [[1.0, 6.0, 7.0, 2.0]],
+        [[0.5, 1.5, 2.5, 3.5]],
+        1e-4,
+    ),
+    Golden(
+        "muon_test.py::test_muon_single_step",
+        "muon",
+        {"learning_rate": 0.5, "weight_decay": 0.0},
+        [[1.0, 2.0], [3.0, 4.0]],
+        [[[1.0, 6.0], [7.0, 2.0]]],
+        [[[0.988775, 1.887053], [2.873428, 3.97035]]],
+        1e-2,
+    ),
+    # _apply_weight_decay alone in keras's tests: here a step with a zero gradient, whose
+    # Muon and AdamW updates are 0
+    Golden(
+        "muon_test.py::test_muon_weight_decay",
+        "muon",
+        {"learning_rate": 1.0, "weight_decay": 0.01},
+        [[1.0, 2.0], [3.0, 4.0]],
+        [[[0.0, 0.0], [0.0, 0.0]]],
+        [[[0.99, 1.98], [2.97, 3.96]]],
+        1e-4,
+    ),
+    Golden(
+        "muon_test.py::test_adamw_weight_decay",
+        "muon",
+        {"learning_rate": 1.0, "adam_weight_decay": 0.01},
+        [2.0],
+        [[0.0]],
+        [[1.98]],
+        1e-4,
+    ),
     # keras passes relative_step=False too, which changes nothing for a constant η
     Golden(
         "adafactor_test.py::test_correctness_with_golden",
@@ -129,3 +169,18 @@ def test_keras_goldens(golden: Golden) -> None:
         opt.step()
         want = torch.tensor(expected, dtype=torch.float32)
         torch.testing.assert_close(x.detach(), want, rtol=golden.tol, atol=golden.tol)
+
+
+def test_keras_newton_schulz_golden() -> None:
+    """keras's muon_test.py::test_Newton_Schulz: five steps of keras's iteration."""
+    x = torch.tensor([[[0.2499, 0.9105], [0.2655, 0.8824]]])
+    want = torch.tensor([[[-0.4422, 0.6457], [0.7285, 0.2968]]])
+    out = newton_schulz(x, (3.4445, -4.7750, 2.0315), 5, 1e-7, keras=True)
+    torch.testing.assert_close(out, want, rtol=1e-3, atol=1e-3)
+    # torch's (bfloat16) iteration lands near the same matrix
+    torch.testing.assert_close(
+        newton_schulz(x, (3.4445, -4.7750, 2.0315), 5, 1e-7, keras=False).float(),
+        want,
+        rtol=0,
+        atol=2e-2,
+    )
