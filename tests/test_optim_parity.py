@@ -92,8 +92,8 @@ KERAS_FLOAT32_OPS = {"adafactor", "lamb", "muon"}
 # torch's Muon orthogonalises in bfloat16 with addmm, matrix by matrix: the batched kernel's
 # baddbmm differs from it in the last bfloat16 bit now and then, and such a flip moves one
 # element's step by 2⁻⁸ of it (measured over the cases: up to 4.3e-4 absolute in 100 steps at
-# η 0.01). Muon's per-trial form (addmm per matrix) and the single-trial forms (pure, wrapper)
-# are bit for bit torch's and keep TORCH_RTOL; the batched form is held to this.
+# η 0.01). Its single-trial forms (pure, wrapper: addmm per matrix) are bit for bit torch's
+# and keep TORCH_RTOL; the batched form is held to this.
 MUON_BATCHED_ATOL = 2e-3
 
 # keras on torch calls numpy on tensors without copy=; not ours to fix.
