@@ -208,6 +208,9 @@ NAME_CASES = [
     ("adamw", "weight_decay", ("weight_decay",)),
     ("sgd", "max_grad_norm", ("global_clipnorm",)),
     ("rprop", "etas", ("eta_minus", "eta_plus")),
+    ("muon", "eps", ("ns_epsilon",)),  # torch's Muon(eps=); keras's epsilon is the AdamW ε
+    ("muon", "epsilon", ("epsilon",)),
+    ("adafactor", "eps", ("epsilon_1", "epsilon_2")),
     ("rprop", "step_sizes", ("step_size_min", "step_size_max")),
 ]
 
@@ -347,3 +350,11 @@ def test_values_are_coerced() -> None:
     assert v["gradient_accumulation_steps"] == 2 and isinstance(
         v["gradient_accumulation_steps"], int
     )
+
+
+@pytest.mark.parametrize("optimizer", NAMES)
+def test_no_two_parameters_share_a_name(optimizer: str) -> None:
+    """An alias names one parameter of its optimizer (muon: torch's eps is ns_epsilon, not
+    the AdamW half's epsilon)."""
+    written = [name for p in OPTIMIZERS[optimizer].params.values() for name in (p.name, *p.aliases)]
+    assert len(written) == len(set(written)), sorted(written)

@@ -31,7 +31,6 @@ from ..lazy import torch
 from ..parameters import (
     OptimizerInfo,
     ParamInfo,
-    epsilon,
     flag,
     learning_rate,
     momentum,
@@ -272,7 +271,14 @@ _PARAMS = with_common_knobs(
         high=1.0,
         high_open=True,
     ),
-    epsilon(1e-8, 1e-7, "ε of the AdamW step for the other parameters (torch AdamW's, keras's)"),
+    ParamInfo(  # no alias: torch's Muon calls ns_epsilon eps
+        "epsilon",
+        "float",
+        "ε of the AdamW step for the other parameters (torch AdamW's, keras's)",
+        1e-8,
+        1e-7,
+        low=0.0,
+    ),
     ParamInfo(
         "adam_weight_decay",
         "float",
