@@ -158,3 +158,27 @@ def test_missing_hyperparameter_is_named() -> None:
     params = [torch.zeros(3)]
     with pytest.raises(KeyError, match="beta_1"):
         rule.update([torch.ones(3)], rule.init(params), params, {"learning_rate": 0.1})
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_a_scalar_parameter_stays_per_trial(optimizer: str, semantics: str) -> None:
+    """A 0-d parameter stacked to (K,): per-tensor reductions (Adafactor's RMS, LAMB's norms)
+    must not reduce over the trial axis (``dim=()`` reduces every axis in torch)."""
+    trials = trial_values(optimizer, semantics, {})
+    rule = build(optimizer, semantics, trials[0])
+    hp = stack_hyperparameters(optimizer, trials)
+    batched = [torch.tensor([0.5, -1.0, 2.0], dtype=F64), torch.ones(K, 3, dtype=F64)]
+    state = rule.init(batched)
+    singles = [[batched[0][k].clone(), batched[1][k].clone()] for k in range(K)]
+    single_states = [rule.init(s) for s in singles]
+    for t in range(STEPS):
+        batched, state = rule.update(grads_for(batched, t), state, batched, hp)
+        for k in range(K):
+            hp_k = {name: v[k] for name, v in hp.items()}
+            singles[k], single_states[k] = rule.update(
+                grads_for(singles[k], t), single_states[k], singles[k], hp_k
+            )
+    for k in range(K):
+        for b, s in zip(batched, singles[k], strict=True):
+            torch.testing.assert_close(b[k], s, rtol=1e-12, atol=1e-14)

@@ -71,6 +71,8 @@ def _allocate(state: AdafactorState, i: int, p: Tensor, factored: bool) -> None:
 def _rms(x: Tensor, trial_axes: int, *, keras: bool) -> Tensor:
     """Per trial, √(mean x²) over every other axis, kept for broadcasting (torch: ‖x‖/√n)."""
     dims = tuple(range(trial_axes, x.ndim))
+    if not dims:  # a scalar per trial (torch reduces every axis for dim=())
+        return x.abs()
     n = math.prod(x.shape[trial_axes:])
     if keras:
         return torch.sqrt(torch.mean(x * x, dim=dims, keepdim=True))
