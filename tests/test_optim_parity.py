@@ -1080,9 +1080,8 @@ def oracle_trajectory(case: Case) -> Tensor:
     return _ORACLE_RUNS[key]
 
 
-def compare(case: Case, form: str = "pure") -> tuple[Tensor, Tensor, float]:
-    """(ours in ``form``, oracle, rtol) for a case; atol is ``ATOL``, or ``KERAS_CLIP_ATOL``
-    when rtol is ``KERAS_CLIP_RTOL``."""
+def compare(case: Case, form: str = "pure") -> tuple[Tensor, Tensor, float, float]:
+    """(ours in ``form``, oracle, rtol, atol) for a case."""
     ref = oracle_trajectory(case)
     if case.oracle_name == "keras":
         # keras.ops.clip turns the Python float clipvalue into float32 too.
@@ -1095,10 +1094,12 @@ def compare(case: Case, form: str = "pure") -> tuple[Tensor, Tensor, float]:
         ours = run_ours(mirrored, form=form, lr_map=float32, wd_map=wd_map)
         clipped = {"clipnorm", "global_clipnorm"} & set(case.kwargs)
         loose = clipped or case.optimizer in KERAS_FLOAT32_OPS
-        return ours, ref, KERAS_CLIP_RTOL if loose else KERAS_RTOL
+        if loose:
+            return ours, ref, KERAS_CLIP_RTOL, KERAS_CLIP_ATOL
+        return ours, ref, KERAS_RTOL, ATOL
     if (case.optimizer, case.semantics, form) == ("muon", "torch", "batched"):
-        return run_ours(case, form=form), ref, MUON_BATCHED_ATOL
-    return run_ours(case, form=form), ref, TORCH_RTOL
+        return run_ours(case, form=form), ref, 0.0, MUON_BATCHED_ATOL
+    return run_ours(case, form=form), ref, TORCH_RTOL, ATOL
 
 
 FORM_CASES = [
@@ -1108,20 +1109,25 @@ FORM_CASES = [
 ]
 
 
+def missing_oracle(case: Case) -> str | None:
+    """The test dependency a case's oracle needs and this environment lacks, if any."""
+    if case.oracle_name == "keras" and keras is None:
+        return "keras"
+    if (case.optimizer, case.oracle_name) == ("lion", "torch") and lion_pytorch is None:
+        return "lion-pytorch"
+    if (case.optimizer, case.oracle_name) == ("lamb", "torch") and torch_optimizer is None:
+        return "torch-optimizer"
+    return None
+
+
 @pytest.mark.parametrize(("case", "form"), FORM_CASES)
 def test_parity(case: Case, form: str) -> None:
-    if case.oracle_name == "keras" and keras is None:
-        pytest.skip("keras is not installed")
-    if (case.optimizer, case.oracle_name) == ("lion", "torch") and lion_pytorch is None:
-        pytest.skip("lion-pytorch is not installed")
-    if (case.optimizer, case.oracle_name) == ("lamb", "torch") and torch_optimizer is None:
-        pytest.skip("torch-optimizer is not installed")
-    ours, ref, rtol = compare(case, form)
+    missing = missing_oracle(case)
+    if missing is not None:
+        pytest.skip(f"{missing} is not installed")
+    ours, ref, rtol, atol = compare(case, form)
     assert torch.isfinite(ref).all(), "oracle diverged: pick a gentler case"
     assert ref[-1].sub(flat(list(PROBLEM.theta0))).abs().max() > 0, "oracle did not move"
-    atol = KERAS_CLIP_ATOL if rtol == KERAS_CLIP_RTOL else ATOL
-    if rtol == MUON_BATCHED_ATOL:
-        rtol, atol = 0.0, MUON_BATCHED_ATOL
     torch.testing.assert_close(ours, ref, rtol=rtol, atol=atol)
 
 
@@ -1159,9 +1165,9 @@ def deviation_table() -> list[tuple[str, str, str, int, Deviation]]:
     worst: dict[tuple[str, str, str], tuple[int, Deviation]] = {}
     for param in FORM_CASES:
         case, form = param.values
-        if case.oracle_name == "keras" and keras is None:
+        if missing_oracle(case) is not None:
             continue
-        ours, ref, _ = compare(case, form)
+        ours, ref, _, _ = compare(case, form)
         d = deviation(ours, ref)
         oracle = case.oracle_name
         if oracle == "keras" and {"clipnorm", "global_clipnorm"} & set(case.kwargs):
