@@ -35,6 +35,21 @@ VARIANTS: dict[str, tuple[Any, ...]] = {
     "lr_decay": ("default", 0.01, 0.1),
     "momentum_decay": ("default", 0.01, 0.5),
     "weight_decay": ("default", 0.01, 0.1),
+    "eta_minus": ("default", 0.3, 0.7),
+    "eta_plus": ("default", 1.5, 1.1),
+    "step_size_min": ("default", 1e-3, 1e-4),
+    "step_size_max": ("default", 0.05, 1.0),
+    "lambd": ("default", 0.1, 0.01),
+    "alpha": ("default", 0.5, 1.0),
+    "t0": ("default", 3.0, 6.0),
+    "beta_2_decay": ("default", -0.5, -1.0),
+    "epsilon_2": ("default", 1e-2, 1e-4),
+    "clip_threshold": ("default", 1.5, 2.0),
+    "clamp_value": ("default", 5.0, 1.0),
+    "adam_beta_1": ("default", 0.8, 0.5),
+    "adam_beta_2": ("default", 0.95, 0.9),
+    "adam_weight_decay": ("default", 0.1, 0.0),
+    "adam_lr_ratio": ("default", 0.5, 2.0),
 }
 
 STRUCTURES: dict[str, dict[str, Any]] = {
@@ -94,18 +109,21 @@ def test_batched_equals_separate(optimizer: str, semantics: str, structure: str)
     # Trials start from different points too.
     batched = [torch.stack([p + 0.1 * k for k in range(K)]) for p in theta]
     state = rule.init(batched)
-    singles = [[p + 0.1 * k for p in theta] for k in range(K)]
+    # torch's Muon orthogonalises in bfloat16, where one unstacked trial takes torch's addmm and
+    # a stack baddbmm, which differ in the last bit now and then: its singles are stacks of one
+    stack = (optimizer, semantics) == ("muon", "torch")
+    singles = [[(p + 0.1 * k)[None] if stack else p + 0.1 * k for p in theta] for k in range(K)]
     single_states = [rule.init(s) for s in singles]
     for t in range(STEPS):
         batched, state = rule.update(grads_for(batched, t), state, batched, hp)
         for k in range(K):
-            hp_k = {name: v[k] for name, v in hp.items()}
+            hp_k = {name: v[k : k + 1] if stack else v[k] for name, v in hp.items()}
             singles[k], single_states[k] = rule.update(
                 grads_for(singles[k], t), single_states[k], singles[k], hp_k
             )
     for k in range(K):
         for b, s in zip(batched, singles[k], strict=True):
-            torch.testing.assert_close(b[k], s, rtol=1e-12, atol=1e-14)
+            torch.testing.assert_close(b[k], s[0] if stack else s, rtol=1e-12, atol=1e-14)
     # The trials really differ (else the test proves nothing).
     assert not torch.allclose(batched[0][0], batched[0][1])
 
@@ -140,3 +158,27 @@ def test_missing_hyperparameter_is_named() -> None:
     params = [torch.zeros(3)]
     with pytest.raises(KeyError, match="beta_1"):
         rule.update([torch.ones(3)], rule.init(params), params, {"learning_rate": 0.1})
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_a_scalar_parameter_stays_per_trial(optimizer: str, semantics: str) -> None:
+    """A 0-d parameter stacked to (K,): per-tensor reductions (Adafactor's RMS, LAMB's norms)
+    must not reduce over the trial axis (``dim=()`` reduces every axis in torch)."""
+    trials = trial_values(optimizer, semantics, {})
+    rule = build(optimizer, semantics, trials[0])
+    hp = stack_hyperparameters(optimizer, trials)
+    batched = [torch.tensor([0.5, -1.0, 2.0], dtype=F64), torch.ones(K, 3, dtype=F64)]
+    state = rule.init(batched)
+    singles = [[batched[0][k].clone(), batched[1][k].clone()] for k in range(K)]
+    single_states = [rule.init(s) for s in singles]
+    for t in range(STEPS):
+        batched, state = rule.update(grads_for(batched, t), state, batched, hp)
+        for k in range(K):
+            hp_k = {name: v[k] for name, v in hp.items()}
+            singles[k], single_states[k] = rule.update(
+                grads_for(singles[k], t), single_states[k], singles[k], hp_k
+            )
+    for k in range(K):
+        for b, s in zip(batched, singles[k], strict=True):
+            torch.testing.assert_close(b[k], s, rtol=1e-12, atol=1e-14)

@@ -109,7 +109,36 @@ TORCH_KEYWORDS = [
     ("adamax", "Adamax", {"lr": t(0.01), "weight_decay": 0.01, "maximize": True}),
     ("nadam", "NAdam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
     ("nadam", "NAdam", {"lr": t(0.01), "momentum_decay": 0.01, "maximize": True}),
+    # optim_db's RAdam inputs with torch's keywords: maximize, tensor lr, decoupled decay
+    ("radam", "RAdam", {"lr": 0.01, "weight_decay": 0.1, "maximize": True}),
+    ("radam", "RAdam", {"lr": t(0.001), "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("radam", "RAdam", {"lr": 0.01, "betas": (t(0.8), t(0.9)), "foreach": False}),
+    ("radam", "RAdam", {"lr": 0.01, "betas": (0.8, 0.9), "foreach": True}),
+    # optim_db's Rprop and ASGD inputs with torch's keywords
+    ("rprop", "Rprop", {"maximize": True}),
+    ("rprop", "Rprop", {"lr": t(0.001), "etas": (0.5, 1.5), "step_sizes": (2e-6, 100)}),
+    ("asgd", "ASGD", {"maximize": True, "weight_decay": 0.1}),
+    ("asgd", "ASGD", {"lr": t(0.001), "t0": 3, "lambd": 0.1, "foreach": True}),
+    # optim_db's Adafactor inputs with torch's keywords
+    ("adafactor", "Adafactor", {"weight_decay": 0.1, "maximize": True}),
+    ("adafactor", "Adafactor", {"lr": t(0.05), "beta2_decay": -1.0, "foreach": False}),
+    ("adafactor", "Adafactor", {"eps": (None, 1e-2), "d": 1.5, "foreach": True}),
 ]
+
+
+def test_asgd_average_is_torch_asgd_average(float64) -> None:
+    """ASGD's average ax is state, not part of the path: compared with torch's own."""
+    kwargs = {"lr": 0.05, "t0": 4, "lambd": 0.1, "alpha": 0.5}
+    ours_params, ref_params = make_params(), make_params()
+    ours, ref = create(ours_params, "asgd", **kwargs), torch.optim.ASGD(ref_params, **kwargs)
+    for step in range(15):
+        for params, opt in ((ours_params, ours), (ref_params, ref)):
+            set_grads(params, step)
+            opt.step()
+    for a, b in zip(ours_params, ref_params, strict=True):
+        assert not torch.equal(ours.state[a]["ax"], a)  # averaging has begun
+        torch.testing.assert_close(ours.state[a]["ax"], ref.state[b]["ax"], rtol=1e-12, atol=0)
+        torch.testing.assert_close(ours.state[a]["eta"], ref.state[b]["eta"], rtol=1e-15, atol=0)
 
 
 @pytest.mark.parametrize(

@@ -141,3 +141,36 @@ def test_a_trial_that_overflows_skips_alone(kernels: str) -> None:
 def test_conflicting_settings_are_refused(given: dict, pattern: str) -> None:
     with pytest.raises(ValueError, match=pattern):
         resolve("adam", "torch", given)
+
+
+@pytest.mark.parametrize("semantics", ["torch", "keras"])
+@pytest.mark.parametrize("optimizer", ["adafactor", "muon"])
+def test_a_skipped_first_step_leaves_state_allocated_later_fresh(
+    optimizer: str, semantics: str
+) -> None:
+    """Adafactor's factored moments and Muon's AdamW v are allocated on the first update (the
+    trial axis tells their shapes): a trial whose first step overflows keeps them zero and
+    then follows its own run alone (a stack of one: the same bfloat16 path for Muon)."""
+    values = resolve(optimizer, semantics, {"learning_rate": LR, **SETTINGS})
+    kernel = inplace(optimizer, semantics, values, kernels="batched")
+    overflows = [set(), {0, 2}]
+
+    def run(trials: list[int]) -> list[Tensor]:
+        hp = stack_hyperparameters(optimizer, [values] * len(trials))
+        params = [torch.stack([p] * len(trials)) for p in start()]
+        state = kernel.init(params)
+        for t in range(STEPS):
+            scale = current_loss_scale(state).expand(len(trials)).tolist()
+            rows = [
+                scaled(true_grads([p[j] for p in params], t), scale[j], t, overflows[k])
+                for j, k in enumerate(trials)
+            ]
+            grads = [torch.stack([r[i] for r in rows]) for i in range(len(params))]
+            kernel.update_(grads, state, params, hp)
+        return params
+
+    both = run([0, 1])
+    for k in range(2):
+        alone = run([k])
+        for b, a in zip(both, alone, strict=True):
+            torch.testing.assert_close(b[k], a[0], rtol=1e-12, atol=1e-14)

@@ -2,7 +2,13 @@
 
 Oracles: ``torch.optim`` for torch semantics (rtol 1e-9), Keras 3 on its torch backend
 for keras semantics, and a plain float64 transcription of the formula for what no
-library ships (nadamax, and nadam without its momentum schedule).
+library ships (nadamax, and nadam without its momentum schedule). Where only one library
+defines an optimizer, the other convention's oracle is its reference in that world:
+lucidrains/lion-pytorch (``lion_pytorch.Lion``, a test dependency) for torch's Lion,
+jettify/pytorch-optimizer (``torch_optimizer.Lamb``, a test dependency) for torch's LAMB, a
+float64 transcription of TF Addons' ``RectifiedAdam`` (tf.keras; TensorFlow is not a
+dependency) for keras's RAdam, and for keras's Rprop and ASGD (no tf.keras library ships
+them) torch.optim's class with keras's clipping and decoupled decay done by hand.
 
 Every case runs in every form an optimizer has (``FORMS``): the K-batched kernel the engine
 runs (two stacked trials), torch's fused kernel per trial where the family has one, the pure
@@ -25,6 +31,7 @@ Print the table of deviations: ``python tests/test_optim_parity.py``.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -40,6 +47,15 @@ try:
     import keras
 except ImportError:  # pragma: no cover - keras is a test dependency
     keras = None
+
+try:
+    import lion_pytorch
+except ImportError:  # pragma: no cover - lion-pytorch is a test dependency
+    lion_pytorch = None
+try:
+    import torch_optimizer
+except ImportError:  # pragma: no cover - torch-optimizer is a test dependency
+    torch_optimizer = None
 
 from optsweep.optim import (
     OPTIMIZERS,
@@ -65,6 +81,20 @@ KERAS_RTOL = 1e-9
 # 0-d float64 norm and a Python float return float32, so the clip factor carries float32
 # rounding (~6e-8 relative per step) that no float64 implementation can reproduce.
 KERAS_CLIP_RTOL, KERAS_CLIP_ATOL = 2e-5, 1e-7
+# Keras's Adafactor is float32 in places on the torch backend: ``ops.mean`` computes a float64
+# tensor in float32 (``result_type(float64, "float32")`` is float32) and ``ops.power`` takes the
+# Python float β₂ decay as float32; its RMS of θ and of the update, its row and column means
+# carry float32 rounding. Measured, 50 steps: 1e-9 to 1e-7 absolute; the same tolerance.
+# Keras's Lamb multiplies by the Python floats 1 − β₁ and 1 − β₂, made float32 the same way
+# (its bias corrections use β's cast to float64): 5e-10 to 3e-8 absolute in 50 steps.
+# Keras's Muon the same: Python-float a, b, c, μ − 1, rms_rate and 1 − β's in float32.
+KERAS_FLOAT32_OPS = {"adafactor", "lamb", "muon"}
+# torch's Muon orthogonalises in bfloat16 with addmm, matrix by matrix: the batched kernel's
+# baddbmm differs from it in the last bfloat16 bit now and then, and such a flip moves one
+# element's step by 2⁻⁸ of it (measured over the cases: up to 4.3e-4 absolute in 100 steps at
+# η 0.01). Its single-trial forms (pure, wrapper: addmm per matrix) are bit for bit torch's
+# and keep TORCH_RTOL; the batched form is held to this.
+MUON_BATCHED_ATOL = 2e-3
 
 # keras on torch calls numpy on tensors without copy=; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -128,6 +158,15 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 
 
+# Optimizers one library defines: the other convention's oracle (see the module docstring).
+# torch's Lion is lion_pytorch's, built where torch.optim's classes are (``_torch_optimizer``).
+REFERENCE_ORACLES = {
+    ("radam", "keras"): "tfa",
+    ("rprop", "keras"): "torch-rule",
+    ("asgd", "keras"): "torch-rule",
+}
+
+
 @dataclass(frozen=True)
 class Case:
     """One optimizer × semantics × hyperparameters, and the oracle that checks it."""
@@ -135,7 +174,7 @@ class Case:
     optimizer: str
     semantics: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
-    oracle: str = ""  # "torch", "keras" or "formula"; default: the semantics' library
+    oracle: str = ""  # "torch", "keras", "formula" or "tfa"; default: the semantics' library
     schedule: ScheduleSpec | None = None  # learning rate per step ("epoch" = step here)
 
     @property
@@ -148,7 +187,8 @@ class Case:
 
     @property
     def oracle_name(self) -> str:
-        return self.oracle or self.semantics
+        default = REFERENCE_ORACLES.get((self.optimizer, self.semantics), self.semantics)
+        return self.oracle or default
 
 
 def _short(v: Any) -> str:
@@ -226,6 +266,8 @@ def _flag_and_knob_cases(semantics: str) -> list[Case]:
         Case("adam", sem, {"learning_rate": 0.01, "loss_scale_factor": 128.0}),
         Case("adam", sem, {"learning_rate": 0.05}, schedule=ScheduleSpec("cosine", T_max=STEPS)),
     ]
+    cases += _radam_cases(sem) + _lion_cases(sem) + _rprop_cases(sem) + _asgd_cases(sem)
+    cases += _adafactor_cases(sem) + _lamb_cases(sem) + _muon_cases(sem)
     if semantics == "torch":  # torch-only parameters
         cases += [
             Case("momentum", sem, {"learning_rate": 0.05, "momentum": 0.9, "dampening": 0.5}),
@@ -250,6 +292,141 @@ def _flag_and_knob_cases(semantics: str) -> list[Case]:
     return cases
 
 
+def _radam_cases(sem: str) -> list[Case]:
+    """torch's optim_db inputs for RAdam (``optim_inputs_func_radam``, CPU: default, lr 2e-3,
+    eps 1e-6, weight_decay 0.1, with decoupled_weight_decay; its maximize case is in
+    test_optim_create), then the knobs and a β₂ small enough to rectify from step 6 on."""
+    cases = [
+        Case("radam", sem, {"learning_rate": 2e-3}),
+        Case("radam", sem, {"epsilon": 1e-6}),
+        Case("radam", sem, {"learning_rate": 0.01, "weight_decay": 0.1}),
+        Case("radam", sem, {"learning_rate": 0.01, "beta_1": 0.5, "beta_2": 0.9}),
+        Case("radam", sem, {"learning_rate": 0.01, "beta_2": 0.99, "epsilon": 0.0}),
+        Case("radam", sem, {"learning_rate": 0.01, "beta_2": 0.95, "clipnorm": 0.5}),
+        Case(
+            "radam",
+            sem,
+            {"learning_rate": 0.01, "beta_2": 0.9, "gradient_accumulation_steps": 2},
+        ),
+    ]
+    if sem == "torch":
+        cases.append(
+            Case(
+                "radam",
+                sem,
+                {"learning_rate": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+            )
+        )
+    return cases
+
+
+def _lion_cases(sem: str) -> list[Case]:
+    """Lion's rates are AdamW's / 3-10 (its authors); every knob once."""
+    return [
+        Case("lion", sem, {"learning_rate": 1e-3}),
+        Case("lion", sem, {"learning_rate": 3e-3, "weight_decay": 0.3}),
+        Case("lion", sem, {"learning_rate": 3e-3, "beta_1": 0.95, "beta_2": 0.98}),
+        Case("lion", sem, {"learning_rate": 3e-3, "beta_1": 1.0, "beta_2": 0.5}),
+        Case("lion", sem, {"learning_rate": 3e-3, "clipvalue": 0.2, "weight_decay": 0.01}),
+        Case("lion", sem, {"learning_rate": 3e-3, "global_clipnorm": 0.5}),
+        Case("lion", sem, {"learning_rate": 3e-3, "gradient_accumulation_steps": 3}),
+    ]
+
+
+def _rprop_cases(sem: str) -> list[Case]:
+    """optim_db's Rprop inputs (lr 2e-4, etas (0.5, 1.5), step_sizes (2e-6, 100); maximize is
+    in test_optim_create), Δ clamped at both ends, and the knobs."""
+    return [
+        Case("rprop", sem, {"learning_rate": 2e-4}),
+        Case("rprop", sem, {"etas": (0.5, 1.5)}),
+        Case("rprop", sem, {"step_sizes": (2e-6, 100.0)}),
+        Case("rprop", sem, {"learning_rate": 0.1, "step_sizes": (0.01, 0.2), "etas": (0.3, 2.0)}),
+        Case("rprop", sem, {"weight_decay": 0.1}),
+        Case("rprop", sem, {"clipvalue": 0.2, "gradient_accumulation_steps": 2}),
+        Case("rprop", sem, {"global_clipnorm": 0.5}),
+    ]
+
+
+def _asgd_cases(sem: str) -> list[Case]:
+    """optim_db's ASGD inputs (lambd 0.1, lr 0.02, t0 100, weight_decay 0.1; maximize is in
+    test_optim_create), and the knobs."""
+    return [
+        Case("asgd", sem, {"lambd": 0.1}),
+        Case("asgd", sem, {"learning_rate": 0.02}),
+        Case("asgd", sem, {"t0": 100.0}),
+        Case("asgd", sem, {"t0": 10.0, "lambd": 0.5, "alpha": 0.5, "learning_rate": 0.05}),
+        Case("asgd", sem, {"weight_decay": 0.1}),
+        Case("asgd", sem, {"clipnorm": 0.5, "gradient_accumulation_steps": 3}),
+        Case("asgd", sem, {"global_clipnorm": 0.5, "loss_scale_factor": 64.0}),
+    ]
+
+
+def _adafactor_cases(sem: str) -> list[Case]:
+    """optim_db's Adafactor inputs (weight_decay 0.1 with lr 0.01, beta2_decay −1, d 1.5;
+    maximize is in test_optim_create), ε's of both, and the knobs. SHAPES factor (3, 4) and
+    (2, 1, 3) over their last two axes and keep (5,) whole."""
+    return [
+        Case("adafactor", sem, {"learning_rate": 0.01, "weight_decay": 0.1}),
+        Case("adafactor", sem, {"beta_2_decay": -1.0}),
+        Case("adafactor", sem, {"clip_threshold": 1.5, "learning_rate": 0.05}),
+        Case("adafactor", sem, {"epsilon_1": 1e-3, "epsilon_2": 0.5, "learning_rate": 0.05}),
+        Case("adafactor", sem, {"learning_rate": 0.1, "beta_2_decay": -0.5}),
+        Case("adafactor", sem, {"learning_rate": 0.05, "clipnorm": 0.5}),
+        Case("adafactor", sem, {"learning_rate": 0.05, "gradient_accumulation_steps": 2}),
+    ]
+
+
+def _lamb_cases(sem: str) -> list[Case]:
+    """Every parameter and knob; the trust ratio makes η a step relative to ‖θ‖."""
+    cases = [
+        Case("lamb", sem, {"learning_rate": 0.01}),
+        Case("lamb", sem, {"learning_rate": 0.01, "weight_decay": 0.1}),
+        Case("lamb", sem, {"learning_rate": 0.02, "beta_1": 0.8, "beta_2": 0.95}),
+        Case("lamb", sem, {"learning_rate": 0.01, "epsilon": 1e-3, "clipnorm": 0.5}),
+        Case("lamb", sem, {"learning_rate": 0.01, "gradient_accumulation_steps": 2}),
+    ]
+    if sem == "torch":
+        cases += [
+            Case("lamb", sem, {"learning_rate": 0.01, "debias": True, "clamp_value": 1.0}),
+            Case("lamb", sem, {"learning_rate": 0.01, "clamp_value": 0.5, "weight_decay": 0.3}),
+        ]
+    return cases
+
+
+def _muon_cases(sem: str) -> list[Case]:
+    """optim_db's Muon inputs (lr 0.01, weight_decay 0.2, momentum 0.8, ns_steps 6,
+    ns_coefficients (3.4, −4.7, 2.0), adjust_lr_fn match_rms_adamw = rms_rate 0.2; its
+    spectral_unclamped is not supported), the AdamW half's knobs, and the common ones. SHAPES
+    hold a matrix (3, 4), a vector (5,) and a 3-axis tensor (2, 1, 3): torch flattens it to
+    (2, 3) for Muon, keras steps it with AdamW."""
+    return [
+        Case("muon", sem, {"learning_rate": 0.01}),
+        Case("muon", sem, {"learning_rate": 0.01, "weight_decay": 0.2}),
+        Case("muon", sem, {"learning_rate": 0.01, "momentum": 0.8, "nesterov": False}),
+        Case("muon", sem, {"learning_rate": 0.01, "ns_steps": 6}),
+        Case(
+            "muon",
+            sem,
+            {"learning_rate": 0.01, "muon_a": 3.4, "muon_b": -4.7, "muon_c": 2.0},
+        ),
+        Case("muon", sem, {"learning_rate": 0.01, "rms_rate": 0.2}),
+        Case(
+            "muon",
+            sem,
+            {
+                "learning_rate": 0.01,
+                "adam_beta_1": 0.8,
+                "adam_beta_2": 0.95,
+                "epsilon": 1e-6,
+                "adam_weight_decay": 0.1,
+                "adam_lr_ratio": 0.5,
+            },
+        ),
+        Case("muon", sem, {"learning_rate": 0.01, "clipnorm": 0.5}),
+        Case("muon", sem, {"learning_rate": 0.01, "gradient_accumulation_steps": 2}),
+    ]
+
+
 def _formula_cases() -> list[Case]:
     """What no library ships: checked against the float64 transcription below."""
     cases = []
@@ -270,7 +447,8 @@ def _formula_cases() -> list[Case]:
     return cases
 
 
-# Everything but nadamax, which no library ships.
+# Everything but nadamax, which no library ships (radam's keras oracle and lion's torch oracle
+# are references outside the two libraries: REFERENCE_ORACLES).
 _LIBRARY_OPTIMIZERS = tuple(name for name in OPTIMIZERS if name != "nadamax")
 
 CASES: list[Case] = [
@@ -416,6 +594,29 @@ def _torch_optimizer(name: str, params: list[Tensor], v: Mapping[str, Any]) -> A
         )
     if name == "adadelta":
         return o.Adadelta(params, lr=lr, rho=v["rho"], eps=v["epsilon"], weight_decay=wd)
+    if name == "rprop":
+        assert wd == 0.0  # no weight_decay argument: run_torch decays by hand
+        return o.Rprop(
+            params,
+            lr=lr,
+            etas=(v["eta_minus"], v["eta_plus"]),
+            step_sizes=(v["step_size_min"], v["step_size_max"]),
+        )
+    if name == "asgd":
+        return o.ASGD(
+            params, lr=lr, lambd=v["lambd"], alpha=v["alpha"], t0=v["t0"], weight_decay=wd
+        )
+    if name == "adafactor":
+        return o.Adafactor(
+            params,
+            lr=lr,
+            beta2_decay=v["beta_2_decay"],
+            eps=(v["epsilon_1"], v["epsilon_2"]),
+            d=v["clip_threshold"],
+            weight_decay=wd,
+        )
+    if name == "muon":
+        return MuonWithAdamW(params, {**v, "weight_decay": wd})
     betas = (v["beta_1"], v["beta_2"])
     if name in ("adam", "amsgrad"):
         amsgrad = name == "amsgrad" or v["amsgrad"]
@@ -437,7 +638,73 @@ def _torch_optimizer(name: str, params: list[Tensor], v: Mapping[str, Any]) -> A
             weight_decay=wd,
             momentum_decay=v["momentum_decay"],
         )
+    if name == "radam":
+        return o.RAdam(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=v["epsilon"],
+            weight_decay=wd,
+            decoupled_weight_decay=v["decoupled_weight_decay"],
+        )
+    if name == "lamb":  # torch has none: the reference implementation's class
+        return torch_optimizer.Lamb(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=v["epsilon"],
+            weight_decay=wd,
+            clamp_value=v["clamp_value"],
+            debias=v["debias"],
+        )
+    if name == "lion":  # torch has none: the reference implementation's class
+        return lion_pytorch.Lion(params, lr=lr, betas=betas, weight_decay=wd)
     raise KeyError(name)
+
+
+class MuonWithAdamW:
+    """torch's recipe for a whole model: ``torch.optim.Muon`` on every tensor of ≥ 2 axes, as
+    an (out, −1) matrix (Keller Jordan's flattening), ``torch.optim.AdamW`` on the rest."""
+
+    def __init__(self, params: list[Tensor], v: Mapping[str, Any]) -> None:
+        self.params = params
+        self.views = {
+            id(p): p.detach().reshape(p.shape[0], -1).clone().requires_grad_(True)
+            for p in params
+            if p.ndim >= 2
+        }
+        coefficients = (v["muon_a"], v["muon_b"], v["muon_c"])
+        adjust = {None: "original", 0.2: "match_rms_adamw"}[v["rms_rate"]]
+        self.muon = torch.optim.Muon(
+            list(self.views.values()),
+            lr=v["learning_rate"],
+            weight_decay=v["weight_decay"],
+            momentum=v["momentum"],
+            nesterov=v["nesterov"],
+            ns_coefficients=coefficients,
+            eps=v["ns_epsilon"],
+            ns_steps=v["ns_steps"],
+            adjust_lr_fn=adjust,
+        )
+        self.adamw = torch.optim.AdamW(
+            [p for p in params if p.ndim < 2],
+            lr=v["learning_rate"] * v["adam_lr_ratio"],
+            betas=(v["adam_beta_1"], v["adam_beta_2"]),
+            eps=v["epsilon"],
+            weight_decay=v["adam_weight_decay"],
+        )
+        self.param_groups = self.muon.param_groups  # for schedulers (none in the cases)
+
+    def step(self) -> None:
+        for p in self.params:
+            if id(p) in self.views:
+                self.views[id(p)].grad = p.grad.reshape(self.views[id(p)].shape)
+        self.muon.step()
+        self.adamw.step()
+        with torch.no_grad():
+            for p in self.params:
+                if id(p) in self.views:
+                    p.copy_(self.views[id(p)].reshape(p.shape))
 
 
 def _torch_scheduler(case: Case, opt: Any) -> Any:
@@ -452,12 +719,22 @@ def _torch_scheduler(case: Case, opt: Any) -> Any:
     )
 
 
-def run_torch(case: Case, problem: Problem = PROBLEM) -> Tensor:
-    """torch.optim, with clipping, accumulation and loss scale done as a torch user does."""
-    v = resolve(case.optimizer, "torch", case.kwargs)
+# torch.optim classes without a weight_decay argument: coupled L2 added to g by hand
+NO_WEIGHT_DECAY = {"rprop"}
+
+
+def run_torch(case: Case, problem: Problem = PROBLEM, *, keras_knobs: bool = False) -> Tensor:
+    """torch.optim, with clipping, accumulation and loss scale done as a torch user does.
+
+    ``keras_knobs``: the case's keras semantics for an optimizer only torch defines: torch's
+    class for the rule, keras's conventions around it done by hand (clipping as keras clips,
+    decoupled decay θ ← θ(1 − ηλ) before the step)."""
+    v = resolve(case.optimizer, case.semantics if keras_knobs else "torch", case.kwargs)
+    wd = v["weight_decay"] or 0.0
+    by_hand = keras_knobs or case.optimizer in NO_WEIGHT_DECAY
     params = [p.clone().requires_grad_(True) for p in problem.theta0]
     with default_dtype(F64):
-        opt = _torch_optimizer(case.optimizer, params, v)
+        opt = _torch_optimizer(case.optimizer, params, {**v, "weight_decay": 0.0} if by_hand else v)
     scheduler = _torch_scheduler(case, opt)
     n = v["gradient_accumulation_steps"] or 1
     scale = v["loss_scale_factor"] or 1.0
@@ -469,13 +746,17 @@ def run_torch(case: Case, problem: Problem = PROBLEM) -> Tensor:
         if (t + 1) % n == 0:
             for p, a in zip(params, acc, strict=True):
                 p.grad = a / n
-            if v["clipnorm"] is not None:
-                for p in params:
-                    torch.nn.utils.clip_grad_norm_([p], v["clipnorm"])
-            if v["global_clipnorm"] is not None:
-                torch.nn.utils.clip_grad_norm_(params, v["global_clipnorm"])
-            if v["clipvalue"] is not None:
-                torch.nn.utils.clip_grad_value_(params, v["clipvalue"])
+            if keras_knobs:
+                _keras_clip(params, v)
+            else:
+                _torch_clip(params, v)
+            if by_hand and wd:
+                with torch.no_grad():
+                    for p in params:
+                        if keras_knobs:
+                            p.mul_(1 - opt.param_groups[0]["lr"] * wd)
+                        else:
+                            p.grad = p.grad + wd * p
             with default_dtype(F64):
                 opt.step()
             acc = None
@@ -483,6 +764,38 @@ def run_torch(case: Case, problem: Problem = PROBLEM) -> Tensor:
             scheduler.step()
         traj.append(flat(params))
     return torch.stack(traj)
+
+
+def _torch_clip(params: list[Tensor], v: Mapping[str, Any]) -> None:
+    if v["clipnorm"] is not None:
+        for p in params:
+            torch.nn.utils.clip_grad_norm_([p], v["clipnorm"])
+    if v["global_clipnorm"] is not None:
+        torch.nn.utils.clip_grad_norm_(params, v["global_clipnorm"])
+    if v["clipvalue"] is not None:
+        torch.nn.utils.clip_grad_value_(params, v["clipvalue"])
+
+
+def _keras_clip(params: list[Tensor], v: Mapping[str, Any]) -> None:
+    """keras's ``clip_by_norm`` g·c/max(‖g‖, c) per tensor; ``clip_by_global_norm``
+    g·c·min(1/n, 1/c), n = √Σ‖g‖²; ``clipvalue`` elementwise."""
+    if v["clipnorm"] is not None:
+        c = v["clipnorm"]
+        for p in params:
+            p.grad = p.grad * (c / max(float(p.grad.norm()), c))
+    if v["global_clipnorm"] is not None:
+        c = v["global_clipnorm"]
+        norm = math.sqrt(sum(float((p.grad * p.grad).sum()) for p in params))
+        for p in params:
+            p.grad = p.grad * (c * min(1 / norm, 1 / c))
+    if v["clipvalue"] is not None:
+        for p in params:
+            p.grad = p.grad.clamp(-v["clipvalue"], v["clipvalue"])
+
+
+def run_torch_rule(case: Case, problem: Problem = PROBLEM) -> Tensor:
+    """Keras semantics of an optimizer only torch ships (see ``run_torch``)."""
+    return run_torch(case, problem, keras_knobs=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -529,6 +842,37 @@ def _keras_optimizer(name: str, v: Mapping[str, Any]) -> Any:
         )
     if name == "adadelta":
         return o.Adadelta(learning_rate=lr, rho=v["rho"], epsilon=v["epsilon"], **common)
+    if name == "lion":
+        return o.Lion(learning_rate=lr, beta_1=v["beta_1"], beta_2=v["beta_2"], **common)
+    if name == "adafactor":
+        return o.Adafactor(
+            learning_rate=lr,
+            beta_2_decay=v["beta_2_decay"],
+            epsilon_1=v["epsilon_1"],
+            epsilon_2=v["epsilon_2"],
+            clip_threshold=v["clip_threshold"],
+            **common,
+        )
+    if name == "muon":
+        muon_kwargs = {
+            k: v[k]
+            for k in (
+                "adam_beta_1",
+                "adam_beta_2",
+                "adam_weight_decay",
+                "epsilon",
+                "muon_a",
+                "muon_b",
+                "muon_c",
+                "adam_lr_ratio",
+                "momentum",
+                "ns_steps",
+                "nesterov",
+                "rms_rate",
+            )
+        }
+        assert v["ns_epsilon"] == 1e-7  # keras's is fixed
+        return o.Muon(learning_rate=lr, exclude_embeddings=False, **muon_kwargs, **common)
     moments = {"beta_1": v["beta_1"], "beta_2": v["beta_2"], "epsilon": v["epsilon"]}
     if name in ("adam", "amsgrad"):
         amsgrad = name == "amsgrad" or v["amsgrad"]
@@ -543,6 +887,9 @@ def _keras_optimizer(name: str, v: Mapping[str, Any]) -> Any:
         )
     if name == "adamax":
         return o.Adamax(learning_rate=lr, **moments, **common)
+    if name == "lamb":
+        assert v["debias"] and v["clamp_value"] is None  # keras's Lamb has neither knob
+        return o.Lamb(learning_rate=lr, **moments, **common)
     if name == "nadam":
         assert v["momentum_decay"] == 1.0 and v["momentum_schedule"]
         return o.Nadam(learning_rate=lr, **moments, **common)
@@ -635,6 +982,69 @@ def run_formula(case: Case, problem: Problem = PROBLEM) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
+# Oracle 4: TF Addons' RectifiedAdam (tf.keras), transcribed
+# ---------------------------------------------------------------------------------------------
+
+
+def run_tfa(case: Case, problem: Problem = PROBLEM) -> Tensor:
+    """``tfa.optimizers.RectifiedAdam._resource_apply_dense`` (tensorflow/addons 010a5b4) in
+    float64, line by line, with keras's clipping (per tensor ``clipnorm``: g·c/max(‖g‖, c))
+    and accumulation (the mean of N gradients, every N-th step) done as keras does:
+
+        sma_inf = 2/(1 − β₂) − 1;  sma_t = sma_inf − 2t β₂ᵗ/(1 − β₂ᵗ)
+        m ← β₁m + (1 − β₁)g;  m_corr = m/(1 − β₁ᵗ);  v ← β₂v + (1 − β₂)g²
+        v_corr = √(v/(1 − β₂ᵗ))
+        r = √((sma_t − 4)/(sma_inf − 4) · (sma_t − 2)/(sma_inf − 2) · sma_inf/sma_t)
+        var_t = r m_corr/(v_corr + ε) where sma_t ≥ 5, else m_corr;  var_t += λ var
+        var ← var − η var_t
+    """
+    assert case.optimizer == "radam"
+    v = resolve(case.optimizer, "keras", case.kwargs)
+    lr, b1, b2, eps = v["learning_rate"], v["beta_1"], v["beta_2"], v["epsilon"]
+    wd = v["weight_decay"] or 0.0
+    n = v["gradient_accumulation_steps"] or 1
+    params = [p.clone() for p in problem.theta0]
+    m = [torch.zeros_like(p) for p in params]
+    s = [torch.zeros_like(p) for p in params]
+    acc: list[Tensor] | None = None
+    step = 0
+    traj = []
+    for t in range(STEPS):
+        grads = problem.grad(t, params)
+        acc = grads if acc is None else [a + g for a, g in zip(acc, grads, strict=True)]
+        if (t + 1) % n == 0:
+            grads, acc = [a / n for a in acc], None
+            if v["clipnorm"] is not None:
+                c = v["clipnorm"]
+                grads = [g * c / max(float(g.norm()), c) for g in grads]
+            step += 1
+            sma_inf = 2.0 / (1.0 - b2) - 1.0
+            sma_t = sma_inf - 2.0 * step * b2**step / (1.0 - b2**step)
+            new = []
+            for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+                m[i] = b1 * m[i] + (1.0 - b1) * g
+                m_corr = m[i] / (1.0 - b1**step)
+                s[i] = b2 * s[i] + (1.0 - b2) * g * g
+                v_corr = torch.sqrt(s[i] / (1.0 - b2**step))
+                if sma_t >= 5.0:
+                    r = math.sqrt(
+                        (sma_t - 4.0)
+                        / (sma_inf - 4.0)
+                        * (sma_t - 2.0)
+                        / (sma_inf - 2.0)
+                        * sma_inf
+                        / sma_t
+                    )
+                    var_t = r * m_corr / (v_corr + eps)
+                else:
+                    var_t = m_corr
+                new.append(p - lr * (var_t + wd * p))
+            params = new
+        traj.append(flat(params))
+    return torch.stack(traj)
+
+
+# ---------------------------------------------------------------------------------------------
 # Comparison
 # ---------------------------------------------------------------------------------------------
 
@@ -656,25 +1066,40 @@ _ORACLE_RUNS: dict[str, Tensor] = {}  # each oracle's trajectory once per case, 
 
 
 def oracle_trajectory(case: Case) -> Tensor:
-    run = {"torch": run_torch, "keras": run_keras, "formula": run_formula}[case.oracle_name]
+    oracles = {
+        "torch": run_torch,
+        "keras": run_keras,
+        "formula": run_formula,
+        "tfa": run_tfa,
+        "torch-rule": run_torch_rule,
+    }
+    run = oracles[case.oracle_name]
     key = f"{case.oracle_name}:{case.id}"
     if key not in _ORACLE_RUNS:
         _ORACLE_RUNS[key] = run(case)
     return _ORACLE_RUNS[key]
 
 
-def compare(case: Case, form: str = "pure") -> tuple[Tensor, Tensor, float]:
-    """(ours in ``form``, oracle, rtol) for a case; atol is ``ATOL``, or ``KERAS_CLIP_ATOL``
-    when rtol is ``KERAS_CLIP_RTOL``."""
+def compare(case: Case, form: str = "pure") -> tuple[Tensor, Tensor, float, float]:
+    """(ours in ``form``, oracle, rtol, atol) for a case."""
     ref = oracle_trajectory(case)
     if case.oracle_name == "keras":
         # keras.ops.clip turns the Python float clipvalue into float32 too.
         kwargs = {k: float32(v) if k == "clipvalue" else v for k, v in case.kwargs.items()}
+        if case.optimizer == "adafactor":  # keras's ops.power takes it as float32
+            kwargs["beta_2_decay"] = float32(case.kwargs.get("beta_2_decay", -0.8))
         mirrored = replace(case, kwargs=kwargs)
-        ours = run_ours(mirrored, form=form, lr_map=float32, wd_map=keras_decay)
+        # keras's Muon decays in the variables' dtype (its own _apply_weight_decay)
+        wd_map = None if case.optimizer == "muon" else keras_decay
+        ours = run_ours(mirrored, form=form, lr_map=float32, wd_map=wd_map)
         clipped = {"clipnorm", "global_clipnorm"} & set(case.kwargs)
-        return ours, ref, KERAS_CLIP_RTOL if clipped else KERAS_RTOL
-    return run_ours(case, form=form), ref, TORCH_RTOL
+        loose = clipped or case.optimizer in KERAS_FLOAT32_OPS
+        if loose:
+            return ours, ref, KERAS_CLIP_RTOL, KERAS_CLIP_ATOL
+        return ours, ref, KERAS_RTOL, ATOL
+    if (case.optimizer, case.semantics, form) == ("muon", "torch", "batched"):
+        return run_ours(case, form=form), ref, 0.0, MUON_BATCHED_ATOL
+    return run_ours(case, form=form), ref, TORCH_RTOL, ATOL
 
 
 FORM_CASES = [
@@ -684,14 +1109,25 @@ FORM_CASES = [
 ]
 
 
+def missing_oracle(case: Case) -> str | None:
+    """The test dependency a case's oracle needs and this environment lacks, if any."""
+    if case.oracle_name == "keras" and keras is None:
+        return "keras"
+    if (case.optimizer, case.oracle_name) == ("lion", "torch") and lion_pytorch is None:
+        return "lion-pytorch"
+    if (case.optimizer, case.oracle_name) == ("lamb", "torch") and torch_optimizer is None:
+        return "torch-optimizer"
+    return None
+
+
 @pytest.mark.parametrize(("case", "form"), FORM_CASES)
 def test_parity(case: Case, form: str) -> None:
-    if case.oracle_name == "keras" and keras is None:
-        pytest.skip("keras is not installed")
-    ours, ref, rtol = compare(case, form)
+    missing = missing_oracle(case)
+    if missing is not None:
+        pytest.skip(f"{missing} is not installed")
+    ours, ref, rtol, atol = compare(case, form)
     assert torch.isfinite(ref).all(), "oracle diverged: pick a gentler case"
     assert ref[-1].sub(flat(list(PROBLEM.theta0))).abs().max() > 0, "oracle did not move"
-    atol = KERAS_CLIP_ATOL if rtol == KERAS_CLIP_RTOL else ATOL
     torch.testing.assert_close(ours, ref, rtol=rtol, atol=atol)
 
 
@@ -729,9 +1165,9 @@ def deviation_table() -> list[tuple[str, str, str, int, Deviation]]:
     worst: dict[tuple[str, str, str], tuple[int, Deviation]] = {}
     for param in FORM_CASES:
         case, form = param.values
-        if case.oracle_name == "keras" and keras is None:
+        if missing_oracle(case) is not None:
             continue
-        ours, ref, _ = compare(case, form)
+        ours, ref, _, _ = compare(case, form)
         d = deviation(ours, ref)
         oracle = case.oracle_name
         if oracle == "keras" and {"clipnorm", "global_clipnorm"} & set(case.kwargs):

@@ -32,13 +32,20 @@ NAMES = (
     "sgd",
     "momentum",
     "nesterov",
+    "asgd",
     "adagrad",
     "rmsprop",
+    "rprop",
     "adadelta",
     "adam",
     "amsgrad",
     "adamw",
     "adamax",
+    "radam",
+    "adafactor",
+    "lamb",
+    "lion",
+    "muon",
     "nadam",
     "nadamax",
 )  # family by family (optim/families)
@@ -80,6 +87,11 @@ TORCH_CLASSES = {
     "adamax": "Adamax",
     "nadam": "NAdam",
     "adamw": "AdamW",
+    "radam": "RAdam",
+    "rprop": "Rprop",
+    "asgd": "ASGD",
+    "adafactor": "Adafactor",
+    "muon": "Muon",
 }
 KERAS_CLASSES = {
     **{k: v for k, v in TORCH_CLASSES.items() if v in ("SGD", "Adagrad", "RMSprop")},
@@ -89,13 +101,23 @@ KERAS_CLASSES = {
     "adamax": "Adamax",
     "nadam": "Nadam",
     "adamw": "AdamW",
+    "lion": "Lion",
+    "adafactor": "Adafactor",
+    "lamb": "Lamb",
+    "muon": "Muon",
 }
 # Deliberate differences from the library signature, each with its reason.
 NOT_LIBRARY_DEFAULTS = {
     ("momentum", "momentum"): "library default 0 is plain SGD; the momentum optimizers use 0.9",
     ("nesterov", "momentum"): "same",
+    ("muon", "epsilon"): "the AdamW half's ε (torch.optim.AdamW's 1e-8); Muon's eps is ns_epsilon",
 }
-TORCH_NAMES = {"learning_rate": "lr", "epsilon": "eps"}
+TORCH_NAMES = {
+    "learning_rate": "lr",
+    "epsilon": "eps",
+    "beta_2_decay": "beta2_decay",
+    "clip_threshold": "d",
+}
 
 
 def _signature_defaults(cls: type) -> dict[str, Any]:
@@ -117,12 +139,45 @@ def test_torch_defaults_are_torch_optim_defaults(optimizer: str) -> None:
         lib_name = lib_name or name
         if name in ("beta_1", "beta_2"):
             assert value == lib["betas"][int(name[-1]) - 1], name
+        elif name in ("eta_minus", "eta_plus"):
+            assert value == lib["etas"][name == "eta_plus"], name
+        elif name in ("step_size_min", "step_size_max"):
+            assert value == lib["step_sizes"][name == "step_size_max"], name
+        elif name in ("epsilon_1", "epsilon_2"):
+            assert value == lib["eps"][name == "epsilon_2"], name
+        elif name in ("muon_a", "muon_b", "muon_c"):
+            assert value == lib["ns_coefficients"]["abc".index(name[-1])], name
+        elif name == "ns_epsilon":
+            assert value == lib["eps"], name
         elif lib_name in lib:
             assert value == lib[lib_name], name
         else:
             continue
         checked += 1
     assert checked >= 2
+
+
+def test_lion_torch_defaults_are_the_reference_defaults() -> None:
+    """torch has no Lion: torch semantics take lucidrains/lion-pytorch's defaults."""
+    lion_pytorch = pytest.importorskip("lion_pytorch")
+    lib = _signature_defaults(lion_pytorch.Lion)
+    values = resolve("lion", "torch", {})
+    assert values["learning_rate"] == lib["lr"] == 1e-4
+    assert (values["beta_1"], values["beta_2"]) == lib["betas"]
+    assert values["weight_decay"] == lib["weight_decay"]
+
+
+def test_lamb_torch_defaults_are_the_reference_defaults() -> None:
+    """torch has no LAMB: torch semantics take torch_optimizer.Lamb's defaults."""
+    torch_optimizer = pytest.importorskip("torch_optimizer")
+    lib = _signature_defaults(torch_optimizer.Lamb)
+    values = resolve("lamb", "torch", {})
+    assert values["learning_rate"] == lib["lr"]
+    assert (values["beta_1"], values["beta_2"]) == lib["betas"]
+    assert values["epsilon"] == lib["eps"] == 1e-6
+    assert values["weight_decay"] == lib["weight_decay"]
+    assert values["clamp_value"] == lib["clamp_value"] == 10
+    assert values["debias"] is lib["debias"] is False
 
 
 @pytest.mark.skipif(keras is None, reason="keras is not installed")
@@ -152,6 +207,11 @@ NAME_CASES = [
     ("adadelta", "rho", ("rho",)),
     ("adamw", "weight_decay", ("weight_decay",)),
     ("sgd", "max_grad_norm", ("global_clipnorm",)),
+    ("rprop", "etas", ("eta_minus", "eta_plus")),
+    ("muon", "eps", ("ns_epsilon",)),  # torch's Muon(eps=); keras's epsilon is the AdamW ε
+    ("muon", "epsilon", ("epsilon",)),
+    ("adafactor", "eps", ("epsilon_1", "epsilon_2")),
+    ("rprop", "step_sizes", ("step_size_min", "step_size_max")),
 ]
 
 
@@ -168,6 +228,10 @@ UNKNOWN_CASES = [
     ("adam", "alpha", r"adam: unknown parameter 'alpha'"),
     ("adam", "momentum", r"adam: unknown parameter 'momentum'"),
     ("rmsprop", "centred", r"did you mean 'centered'\?"),
+    ("muon", "adjust_lr_fn", r"muon: .*use rms_rate: null for 'original'"),
+    ("muon", "ns_coefficients", r"give muon_a, muon_b and muon_c"),
+    ("muon", "adjust_lr_fn", r"muon: .*use rms_rate: null for 'original'"),
+    ("muon", "ns_coefficients", r"give muon_a, muon_b and muon_c"),
 ]
 
 
@@ -210,7 +274,51 @@ BAD = [
     ("nag-zero", "momentum", "torch", {"nesterov": True, "momentum": 0.0}, r"momentum > 0"),
     ("scale-neg", "adam", "torch", {"loss_scale_factor": -1.0}, r"loss_scale_factor > 0"),
     ("keras-l2", "adam", "keras", {"decoupled_weight_decay": False}, r"keras always decays"),
+    # torch's optim_db error inputs for RAdam (optim_error_inputs_func_radam, CPU)
+    ("radam-beta1", "radam", "torch", {"betas": (1.0, 0.0)}, r"radam.*beta_1 = 1.0.*< 1"),
+    ("radam-wd", "radam", "torch", {"weight_decay": -1}, r"radam.*weight_decay >= 0"),
+    # keras's lion_test.py test_invalid_beta_1
+    ("lion-beta1-neg", "lion", "keras", {"beta_1": -0.1}, r"lion.*0 < beta_1 <= 1"),
+    ("lion-beta1-0", "lion", "keras", {"beta_1": 0.0}, r"lion.*0 < beta_1 <= 1"),
+    ("lion-beta1-big", "lion", "torch", {"beta_1": 1.1}, r"lion.*0 < beta_1 <= 1"),
+    ("lion-beta2-big", "lion", "torch", {"betas": (0.9, 1.1)}, r"lion.*0 <= beta_2 <= 1"),
+    # optim_db's error inputs for Rprop and ASGD
+    ("rprop-etas", "rprop", "torch", {"etas": (1.0, 0.5)}, r"rprop.*eta_minus = 1.0.*< 1"),
+    ("rprop-eta-plus", "rprop", "torch", {"etas": (0.5, 1.0)}, r"rprop.*eta_plus > 1"),
+    ("rprop-sizes", "rprop", "torch", {"step_sizes": (1e-6,)}, r"pair \(step_size_min, "),
+    ("asgd-wd", "asgd", "torch", {"weight_decay": -0.5}, r"asgd.*weight_decay >= 0"),
+    # optim_db's error inputs for Adafactor
+    ("adafactor-eps1", "adafactor", "torch", {"eps": (-1e-30, 1e-3)}, r"epsilon_1 >= 0"),
+    ("adafactor-d", "adafactor", "torch", {"d": 0.5}, r"adafactor \(torch.*clip_threshold >= 1"),
+    ("adafactor-d0", "adafactor", "keras", {"clip_threshold": 0.0}, r"clip_threshold > 0"),
+    ("adafactor-decay", "adafactor", "torch", {"beta2_decay": 0.8}, r"beta_2_decay <= 0"),
 ]
+
+# What the libraries refuse of the above, refused by the libraries too (same values).
+LIBRARY_REFUSALS = [
+    ("torch", "RAdam", {"lr": 1e-2, "betas": (1.0, 0.0)}, "Invalid beta parameter at index 0"),
+    ("torch", "RAdam", {"lr": 1e-2, "weight_decay": -1}, "Invalid weight_decay value: -1"),
+    ("torch", "Rprop", {"lr": 1e-2, "etas": (1.0, 0.5)}, "Invalid eta values: 1.0, 0.5"),
+    ("torch", "Rprop", {"lr": 1e-2, "etas": (0.5, 1.0)}, "Invalid eta values: 0.5, 1.0"),
+    ("torch", "ASGD", {"lr": 1e-2, "weight_decay": -0.5}, "Invalid weight_decay value: -0.5"),
+    ("torch", "Adafactor", {"eps": (-1e-30, 1e-3)}, "epsilon1 should be >= 0"),
+    ("torch", "Adafactor", {"d": 0.0}, "Clipping threshold d should be >= 1"),
+    ("torch", "Adafactor", {"beta2_decay": 0.8}, "beta2_decay should be <= 0"),
+    ("keras", "Lion", {"beta_1": -0.1}, "Argument `beta_1` must be in the \\[0, 1\\] range"),
+    ("keras", "Lion", {"beta_1": 0.0}, "Received: beta_1=0.0"),
+    ("keras", "Lion", {"beta_1": 1.1}, "Received: beta_1=1.1"),
+]
+
+
+@pytest.mark.parametrize(("library", "cls", "kwargs", "pattern"), LIBRARY_REFUSALS)
+def test_the_libraries_refuse_them_too(library: str, cls: str, kwargs: dict, pattern: str) -> None:
+    if library == "keras" and keras is None:
+        pytest.skip("keras is not installed")
+    with pytest.raises(ValueError, match=pattern):
+        if library == "torch":
+            getattr(torch.optim, cls)([torch.zeros(2, requires_grad=True)], **kwargs)
+        else:
+            getattr(keras.optimizers, cls)(**kwargs)
 
 
 @pytest.mark.parametrize(
@@ -242,3 +350,11 @@ def test_values_are_coerced() -> None:
     assert v["gradient_accumulation_steps"] == 2 and isinstance(
         v["gradient_accumulation_steps"], int
     )
+
+
+@pytest.mark.parametrize("optimizer", NAMES)
+def test_no_two_parameters_share_a_name(optimizer: str) -> None:
+    """An alias names one parameter of its optimizer (muon: torch's eps is ns_epsilon, not
+    the AdamW half's epsilon)."""
+    written = [name for p in OPTIMIZERS[optimizer].params.values() for name in (p.name, *p.aliases)]
+    assert len(written) == len(set(written)), sorted(written)

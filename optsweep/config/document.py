@@ -9,6 +9,7 @@ optimizer parameters from the registry, schedule fields from `optim.schedules`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from optsweep.catalog import MODEL_OPTIONS, MODELS
@@ -46,7 +47,8 @@ def json_schema() -> dict[str, Any]:
         "$ref": "#/definitions/schedule",
         "description": _help(TOP["schedule"]),
     }
-    properties["optimizers"] = _optimizers()
+    values: dict[str, Any] = {}  # a parameter value's schema text -> its reference
+    properties["optimizers"] = _optimizers(values)
     return {
         "$schema": SCHEMA_URL,
         "title": "optsweep sweep file",
@@ -54,7 +56,11 @@ def json_schema() -> dict[str, Any]:
         "required": ["name", "dataset", "optimizers"],
         "properties": properties,
         "additionalProperties": False,
-        "definitions": {"schedule": _schedule(), "range": _range()},
+        "definitions": {
+            "schedule": _schedule(),
+            "range": _range(),
+            "values": {str(i): v["value"] for i, v in enumerate(values.values())},
+        },
     }
 
 
@@ -158,16 +164,22 @@ def _range() -> dict[str, Any]:
     }
 
 
-def _optimizer(name: str) -> dict[str, Any]:
-    """An optimizer's block: its block keys, then each parameter under every name it takes."""
+def _optimizer(name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer's block: its block keys, then each parameter under every name it takes.
+    A parameter's value schema goes into ``values`` once (the knobs every optimizer has are
+    the same schema), referred to by ``#/definitions/values/N``."""
     info = registry.OPTIMIZERS[name]
     fixed: dict[str, Any] = {}
     for written, canonical in registry.written_names(name).items():
         one = [_parameter(info.params[c]) for c in canonical]
-        if len(one) == 1:
-            fixed[written] = one[0]
-        else:  # betas: [beta_1, beta_2]
-            fixed[written] = {"type": "array", "items": one, "minItems": 2, "maxItems": 2}
+        value = (
+            one[0]
+            if len(one) == 1  # else betas: [beta_1, beta_2]
+            else {"type": "array", "items": one, "minItems": 2, "maxItems": 2}
+        )
+        text = json.dumps(value, sort_keys=True)
+        values.setdefault(text, {"$ref": f"#/definitions/values/{len(values)}", "value": value})
+        fixed[written] = {"$ref": values[text]["$ref"]}
     grid = {
         written: {
             "anyOf": [
@@ -189,10 +201,10 @@ def _optimizer(name: str) -> dict[str, Any]:
     }
 
 
-def _optimizers() -> dict[str, Any]:
+def _optimizers(values: dict[str, Any]) -> dict[str, Any]:
     names = list(registry.OPTIMIZERS)
     per_optimizer = [
-        {"if": {"properties": {"name": {"const": n}}}, "then": _optimizer(n)} for n in names
+        {"if": {"properties": {"name": {"const": n}}}, "then": _optimizer(n, values)} for n in names
     ]
     block = {
         "type": "object",

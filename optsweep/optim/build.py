@@ -10,8 +10,9 @@ Order of the stages (keras's order, and what a torch user does by hand):
    mean gradient of every N-th call;
 3. clipping (``clipnorm`` per tensor, ``global_clipnorm`` per trial, ``clipvalue``), then
    g ← −g under ``maximize`` (the torch.optim wrapper's keyword);
-4. weight decay: torch semantics adds λθ to g (coupled L2) except adamw and
-   ``decoupled_weight_decay``; those and every keras optimizer decay θ ← θ(1 − ηλ) first;
+4. weight decay: torch semantics adds λθ to g (coupled L2) except adamw, lion
+   (``OptimizerInfo.decoupled_decay``) and ``decoupled_weight_decay``; those and every keras
+   optimizer decay θ ← θ(1 − ηλ) first (a kernel with ``own_weight_decay`` decays itself);
 5. the family's kernel (``families/``), or, on a CPU and where the family has one, torch's
    fused kernel called once per trial (weight decay included).
 """
@@ -54,7 +55,7 @@ KERNELS: tuple[Kernels, ...] = ("auto", "batched", "per_trial")
 
 def decoupled_weight_decay(optimizer: str, semantics: Semantics, values: Mapping[str, Any]) -> bool:
     """Whether ``weight_decay`` is decoupled (θ ← θ − ηλθ) rather than coupled L2 (g + λθ)."""
-    if semantics == "keras" or optimizer == "adamw":
+    if semantics == "keras" or optimizer_info(optimizer).decoupled_decay:
         return True
     return bool(values.get("decoupled_weight_decay"))
 
@@ -83,6 +84,7 @@ def inplace(
     decoupled = decoupled_weight_decay(optimizer, semantics, values)
     fused = info.fused(values, keras, decoupled) if info.fused and kernels != "batched" else None
     clip_and_sign = gradient_stages(values, keras, maximize=maximize)
+    own_decay = info.own_weight_decay  # the kernel decays where its library does
     # whether any trial of ``hp`` decays: read once per hp mapping (a host sync on a device),
     # the engine's lanes keep theirs; decaying by λ = 0 would compute the same, a pass later
     decays: list[tuple[Any, bool]] = []
@@ -94,10 +96,11 @@ def inplace(
         if fused is not None and trial_axes == 1 and (on_cpu or kernels == "per_trial"):
             fused(grads, state, params, hp)
             return
-        if not decays or decays[0][0] is not hp:
-            decays[:] = [(hp, bool(hp["weight_decay"].ne(0).any()))]
-        if decays[0][1]:
-            decay_weights_(grads, params, hp, decoupled)
+        if not own_decay:
+            if not decays or decays[0][0] is not hp:
+                decays[:] = [(hp, bool(hp["weight_decay"].ne(0).any()))]
+            if decays[0][1]:
+                decay_weights_(grads, params, hp, decoupled)
         rule.update_(grads, state, params, hp)
 
     kernel = Kernel(rule.init, inner_)

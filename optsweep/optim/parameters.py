@@ -159,6 +159,10 @@ class OptimizerInfo:
         kernel: the family's in-place update for the structural values and convention
             (``families/``): what the engine, the pure interface and the wrapper all run.
         fused: torch's fused CPU kernel called once per trial, where the family uses one.
+        decoupled_decay: ``weight_decay`` decays θ ← θ − ηλθ in both conventions (AdamW, and
+            the rules whose reference decays so: Lion), never as torch's coupled g + λθ.
+        own_weight_decay: the kernel applies ``weight_decay`` itself, where the library decays
+            in the middle of its rule (torch's Adafactor reads θ before decaying it).
         hints: extra "did you mean" advice for names people use by mistake
             (``{"rho": "momentum"}`` for SGD momentum, which the seeds call rho).
     """
@@ -171,6 +175,8 @@ class OptimizerInfo:
     differences: str
     kernel: KernelFactory
     fused: FusedFactory | None = None
+    decoupled_decay: bool = False
+    own_weight_decay: bool = False
     hints: dict[str, str] = field(default_factory=dict)
 
     def defaults(self, semantics: Semantics) -> dict[str, Any]:

@@ -65,7 +65,12 @@ WRAPPER_ONLY: dict[str, str] = {
 # ---------------------------------------------------------------------------------------------
 
 # Names written for a pair of canonical parameters (torch's tuples).
-_PAIR_ALIASES: dict[str, tuple[str, str]] = {"betas": ("beta_1", "beta_2")}
+_PAIR_ALIASES: dict[str, tuple[str, str]] = {
+    "betas": ("beta_1", "beta_2"),
+    "etas": ("eta_minus", "eta_plus"),  # torch's Rprop
+    "step_sizes": ("step_size_min", "step_size_max"),  # torch's Rprop
+    "eps": ("epsilon_1", "epsilon_2"),  # torch's Adafactor (elsewhere eps is epsilon)
+}
 
 
 def optimizer_info(optimizer: str) -> OptimizerInfo:
@@ -129,7 +134,8 @@ def resolve_name(optimizer: str, name: str) -> tuple[str, ...]:
 
 def _split_pair(optimizer: str, name: str, value: Any) -> tuple[Any, Any]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
-        raise ValueError(f"{optimizer}: {name} = {value!r} must be a pair (beta_1, beta_2)")
+        first, second = _PAIR_ALIASES[name]
+        raise ValueError(f"{optimizer}: {name} = {value!r} must be a pair ({first}, {second})")
     return value[0], value[1]
 
 
@@ -204,6 +210,11 @@ def _check_cross(optimizer: str, semantics: Semantics, values: Mapping[str, Any]
         raise ValueError(
             f"{optimizer}: dynamic_loss_scale with gradient_accumulation_steps is not supported "
             "(a trial that overflows mid-accumulation cannot skip alone)"
+        )
+    if optimizer == "adafactor" and semantics == "torch" and values["clip_threshold"] < 1:
+        raise ValueError(
+            f"adafactor (torch semantics): clip_threshold = {values['clip_threshold']} is out of "
+            "range; valid: clip_threshold >= 1 (torch's Adafactor d; keras accepts any d > 0)"
         )
     nesterov = optimizer == "nesterov" or values.get("nesterov", False)
     torch_nesterov = semantics == "torch" and nesterov and optimizer in ("momentum", "nesterov")

@@ -260,8 +260,12 @@ def _per_trial_counters_(state: Any, shape: tuple[int, ...]) -> None:
 
 
 def _keep_where_(finite: Tensor, new: Any, old: Any) -> None:
-    """``new`` ← ``old`` for the trials that are not ``finite``, leaf by leaf, in place."""
+    """``new`` ← ``old`` for the trials that are not ``finite``, leaf by leaf, in place. A leaf
+    allocated by this update (Adafactor's factored moments, Muon's AdamW v) was a per-trial
+    placeholder."""
     if isinstance(new, torch.Tensor):
+        if old.shape != new.shape:
+            old = old.reshape(old.shape + (1,) * (new.ndim - old.ndim))
         mask = finite.reshape(finite.shape + (1,) * (new.ndim - finite.ndim))
         new.copy_(torch.where(mask, new, old))
     elif isinstance(new, (list, tuple)):

@@ -8,9 +8,40 @@ below; ``tests/test_optim_families.py`` then asks for its oracle and wrapper cas
 from __future__ import annotations
 
 from ..parameters import OptimizerInfo
-from . import adadelta, adagrad, adam, adamax, nadam, rmsprop, sgd
+from . import (
+    adadelta,
+    adafactor,
+    adagrad,
+    adam,
+    adamax,
+    asgd,
+    lamb,
+    lion,
+    muon,
+    nadam,
+    radam,
+    rmsprop,
+    rprop,
+    sgd,
+)
 
-FAMILIES = (sgd, adagrad, rmsprop, adadelta, adam, adamax, nadam)
+# nadam last: tests/test_config.py expects the list of names in its messages to end in nadamax
+FAMILIES = (
+    sgd,
+    asgd,
+    adagrad,
+    rmsprop,
+    rprop,
+    adadelta,
+    adam,
+    adamax,
+    radam,
+    adafactor,
+    lamb,
+    lion,
+    muon,
+    nadam,
+)
 
 OPTIMIZERS: tuple[OptimizerInfo, ...] = tuple(info for f in FAMILIES for info in f.OPTIMIZERS)
 

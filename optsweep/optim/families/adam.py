@@ -238,6 +238,7 @@ ADAMW = OptimizerInfo(
     differences=_ADAM_DIFF + " Decay λ default: torch 1e-2, keras 0.004.",
     kernel=_kernel,
     fused=_fused,
+    decoupled_decay=True,
     hints={"decoupled_weight_decay": "it is always on for optimizer 'adamw'."},
 )
 
