@@ -14,8 +14,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from optsweep.config import ConfigError, expand, label_of, load_sweep
-
 app = typer.Typer(
     help="Sweep and search gradient-descent optimizers on small vision models.",
     no_args_is_help=True,
@@ -132,6 +130,8 @@ def overrides_of(
 
 def load_or_exit(config: Path, overrides: list | None, *, search: bool = False):
     """The SweepSpec, or one line per problem and exit code 2."""
+    from optsweep.config import ConfigError, load_sweep
+
     try:
         return load_sweep(config, overrides or (), search=search)
     except ConfigError as error:
@@ -243,6 +243,7 @@ def one_line_errors(after_interrupt: str) -> Iterator[None]:
     import optuna
     import sqlalchemy
 
+    from optsweep.config import ConfigError
     from optsweep.data import DataFormatError, DataNotFoundError
     from optsweep.engine import DeviceError
     from optsweep.runner import ConfigChangedError, Interrupted
@@ -289,6 +290,8 @@ def validate(
     ] = False,
 ) -> None:
     """Check sweep files: one line per problem (file:line: key: what would be valid)."""
+    from optsweep.config import ConfigError, expand, load_sweep
+
     bad = 0
     for file in files:
         try:
@@ -337,6 +340,8 @@ def run(
     if smoke:
         spec = smoke_or_exit(config, overrides, spec, smoke_steps)
     if dry_run:  # before training, storage and drawing are imported: it answers at once
+        from optsweep.config import expand, label_of
+
         trials = expand(spec)
         for index, trial in enumerate(trials, start=1):
             out_console.print(f"{index:4d}  {label_of(trial)}", highlight=False)

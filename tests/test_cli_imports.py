@@ -52,6 +52,19 @@ def test_answers_without_heavy_imports(command: list[str]) -> None:
     assert result["heavy"] == []
 
 
+def test_help_reads_no_sweep_file_machinery() -> None:
+    """``--help`` answers without the config package and the optimizer registry behind it."""
+    code = 'HEAVY = ("optsweep.config", "optsweep.optim.registry")\n' + PROBE
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(["--help"])],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1])["heavy"] == []
+
+
 def test_the_probe_sees_heavy_imports() -> None:
     """Not vacuous: after ``import torch`` the same probe reports it."""
     probe = PROBE.replace('runpy.run_module("optsweep", run_name="__main__")', "import torch")
