@@ -12,7 +12,7 @@ trials and returns logits ``(K, B, num_classes)``. The layers are batched by han
 
 On CPU the conv models run the trials in chunks of ``cpu_trial_chunk`` (1): there, grouped
 convs over many trials are memory-bound and slower than one trial at a time (measured;
-see ``_CPU_TRIAL_CHUNK``). The result is the same either way.
+see ``catalog.ModelEntry.cpu_trial_chunk``). The result is the same either way.
 
 Dropout masks are drawn from ``generator`` with a shape that does not depend on K (one
 mask per sample, shared by the K trials), so a trial's result never depends on K.
@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from optsweep.catalog import INITS, MODEL_OPTIONS, MODELS
+from optsweep.catalog import INITS, MODEL_TABLE, MODELS
 
 __all__ = ["INITS", "MODELS", "BatchedModel", "ParamSpec", "build_model", "resolved_options"]
 
@@ -78,7 +78,7 @@ class BatchedModel:
     _forward: ForwardFn = field(repr=False)
     _masks: MaskFn | None = field(default=None, repr=False)
     # Trials per batched call on CPU (None: all K at once). On CPU, grouped convs over many
-    # trials are memory-bound and slower than a few trials at a time; see _CPU_TRIAL_CHUNK.
+    # trials are memory-bound and slower than a few trials at a time; see catalog.ModelEntry.
     cpu_trial_chunk: int | None = None
 
     @property
@@ -427,17 +427,18 @@ def _3c3d(input_shape: tuple[int, int, int], num_classes: int) -> _Built:
 
 # ---------------------------------------------------------------------------------------- registry
 
-_OPTIONS = MODEL_OPTIONS  # each model's options and their defaults
-# Trials per call on CPU. Measured on 2 AVX-512 cores, B=64, forward+backward: cnn K=32 took
-# 2.4 s all at once (grouped convs, ~0.5 GB of activations) vs 1.3 s in chunks of 1-2 and
-# 1.4 s as 32 separate calls; 3c3d K=8: 0.69 s vs 0.43 s. The MLP gains from batching (2.3x).
-# Off the CPU (GPU) all K trials run in one call. Tests cover both paths.
-_CPU_TRIAL_CHUNK = {"logreg": None, "mlp": None, "cnn": 1, "2c2d": 1, "3c3d": 1}
-_MIN_SIZE = {"logreg": 1, "mlp": 1, "cnn": 6, "2c2d": 1, "3c3d": 9}  # smallest H, W that fit
+# Each built-in model's builder; what is known of it without torch: `catalog.MODEL_TABLE`.
+_BUILDERS: dict[str, Callable[[tuple[int, int, int], int, dict[str, Any]], _Built]] = {
+    "logreg": lambda shape, classes, options: _mlp(shape, classes, hidden=()),
+    "mlp": lambda shape, classes, options: _mlp(shape, classes, hidden=options["hidden"]),
+    "cnn": lambda shape, classes, options: _cnn(shape, classes, dropout=options["dropout"]),
+    "2c2d": lambda shape, classes, options: _2c2d(shape, classes),
+    "3c3d": lambda shape, classes, options: _3c3d(shape, classes),
+}
 
 
 def _check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    valid = _OPTIONS[name]
+    valid = MODEL_TABLE[name].options
     unknown = sorted(set(options) - set(valid))
     if unknown:
         allowed = ", ".join(sorted(valid)) or "none"
@@ -466,7 +467,7 @@ def resolved_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
 
     Raises ``ValueError`` for an unknown name or option, or a bad value.
     """
-    if name not in _OPTIONS:
+    if name not in MODEL_TABLE:
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
     return _check_options(name, dict(options))
 
@@ -480,28 +481,20 @@ def build_model(
     (bool, default true); every model: ``init`` (one of `INITS`, default ``torch``).
     Raises ``ValueError`` for an unknown name or option.
     """
-    if name not in _OPTIONS:
+    if name not in MODEL_TABLE:
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"input_shape must be (C, H, W), positive ints; got {tuple(input_shape)}")
-    if min(shape[1:]) < _MIN_SIZE[name]:
-        size = _MIN_SIZE[name]
+    entry = MODEL_TABLE[name]
+    if min(shape[1:]) < entry.min_size:
+        size = entry.min_size
         raise ValueError(f"model {name!r} needs images of at least {size}x{size}, got {shape}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     resolved = _check_options(name, options)
     c_h_w = (shape[0], shape[1], shape[2])
-    if name == "logreg":
-        built = _mlp(c_h_w, num_classes, hidden=())
-    elif name == "mlp":
-        built = _mlp(c_h_w, num_classes, hidden=resolved["hidden"])
-    elif name == "cnn":
-        built = _cnn(c_h_w, num_classes, dropout=resolved["dropout"])
-    elif name == "2c2d":
-        built = _2c2d(c_h_w, num_classes)
-    else:
-        built = _3c3d(c_h_w, num_classes)
+    built = _BUILDERS[name](c_h_w, num_classes, resolved)
     params = _keras_defaults(built.params) if resolved["init"] == "keras" else built.params
     return BatchedModel(
         name=name,
@@ -512,5 +505,5 @@ def build_model(
         options=resolved,
         _forward=built.forward,
         _masks=built.masks,
-        cpu_trial_chunk=_CPU_TRIAL_CHUNK[name],
+        cpu_trial_chunk=entry.cpu_trial_chunk,
     )

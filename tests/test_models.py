@@ -361,3 +361,20 @@ def test_forward_checks_input() -> None:
     model = build_model("mlp", MNIST, 10)
     with pytest.raises(ValueError, match="expected"):
         model.forward(model.init_stacked([0]), torch.zeros(2, 3, 32, 32))
+
+
+def test_every_model_of_the_table_has_a_builder_and_builds_within_its_entry() -> None:
+    from optsweep.catalog import MODEL_TABLE
+    from optsweep.models import _BUILDERS
+
+    assert list(_BUILDERS) == list(MODEL_TABLE)
+    for name, entry in MODEL_TABLE.items():
+        size = max(entry.min_size, 8)
+        model = build_model(name, (1, size, size), 10)
+        assert set(model.options) == set(entry.options)
+        assert model.cpu_trial_chunk == entry.cpu_trial_chunk
+        assert model.macs_per_sample > 0
+        if entry.min_size > 1:
+            small = entry.min_size - 1
+            with pytest.raises(ValueError, match=f"at least {entry.min_size}x"):
+                build_model(name, (1, small, small), 10)

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from typing import Any
 
-from optsweep.catalog import MODEL_OPTIONS, MODELS
+from optsweep.catalog import MODEL_TABLE, MODELS
 from optsweep.optim import registry
 from optsweep.optim.parameters import ParamInfo
 from optsweep.optim.schedules import SCHEDULE_FIELDS, SCHEDULE_KINDS
@@ -88,7 +88,7 @@ def _model() -> dict[str, Any]:
             "then": {
                 "properties": {
                     "name": True,
-                    **{o: _described(MODEL_OPTION_KEYS[o]) for o in MODEL_OPTIONS[name]},
+                    **{o: _described(MODEL_OPTION_KEYS[o]) for o in MODEL_TABLE[name].options},
                 },
                 "additionalProperties": False,
             },

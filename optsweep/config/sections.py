@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from optsweep.catalog import DATASET_SIZES, INITS, MODEL_OPTIONS, MODELS, TARGET_ACCURACY
+from optsweep.catalog import DATASET_SIZES, INITS, MODEL_TABLE, MODELS, TARGET_ACCURACY
 from optsweep.values import fmt
 
 from .problems import (
@@ -74,11 +74,9 @@ MODEL_OPTION_KEYS: Mapping[str, Setting] = {
         "`Conv2D` start",
     ),
 }
-"""How each model option is written; which model has which, and its default: `MODEL_OPTIONS`."""
-MODELS_TEXT = (
-    "`logreg`, `mlp`, `cnn` (PyTorch's MNIST example net), `2c2d` (DeepOBS Fashion-MNIST "
-    "net), `3c3d` (DeepOBS CIFAR-10 net)"
-)
+"""How each model option is written; which model has which, and its default: the catalog's
+`MODEL_TABLE`."""
+MODELS_TEXT = ", ".join(f"`{name}` ({entry.summary})" for name, entry in MODEL_TABLE.items())
 
 
 def check_name(report: Report, value: Any) -> str | Bad:
@@ -116,7 +114,7 @@ def check_search(report: Report, value: Any) -> SearchSpec | Bad:
 
 def check_model(report: Report, value: Any) -> ModelSpec | Bad:
     """A model name, or ``{name: NAME, <its options>}``: the options each model has
-    (`MODEL_OPTIONS`), each written as its kind says, so a typo is refused before a run."""
+    (`catalog.MODEL_TABLE`), each written as its kind says, so a typo is refused before a run."""
     named = check_named(
         report, ("model",), value, "name", MODELS, "model", "{name: mlp, ...options}"
     )
@@ -124,8 +122,8 @@ def check_model(report: Report, value: Any) -> ModelSpec | Bad:
         return BAD
     name, mapping = named
     before = len(report.problems)
-    check_mapping(report, ("model",), mapping, ("name", *MODEL_OPTIONS[name]))
-    for option in MODEL_OPTIONS[name]:
+    check_mapping(report, ("model",), mapping, ("name", *MODEL_TABLE[name].options))
+    for option in MODEL_TABLE[name].options:
         if option in mapping:
             MODEL_OPTION_KEYS[option].kind.check(report, ("model", option), mapping[option])
     if len(report.problems) > before:
