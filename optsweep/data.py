@@ -516,3 +516,33 @@ def load_dataset(
         input_shape=tuple(train_x.shape[1:]),
         source=str(raw.source),
     )
+
+
+# ------------------------------------------------------------------------------------ augmentation
+
+
+def augment(
+    x: Tensor, generator: torch.Generator, *, padding: int, flip: bool, fill: Tensor
+) -> Tensor:
+    """A training batch ``(B, C, H, W)`` augmented on its device (``data.crop_padding``,
+    ``data.flip``): each image padded by ``padding`` pixels of ``fill`` (per channel: black,
+    normalised) and cropped back to ``H x W`` at an offset drawn from ``generator``, as
+    torchvision's ``RandomCrop(H, padding)`` before ``Normalize``; then mirrored left to
+    right with probability ½, as ``RandomHorizontalFlip``. Offsets first, then flips.
+    """
+    b, c, h, w = x.shape
+    if padding:
+        padded = fill.view(1, c, 1, 1).expand(b, c, h + 2 * padding, w + 2 * padding).clone()
+        padded[:, :, padding : padding + h, padding : padding + w] = x
+        dy, dx = torch.randint(
+            0, 2 * padding + 1, (2, b), generator=generator, device=generator.device
+        ).to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        images = torch.arange(b, device=x.device)[:, None, None, None]
+        channels = torch.arange(c, device=x.device)[None, :, None, None]
+        x = padded[images, channels, rows, cols]
+    if flip:
+        mirrored = torch.rand(b, generator=generator, device=generator.device).to(x.device) < 0.5
+        x = torch.where(mirrored[:, None, None, None], x.flip(-1), x)
+    return x

@@ -41,8 +41,8 @@ from torch import Tensor
 from torch.utils._pytree import tree_map
 
 from optsweep import interrupts, optim
-from optsweep.config import TrainSpec, TrialSpec
-from optsweep.data import Dataset
+from optsweep.config import DataSpec, TrainSpec, TrialSpec
+from optsweep.data import Dataset, augment
 from optsweep.models import BatchedModel
 from optsweep.optim.schedules import ScheduleSpec, learning_rate_at
 
@@ -235,7 +235,7 @@ def _step_rate(
 ) -> float:
     """Trial-samples/s of K copies of ``template`` training: best of 6 steps after a warm-up."""
     # one step's rate: how an epoch ends (data.drop_last) does not change it
-    _, lanes = _start(dataset, model, [template] * k, train, device, drop_last=False)
+    _, lanes = _start(dataset, model, [template] * k, train, device, data=DataSpec())
     order = torch.arange(dataset.train_x.shape[0], device=device)
     best = math.inf
     with _lane_threads(lanes) as pool:
@@ -360,6 +360,19 @@ class _Setup:
     outcomes: list[TrialOutcome]
     started: float
     steps_per_epoch: int  # the batches of one epoch (`steps_per_epoch`)
+    data: DataSpec  # the data protocol: drop_last, crop_padding, flip
+    seed: int  # the trials' seed: augmentation is drawn from it and the step
+    black: Tensor | None  # a crop's padding: each channel's 0, normalised (its training minimum)
+
+    def batch(self, idx: Tensor, step: int) -> Tensor:
+        """The training images of one step, augmented as ``data`` says: drawn from the seed
+        and the step alone, so every lane, and every K, sees the same images."""
+        x = self.dataset.train_x[idx]
+        if not (self.data.crop_padding or self.data.flip):
+            return x
+        generator = torch.Generator(device=x.device).manual_seed((self.seed << 32) | step)
+        fill = self.black if self.black is not None else x.new_zeros(x.shape[1])
+        return augment(x, generator, padding=self.data.crop_padding, flip=self.data.flip, fill=fill)
 
     def autocast(self) -> torch.autocast:
         """A fresh context per use: autocast objects keep their entry state, lanes share none."""
@@ -434,7 +447,7 @@ class _Lane:
         """Steps ``first``..``last - 1`` of the epoch whose order is ``perm``; ``step`` counts
         steps since training began, before ``first``."""
         setup, batch_size = self.setup, self.setup.train.batch_size
-        x_all, y_all = setup.dataset.train_x, setup.dataset.train_y
+        y_all = setup.dataset.train_y
         schedule = setup.schedule
         run_steps = setup.train.epochs * setup.steps_per_epoch
         for s in range(first, last):
@@ -443,8 +456,9 @@ class _Lane:
                 self.hp["learning_rate"] = rate
             idx = perm[s * batch_size : (s + 1) * batch_size]
             params = [p.requires_grad_() for p in self.params]
+            x = setup.batch(idx, step)
             with setup.autocast():
-                logits = setup.model.forward(params, x_all[idx], train=True, generator=self.dropout)
+                logits = setup.model.forward(params, x, train=True, generator=self.dropout)
             losses = per_trial_loss(logits.float(), y_all[idx], setup.train.label_smoothing)
             scale = setup.loss_scale  # static, or each trial's dynamic scale
             if scale is None:
@@ -521,13 +535,14 @@ def train_batch(
     device: torch.device,
     on_epoch: EpochCallback | None = None,
     on_step: StepCallback | None = None,
-    drop_last: bool = False,
+    data: DataSpec | None = None,
 ) -> list[TrialOutcome]:
     """Train ``trials`` together; they must share optimizer structure, schedule and seed.
 
-    ``drop_last`` (``data.drop_last``) leaves each epoch's last, partial batch out.
+    ``data`` (the ``data:`` section; default: its defaults) says whether each epoch's last,
+    partial batch is left out and how training images are augmented.
     """
-    setup, lanes = _start(dataset, model, trials, train, device, drop_last=drop_last)
+    setup, lanes = _start(dataset, model, trials, train, device, data=data or DataSpec())
     with _lane_threads(lanes) as pool:
         _epochs(lanes, pool, trials[0], on_epoch, on_step)
     return _finish(setup.outcomes, setup.started)
@@ -540,11 +555,11 @@ def _start(
     train: TrainSpec,
     device: torch.device,
     *,
-    drop_last: bool,
+    data: DataSpec,
 ) -> tuple[_Setup, list[_Lane]]:
     """The trials' initial parameters, optimizer state and hyperparameters, in lanes."""
     first = trials[0]
-    per_epoch = steps_per_epoch(dataset.train_x.shape[0], train.batch_size, drop_last)
+    per_epoch = steps_per_epoch(dataset.train_x.shape[0], train.batch_size, data.drop_last)
     params = stack_initial_params(model, first.seed, len(trials), device)
     # The in-place kernel (no fresh tensor per operation): on CPU a pure update of 32 MLP
     # trials cost 1.5-5x the forward/backward it follows.
@@ -559,6 +574,9 @@ def _start(
         [TrialOutcome() for _ in trials],
         time.perf_counter(),
         per_epoch,
+        data,
+        first.seed,
+        dataset.train_x.amin(dim=(0, 2, 3)) if data.crop_padding else None,
     )
     hp = optim.stack_hyperparameters(
         first.optimizer, [t.hyperparameters for t in trials], device=device

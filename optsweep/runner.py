@@ -402,7 +402,7 @@ def train_claimed(
             device=bench.device,
             on_epoch=on_epoch,
             on_step=progress.step,
-            drop_last=spec.data.drop_last,
+            data=spec.data,
         )
     except KeyboardInterrupt:
         for trial in trials:

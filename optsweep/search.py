@@ -749,7 +749,7 @@ def _train(
                 device=bench.device,
                 on_epoch=on_epoch,
                 on_step=progress.step,
-                drop_last=spec.data.drop_last,
+                data=spec.data,
             )
         except KeyboardInterrupt:
             raise

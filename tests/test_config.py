@@ -205,7 +205,7 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         HEAD + "data: {normalise: unit}\n" + BLOCK,
         (
             "F:3: data.normalise: unknown key 'normalise'; did you mean 'normalize'? valid keys: "
-            "normalize, drop_last, dir",
+            "normalize, drop_last, crop_padding, flip, dir",
         ),
     ),
     (

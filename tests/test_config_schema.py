@@ -125,7 +125,7 @@ def test_meanings_are_read_off_the_declarations() -> None:
         "log_every",
         "trials_per_batch",
     }
-    assert meaning_keys(DataSpec, (RESULT,)) == ("normalize", "drop_last")
+    assert meaning_keys(DataSpec, (RESULT,)) == ("normalize", "drop_last", "crop_padding", "flip")
 
 
 def _spec(tmp_path: Path, text: str, overrides: tuple[str, ...] = (), search: bool = False):
@@ -139,6 +139,8 @@ MEANINGS = [
     ("train.epochs=5", True, True),
     ("train.label_smoothing=0.1", True, True),
     ("data.normalize=unit", True, True),
+    ("data.crop_padding=4", True, True),
+    ("data.flip=true", True, True),
     ("train.seeds=[0, 1]", False, True),  # each trial's key holds its seed
     ("train.device=cpu", False, False),
     ("train.log_every=1", False, False),

@@ -395,3 +395,33 @@ def test_normalize_on_real_training_sets(name: str, mean, std) -> None:
 def test_unknown_normalize_names_the_choices() -> None:
     with pytest.raises(ValueError, match="unknown normalize 'z-score'; valid: standard, unit"):
         load_dataset("mnist-mini", None, "cpu", normalize="z-score")
+
+
+@pytest.mark.parametrize(
+    ("padding", "flip"), [(0, True), (1, False), (4, False), (4, True), (2, True)]
+)
+def test_augment_crops_padded_images_and_mirrors_them_as_torchvision_does(padding, flip):
+    from optsweep.data import augment
+
+    x = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    fill = torch.tensor([-1.0, -2.0, -3.0])
+    got = augment(x, torch.Generator().manual_seed(7), padding=padding, flip=flip, fill=fill)
+    # the same draws, image by image: offsets (dy then dx for the batch), then the coins
+    gen = torch.Generator().manual_seed(7)
+    offsets = torch.randint(0, 2 * padding + 1, (2, 6), generator=gen) if padding else None
+    coins = torch.rand(6, generator=gen) < 0.5 if flip else torch.zeros(6, dtype=torch.bool)
+    for i in range(6):
+        image = torch.nn.functional.pad(x[i], (padding,) * 4)
+        for c in range(3):  # pad with each channel's fill, not 0
+            image[c, :padding, :] = fill[c]
+            image[c, image.shape[1] - padding :, :] = fill[c]
+            image[c, :, :padding] = fill[c]
+            image[c, :, image.shape[2] - padding :] = fill[c]
+        if padding:
+            dy, dx = int(offsets[0, i]), int(offsets[1, i])
+            image = image[:, dy : dy + 8, dx : dx + 8]
+        if coins[i]:
+            image = image.flip(-1)
+        assert torch.equal(got[i], image), i
+    if padding or flip:
+        assert not torch.equal(got, x)  # it did something

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from optsweep import engine, optim
-from optsweep.config import expand, load_sweep
+from optsweep.config import DataSpec, expand, load_sweep
 from optsweep.data import load_dataset
 from optsweep.engine import choose_trials_per_batch, per_trial_loss, train_batch
 from optsweep.models import build_model
@@ -305,7 +305,7 @@ def test_drop_last_trains_whole_batches_only(write_yaml, mini, batch_size: int, 
     train = dataclasses.replace(spec.train, batch_size=batch_size, log_every=1)
     cpu = torch.device("cpu")
     (kept,) = train_batch(data, net, trials, train, device=cpu)
-    (dropped,) = train_batch(data, net, trials, train, device=cpu, drop_last=True)
+    (dropped,) = train_batch(data, net, trials, train, device=cpu, data=DataSpec(drop_last=True))
     per_epoch = 256 // batch_size
     assert dropped.steps == list(range(1, train.epochs * per_epoch + 1))
     assert len(kept.steps) == train.epochs * math.ceil(256 / batch_size)

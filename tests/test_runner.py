@@ -12,7 +12,7 @@ import torch
 
 from optsweep import engine
 from optsweep import study as studies
-from optsweep.config import expand, load_sweep
+from optsweep.config import DataSpec, expand, load_sweep
 from optsweep.data import load_dataset
 from optsweep.engine import train_batch
 from optsweep.models import build_model
@@ -126,8 +126,16 @@ def test_pop_batch_shares_what_waits_with_other_workers(tiny_sweep, tmp_path):
     assert sizes == [10, 8, 2, 0]  # half of 20, then the floor of 8, then what is left
 
 
-@pytest.mark.parametrize(("model", "train"), [("mlp", 2048), ("cnn", 256)])
-def test_results_do_not_depend_on_how_many_trials_train_together(tiny_sweep, model, train):
+@pytest.mark.parametrize(
+    ("model", "train", "data"),
+    [
+        ("mlp", 2048, DataSpec()),
+        ("cnn", 256, DataSpec()),
+        ("cnn", 256, DataSpec(crop_padding=2, flip=True)),  # augmented alike whatever K
+    ],
+    ids=["mlp", "cnn", "cnn-augmented"],
+)
+def test_results_do_not_depend_on_how_many_trials_train_together(tiny_sweep, model, train, data):
     # lr 1e30 diverges in the first steps and leaves the batch; the others must not notice.
     # On 2+ cores the 6 trials train as lanes of 3 in threads (engine.lanes_for).
     rates = "[0.01, 1.0e+30, 0.001, 0.0001, 0.003, 0.0003]"
@@ -141,12 +149,13 @@ def test_results_do_not_depend_on_how_many_trials_train_together(tiny_sweep, mod
         )
     )
     trials = expand(spec)
-    data = load_dataset("mnist-mini", None, torch.device("cpu"), train, 128)
-    net = build_model(model, data.input_shape, data.num_classes)
-    together = train_batch(data, net, trials, spec.train, device=torch.device("cpu"))
+    images = load_dataset("mnist-mini", None, torch.device("cpu"), train, 128)
+    net = build_model(model, images.input_shape, images.num_classes)
+    cpu = torch.device("cpu")
+    together = train_batch(images, net, trials, spec.train, device=cpu, data=data)
     assert [t.status for t in together] == ["complete", "diverged"] + ["complete"] * 4
     for trial, joint in zip(trials, together, strict=True):
-        (alone,) = train_batch(data, net, [trial], spec.train, device=torch.device("cpu"))
+        (alone,) = train_batch(images, net, [trial], spec.train, device=cpu, data=data)
         assert alone.status == joint.status and alone.stopped_step == joint.stopped_step
         for a, b in zip(alone.epochs, joint.epochs, strict=True):
             assert math.isclose(a.test_loss, b.test_loss, rel_tol=1e-4)
@@ -181,8 +190,20 @@ ONE_SGD = "  - name: sgd\n    grid: {learning_rate: [0.05]}\n"
         ("mlp", ["model.init=keras"], {"model.init": "keras"}),
         ("mlp", ["data.drop_last=true"], {"data.drop_last": True}),  # 300 = 4 x 64 + 44
         ("mlp", ["train.label_smoothing=0.2"], {"train.label_smoothing": 0.2}),
+        (
+            "mlp",
+            ["data.crop_padding=2", "data.flip=true"],
+            {"data.crop_padding": 2, "data.flip": True},
+        ),
     ],
-    ids=["mlp-unit", "2c2d-unit", "mlp-keras-init", "mlp-drop-last", "mlp-label-smoothing"],
+    ids=[
+        "mlp-unit",
+        "2c2d-unit",
+        "mlp-keras-init",
+        "mlp-drop-last",
+        "mlp-label-smoothing",
+        "mlp-augmented",
+    ],
 )
 def test_each_protocol_setting_changes_what_a_trial_trains(
     tiny_sweep, tmp_path, model, overrides, meaning

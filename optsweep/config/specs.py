@@ -97,6 +97,21 @@ class DataSpec:
         default_text="false: it is trained on",
         new=True,
     )
+    crop_padding: int = setting(
+        0,
+        Integer(0, 64),
+        "random crop after padding each side by this many black pixels, a new crop per image "
+        "and step (the CIFAR ResNet protocol: 4)",
+        default_text="0: no crop",
+        new=True,
+    )
+    flip: bool = setting(
+        False,
+        Flag(),
+        "mirror each training image left to right with probability ½, drawn per image and step",
+        default_text="false",
+        new=True,
+    )
     dir: str | None = setting(
         None,
         Folder(),
