@@ -36,6 +36,10 @@ DATASET_SIZES: dict[str, DatasetSize] = {
     "fashion-mnist": DatasetSize(60_000, 10_000),
     "cifar10": DatasetSize(50_000, 10_000),
     "mnist-mini": DatasetSize(5_000, 1_000),  # bundled: optsweep/datasets/mnist-mini
+    "kmnist": DatasetSize(60_000, 10_000),
+    "emnist-balanced": DatasetSize(112_800, 18_800),
+    "cifar100": DatasetSize(50_000, 10_000),
+    "svhn": DatasetSize(73_257, 26_032),
 }
 DATASETS: tuple[str, ...] = tuple(DATASET_SIZES)
 # What the package ships for smoke runs (optsweep/datasets/smoke; mnist-mini is itself).
@@ -95,4 +99,9 @@ TARGET_ACCURACY: dict[str, float] = {
     "fashion-mnist": 0.85,
     "cifar10": 0.5,
     "mnist-mini": 0.9,
+    # not yet measured with optsweep's models: what small nets reach in a few epochs
+    "kmnist": 0.85,
+    "emnist-balanced": 0.8,
+    "cifar100": 0.2,
+    "svhn": 0.8,
 }

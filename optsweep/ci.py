@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
 
-from optsweep.catalog import SMOKE_SIZES
+from optsweep.catalog import DATASET_SIZES, SMOKE_SIZES
 from optsweep.config import SweepSpec, trial_label
 
 __all__ = ["SMOKE_STEPS", "SMOKE_TEST_IMAGES", "junit_xml", "smoke_overrides"]
@@ -27,7 +27,8 @@ def smoke_overrides(spec: SweepSpec, steps: int = SMOKE_STEPS) -> list[str]:
     """``--set`` overrides that make ``spec`` its smoke run of about ``steps`` steps."""
     epochs = 2 if steps >= 2 else 1
     per_epoch = math.ceil(steps / epochs)
-    available = SMOKE_SIZES[spec.dataset]
+    # a dataset optsweep ships no subset of is read from --data-dir: a few of its first images
+    available = SMOKE_SIZES.get(spec.dataset, DATASET_SIZES[spec.dataset])
     batch = min(spec.train.batch_size, available.train // per_epoch)
     return [
         f"name={spec.name}-smoke",

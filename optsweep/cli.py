@@ -143,11 +143,17 @@ def load_or_exit(config: Path, overrides: list | None, *, search: bool = False):
 def smoke_or_exit(config: Path, overrides: list, spec, steps: int, *, search: bool = False):
     """The smoke run of ``spec``, said in one line: the shipped subsets unless ``--data-dir``
     (already among ``overrides``) names a folder."""
+    from optsweep.catalog import SMOKE_SIZES
     from optsweep.ci import smoke_overrides
     from optsweep.config import Override
     from optsweep.data import SMOKE_DATA_DIR
 
     flagged = any(getattr(o, "origin", "") == "--data-dir" for o in overrides)
+    if not flagged and spec.dataset not in SMOKE_SIZES:
+        raise fail(
+            f"--smoke: optsweep ships no {spec.dataset} subset; give --data-dir DIR with its "
+            f"files (the smoke run reads the first images), or smoke-test another dataset"
+        )
     shipped = [] if flagged else [Override.of_flag("--smoke", "data.dir", SMOKE_DATA_DIR)]
     smoke = load_or_exit(
         config, [*overrides, *smoke_overrides(spec, steps), *shipped], search=search

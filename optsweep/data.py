@@ -101,14 +101,18 @@ class _Spec:
     """Where a dataset lives, how it is stored, and how it is normalised."""
 
     name: str
-    kind: str  # "idx" | "cifar"
+    kind: str  # "idx" | "cifar" | "cifar100" | "svhn"
     folders: tuple[str, ...]  # relative to the data folder, in search order
-    mean: tuple[float, ...]  # per channel, on the [0, 1] scale
-    std: tuple[float, ...]
+    # per channel, on the [0, 1] scale; None: the training split's own, computed when read
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
     url: str
     fetch: str  # how to install the files by hand, {dir} = the data folder
     torchvision: str | None  # torchvision.datasets class that downloads it
     num_classes: int = 10
+    files: dict[str, tuple[str, ...]] | None = None  # per split; None: the kind's usual names
+    downloads: tuple[dict[str, object], ...] = ({"train": True},)  # torchvision's keywords
+    transposed: bool = False  # IDX images stored column-major (EMNIST): turned upright
 
 
 _IDX_FILES = {
@@ -154,6 +158,61 @@ _SPECS = {
         "CIFAR10",
     ),
     "mnist-mini": _Spec("mnist-mini", "idx", (), _MNIST_MEAN, _MNIST_STD, "", "", None),
+    "kmnist": _Spec(
+        "kmnist",
+        "idx",
+        ("kmnist", "KMNIST/raw"),
+        None,
+        None,
+        "https://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+        "save the four *-ubyte.gz files in {dir}/kmnist/",
+        "KMNIST",
+    ),
+    "emnist-balanced": _Spec(
+        "emnist-balanced",
+        "idx",
+        ("emnist", "EMNIST/raw"),
+        None,
+        None,
+        "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip",
+        "extract emnist-balanced-*-ubyte.gz from its gzip/ folder into {dir}/emnist/",
+        "EMNIST",
+        num_classes=47,
+        files={
+            "train": (
+                "emnist-balanced-train-images-idx3-ubyte",
+                "emnist-balanced-train-labels-idx1-ubyte",
+            ),
+            "test": (
+                "emnist-balanced-test-images-idx3-ubyte",
+                "emnist-balanced-test-labels-idx1-ubyte",
+            ),
+        },
+        downloads=({"split": "balanced", "train": True},),
+        transposed=True,
+    ),
+    "cifar100": _Spec(
+        "cifar100",
+        "cifar100",
+        ("cifar-100/cifar-100-python", "cifar-100-python"),
+        None,
+        None,
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        "extract it in {dir}/cifar-100/",
+        "CIFAR100",
+        num_classes=100,
+    ),
+    "svhn": _Spec(
+        "svhn",
+        "svhn",
+        ("svhn", ""),
+        None,
+        None,
+        "http://ufldl.stanford.edu/housenumbers/",
+        "save train_32x32.mat and test_32x32.mat in {dir}/svhn/",
+        "SVHN",
+        downloads=({"split": "train"}, {"split": "test"}),
+    ),
 }
 
 
@@ -238,7 +297,7 @@ class _CifarUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR batch")
 
 
-def read_cifar_batch(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
+def read_cifar_batch(path: Path | str, labels_key: str = "labels") -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR-10 python batch: images uint8 ``(N, 3, 32, 32)``, labels int64 ``(N,)``.
 
     The file is a pickled dict with ``data`` (uint8 ``N x 3072``: 1024 red, 1024 green,
@@ -254,7 +313,7 @@ def read_cifar_batch(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(batch, dict):
         raise DataFormatError(f"{path}: CIFAR-10 batch is a {type(batch).__name__}, not a dict")
     batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
-    data, labels = batch.get("data"), batch.get("labels")
+    data, labels = batch.get("data"), batch.get(labels_key)
     if not isinstance(data, np.ndarray) or labels is None:
         raise DataFormatError(f"{path}: CIFAR-10 batch lacks 'data' array or 'labels'")
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
@@ -288,10 +347,11 @@ def _find_idx(folder: Path, base: str) -> Path | None:
     return None
 
 
-def _read_idx_folder(folder: Path) -> _Raw | None:
+def _read_idx_folder(folder: Path, spec: _Spec) -> _Raw | None:
     """Read the four MNIST-style IDX files in ``folder``, or None if any is missing."""
     paths = {
-        split: [_find_idx(folder, base) for base in bases] for split, bases in _IDX_FILES.items()
+        split: [_find_idx(folder, base) for base in bases]
+        for split, bases in (spec.files or _IDX_FILES).items()
     }
     if any(p is None for pair in paths.values() for p in pair):
         return None
@@ -303,11 +363,54 @@ def _read_idx_folder(folder: Path) -> _Raw | None:
             raise DataFormatError(
                 f"{image_path}: {len(images)} images but {label_path.name} has {len(labels)} labels"
             )
+        if spec.transposed:
+            images = images.transpose(0, 2, 1)
         arrays[split] = (images[:, None], labels)  # add the channel axis
     return _Raw(*arrays["train"], *arrays["test"], source=folder)
 
 
-def _read_cifar_folder(folder: Path) -> _Raw | None:
+def _read_cifar100_folder(folder: Path, spec: _Spec) -> _Raw | None:
+    """Read CIFAR-100's ``train`` and ``test`` pickles (its 100 fine labels), or None."""
+    paths = {split: folder / split for split in ("train", "test")}
+    if not all(p.is_file() for p in paths.values()):
+        return None
+    arrays = {s: read_cifar_batch(p, labels_key="fine_labels") for s, p in paths.items()}
+    return _Raw(*arrays["train"], *arrays["test"], source=folder)
+
+
+def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One SVHN cropped-digits file (``train_32x32.mat``): ``X`` uint8 ``(32, 32, 3, N)`` and
+    ``y`` ``(N, 1)`` with 10 for the digit 0, as images ``(N, 3, 32, 32)`` and labels 0-9.
+    Raises ``DataFormatError``."""
+    from scipy.io import loadmat  # only SVHN needs it
+
+    try:
+        contents = loadmat(path)
+    except Exception as exc:  # scipy raises ValueError, TypeError, OSError... for a bad file
+        raise DataFormatError(f"{path}: not a MATLAB file ({_one_line(exc)})") from exc
+    x, y = contents.get("X"), contents.get("y")
+    if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
+        raise DataFormatError(f"{path}: SVHN file lacks its 'X' and 'y' arrays")
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3):
+        raise DataFormatError(
+            f"{path}: SVHN 'X' is {x.dtype} {x.shape}, expected uint8 (32, 32, 3, N)"
+        )
+    labels = np.asarray(y, dtype=np.int64).reshape(-1)
+    if labels.shape != (x.shape[3],):
+        raise DataFormatError(f"{path}: {labels.size} labels for {x.shape[3]} images")
+    labels = np.where(labels == 10, 0, labels)
+    return np.ascontiguousarray(x.transpose(3, 2, 0, 1)), labels
+
+
+def _read_svhn_folder(folder: Path, spec: _Spec) -> _Raw | None:
+    paths = {split: folder / f"{split}_32x32.mat" for split in ("train", "test")}
+    if not all(p.is_file() for p in paths.values()):
+        return None
+    arrays = {s: read_svhn_mat(p) for s, p in paths.items()}
+    return _Raw(*arrays["train"], *arrays["test"], source=folder)
+
+
+def _read_cifar_folder(folder: Path, spec: _Spec) -> _Raw | None:
     """Read the full CIFAR-10 batches in ``folder``, else the shared subset, else None."""
     for names in (_CIFAR_FULL, _CIFAR_SUBSET):
         if all((folder / n).is_file() for split in names.values() for n in split):
@@ -332,14 +435,22 @@ def _read_cifar_folder(folder: Path) -> _Raw | None:
     return _Raw(*arrays["train"], *arrays["test"], source=folder)
 
 
+_READERS = {
+    "idx": _read_idx_folder,
+    "cifar": _read_cifar_folder,
+    "cifar100": _read_cifar100_folder,
+    "svhn": _read_svhn_folder,
+}
+
+
 def _read_local(spec: _Spec, data_dir: Path) -> tuple[_Raw | None, list[Path]]:
     """Try each folder the dataset may live in; return what was read and where we looked."""
     folders = (
         [MNIST_MINI_DIR] if spec.name == "mnist-mini" else [data_dir / f for f in spec.folders]
     )
-    reader = _read_idx_folder if spec.kind == "idx" else _read_cifar_folder
+    reader = _READERS[spec.kind]
     for folder in folders:
-        raw = reader(folder)
+        raw = reader(folder, spec)
         if raw is not None:
             return raw, folders
     return None, folders
@@ -355,7 +466,8 @@ def _download(spec: _Spec, data_dir: Path) -> str | None:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(_DOWNLOAD_SOCKET_TIMEOUT_S)
     try:
-        getattr(tv_datasets, spec.torchvision)(root=str(data_dir), train=True, download=True)
+        for keywords in spec.downloads:
+            getattr(tv_datasets, spec.torchvision)(root=str(data_dir), download=True, **keywords)
     except Exception as exc:
         for d in new_dirs:  # leave no empty folders behind a failed attempt
             if d.is_dir() and not any(d.iterdir()):
@@ -381,11 +493,14 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _not_found_message(spec: _Spec, data_dir: Path, folders: list[Path], why: str) -> str:
-    files = (
-        ", ".join(f"{b}[.gz]" for bases in _IDX_FILES.values() for b in bases)
-        if spec.kind == "idx"
-        else "data_batch_1..5 + test_batch (or data_batch_1_first4000 + test_batch_first1000)"
-    )
+    files = {
+        "idx": ", ".join(
+            f"{b}[.gz]" for bases in (spec.files or _IDX_FILES).values() for b in bases
+        ),
+        "cifar": "data_batch_1..5 + test_batch (or data_batch_1_first4000 + test_batch_first1000)",
+        "cifar100": "train + test",
+        "svhn": "train_32x32.mat + test_32x32.mat",
+    }[spec.kind]
     where = " or ".join(str(f.resolve()) for f in folders)
     return (
         f"{spec.name}: data not found: looked for {files} in {where}; {why}. "
@@ -429,17 +544,25 @@ def _check_subset(name: str, split: str, subset: int | None, available: int, sou
     return subset
 
 
-def _scale(spec: _Spec, normalize: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The (mean, std) per channel that ``normalize`` subtracts and divides by, on [0, 1].
+def _scale(
+    spec: _Spec, normalize: str, train_images: np.ndarray
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) per channel that ``normalize`` subtracts and divides by, on [0, 1]:
+    the dataset's published constants, or where it has none here the whole training split's
+    own (before any subset, so a subset does not change what a pixel becomes).
 
     ``unit`` is mean 0 and std 1: the pixels stay x / 255, as ``transforms.ToTensor()``
     leaves them in DeepOBS's MNIST and Fashion-MNIST data sets.
     """
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"unknown normalize {normalize!r}; valid: {', '.join(NORMALIZATIONS)}")
+    channels = train_images.shape[1]
     if normalize == "unit":
-        return (0.0,) * len(spec.mean), (1.0,) * len(spec.std)
-    return spec.mean, spec.std
+        return (0.0,) * channels, (1.0,) * channels
+    if spec.mean is not None and spec.std is not None:
+        return spec.mean, spec.std
+    pixels = train_images.transpose(1, 0, 2, 3).reshape(channels, -1).astype(np.float64) / 255
+    return tuple(pixels.mean(axis=1).tolist()), tuple(pixels.std(axis=1).tolist())
 
 
 def _images_to_tensor(
@@ -497,10 +620,12 @@ def load_dataset(
     if name not in _SPECS:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     spec = _SPECS[name]
-    mean, std = _scale(spec, normalize)
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalize {normalize!r}; valid: {', '.join(NORMALIZATIONS)}")
     data_dir = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     device = torch.device(device)
     raw = _read_raw(spec, data_dir, download)
+    mean, std = _scale(spec, normalize, raw.train_images)
 
     n_train = _check_subset(name, "train", train_subset, len(raw.train_images), raw.source)
     n_test = _check_subset(name, "test", test_subset, len(raw.test_images), raw.source)

@@ -105,7 +105,7 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         (
             "F:1: name: required key missing; add name: <sweep name>",
             "F:1: dataset: required key missing; add dataset: one of mnist, fashion-mnist, "
-            "cifar10, mnist-mini",
+            "cifar10, mnist-mini, kmnist, emnist-balanced, cifar100, svhn",
             "F:1: optimizers: required key missing; add optimizers: [{name: adam, "
             "learning_rate: 0.001}]",
         ),
@@ -172,7 +172,7 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         "name: t\ndataset: mnsit\n" + BLOCK,
         (
             "F:2: dataset: unknown dataset 'mnsit'; did you mean 'mnist'? valid: mnist, "
-            "fashion-mnist, cifar10, mnist-mini",
+            "fashion-mnist, cifar10, mnist-mini, kmnist, emnist-balanced, cifar100, svhn",
         ),
     ),
     (

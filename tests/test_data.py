@@ -425,3 +425,140 @@ def test_augment_crops_padded_images_and_mirrors_them_as_torchvision_does(paddin
         assert torch.equal(got[i], image), i
     if padding or flip:
         assert not torch.equal(got, x)  # it did something
+
+
+# ------------------------------------------------------- torchvision's other small sets, offline
+
+EMNIST_NAMES = {
+    split: tuple(
+        f"emnist-balanced-{split}-{kind}" for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
+    )
+    for split in ("train", "test")
+}
+
+
+def write_cifar100(folder: Path, n: int = 6, first_label: int | None = None) -> dict:
+    """CIFAR-100's ``train`` and ``test`` pickles (bytes keys, fine and coarse labels)."""
+    rng = np.random.default_rng(3)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for split in ("train", "test"):
+        rows = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        fine = [int(v) for v in rng.integers(0, 100, n)]
+        if first_label is not None:
+            fine[0] = first_label
+        batch = {b"data": rows, b"fine_labels": fine, b"coarse_labels": [f // 5 for f in fine]}
+        (folder / split).write_bytes(pickle.dumps(batch, protocol=2))
+        written[split] = (rows.reshape(-1, 3, 32, 32), fine)
+    return written
+
+
+def write_svhn(folder: Path, n: int = 5, x: np.ndarray | None = None) -> dict:
+    """SVHN's ``{train,test}_32x32.mat``: X (32, 32, 3, N) uint8, y (N, 1) with 10 for 0."""
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(4)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for split in ("train", "test"):
+        images = x if x is not None else rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
+        digits = np.array([0, 1, 9, 0, 5][: images.shape[-1]], dtype=np.uint8)
+        savemat(
+            folder / f"{split}_32x32.mat",
+            {"X": images, "y": np.where(digits == 0, 10, digits)[:, None]},
+        )
+        written[split] = (images.transpose(3, 2, 0, 1), digits)
+    return written
+
+
+def _write_svhn_text(folder: Path) -> None:
+    (folder / "svhn").mkdir()
+    for split in ("train", "test"):
+        (folder / "svhn" / f"{split}_32x32.mat").write_bytes(b"not a MATLAB file")
+
+
+def assert_standardised(x: torch.Tensor) -> None:
+    """Normalised with the training split's own mean and std: 0 and 1 per channel."""
+    per_channel = x.transpose(0, 1).reshape(x.shape[1], -1).double()
+    torch.testing.assert_close(
+        per_channel.mean(1), torch.zeros(x.shape[1], dtype=torch.float64), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(
+        per_channel.std(1, correction=0),
+        torch.ones(x.shape[1], dtype=torch.float64),
+        atol=1e-5,
+        rtol=0,
+    )
+
+
+def test_kmnist_reads_its_idx_files(tmp_path: Path) -> None:
+    arrays = fake_mnist(seed=5)
+    write_mnist(tmp_path / "KMNIST" / "raw", arrays)  # torchvision's layout
+    ds = load_dataset("kmnist", tmp_path, "cpu")
+    assert ds.num_classes == 10 and ds.input_shape == (1, 28, 28)
+    assert ds.train_y.tolist() == arrays["train"][1].tolist()
+    assert_standardised(ds.train_x)
+
+
+def test_emnist_balanced_is_turned_upright(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    arrays = {
+        split: (
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+            rng.integers(0, 47, n).astype(np.uint8),
+        )
+        for split, n in (("train", 9), ("test", 4))
+    }
+    for split, (images_name, labels_name) in EMNIST_NAMES.items():
+        write_idx(tmp_path / "emnist" / images_name, arrays[split][0], compress=True)
+        write_idx(tmp_path / "emnist" / labels_name, arrays[split][1], compress=True)
+    ds = load_dataset("emnist-balanced", tmp_path, "cpu", normalize="unit")
+    assert ds.num_classes == 47
+    stored = torch.from_numpy(arrays["test"][0].transpose(0, 2, 1).astype(np.float32) / 255)
+    torch.testing.assert_close(ds.test_x[:, 0], stored)  # EMNIST stores images transposed
+    assert ds.train_y.tolist() == arrays["train"][1].tolist()
+
+
+def test_cifar100_reads_its_fine_labels(tmp_path: Path) -> None:
+    written = write_cifar100(tmp_path / "cifar-100-python")
+    ds = load_dataset("cifar100", tmp_path, "cpu", normalize="unit")
+    assert ds.num_classes == 100 and ds.input_shape == (3, 32, 32)
+    assert ds.test_y.tolist() == written["test"][1]
+    torch.testing.assert_close(
+        ds.train_x, torch.from_numpy(written["train"][0].astype(np.float32) / 255)
+    )
+
+
+def test_svhn_reads_its_mat_files_and_ten_is_zero(tmp_path: Path) -> None:
+    written = write_svhn(tmp_path / "svhn")
+    ds = load_dataset("svhn", tmp_path, "cpu")
+    assert ds.train_y.tolist() == [0, 1, 9, 0, 5]
+    expected = torch.from_numpy(written["train"][0].astype(np.float64) / 255)
+    mean = expected.transpose(0, 1).reshape(3, -1).mean(1)
+    std = expected.transpose(0, 1).reshape(3, -1).std(1, correction=0)
+    want = ((expected - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)).float()
+    torch.testing.assert_close(ds.train_x, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("write", "name", "message"),
+    [
+        (
+            lambda d: write_cifar100(d / "cifar-100-python", first_label=100),
+            "cifar100",
+            r"labels outside 0\.\.99",
+        ),
+        (
+            lambda d: write_svhn(d / "svhn", x=np.zeros((28, 28, 3, 2), np.uint8)),
+            "svhn",
+            r"SVHN 'X' is uint8 \(28, 28, 3, 2\), expected uint8 \(32, 32, 3, N\)",
+        ),
+        (_write_svhn_text, "svhn", "not a MATLAB file"),
+    ],
+    ids=["cifar100-label-out-of-range", "svhn-wrong-shape", "svhn-not-mat"],
+)
+def test_bad_arrays_are_one_line(tmp_path: Path, write, name: str, message: str) -> None:
+    write(tmp_path)
+    with pytest.raises(DataFormatError, match=message) as info:
+        load_dataset(name, tmp_path, "cpu", download=False)
+    assert "\n" not in str(info.value)
