@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
 
-from optsweep.catalog import DATASET_SIZES, SMOKE_SIZES
+from optsweep.catalog import DATASET_SIZES, SMOKE_SIZES, DatasetSize
 from optsweep.config import SweepSpec, trial_label
 
 __all__ = ["SMOKE_STEPS", "SMOKE_TEST_IMAGES", "junit_xml", "smoke_overrides"]
@@ -27,8 +27,14 @@ def smoke_overrides(spec: SweepSpec, steps: int = SMOKE_STEPS) -> list[str]:
     """``--set`` overrides that make ``spec`` its smoke run of about ``steps`` steps."""
     epochs = 2 if steps >= 2 else 1
     per_epoch = math.ceil(steps / epochs)
-    # a dataset optsweep ships no subset of is read from --data-dir: a few of its first images
-    available = SMOKE_SIZES.get(spec.dataset, DATASET_SIZES[spec.dataset])
+    # a dataset optsweep ships no subset of is read from --data-dir (or the user's .npz): a
+    # few of its first images
+    if spec.files is not None:
+        from optsweep.data import npz_sizes
+
+        available = DatasetSize(*npz_sizes(spec.files))
+    else:
+        available = SMOKE_SIZES.get(spec.dataset, DATASET_SIZES[spec.dataset])
     batch = min(spec.train.batch_size, available.train // per_epoch)
     return [
         f"name={spec.name}-smoke",

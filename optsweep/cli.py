@@ -149,7 +149,9 @@ def smoke_or_exit(config: Path, overrides: list, spec, steps: int, *, search: bo
     from optsweep.data import SMOKE_DATA_DIR
 
     flagged = any(getattr(o, "origin", "") == "--data-dir" for o in overrides)
-    if not flagged and spec.dataset not in SMOKE_SIZES:
+    if spec.files is not None:  # the user's own file is the smoke run's data
+        flagged = True
+    elif not flagged and spec.dataset not in SMOKE_SIZES:
         raise fail(
             f"--smoke: optsweep ships no {spec.dataset} subset; give --data-dir DIR with its "
             f"files (the smoke run reads the first images), or smoke-test another dataset"
@@ -158,11 +160,12 @@ def smoke_or_exit(config: Path, overrides: list, spec, steps: int, *, search: bo
     smoke = load_or_exit(
         config, [*overrides, *smoke_overrides(spec, steps), *shipped], search=search
     )
-    where = (
-        f"--data-dir {smoke.data.dir}"
-        if flagged
-        else f"the data shipped in optsweep ({SMOKE_DATA_DIR})"
-    )
+    if smoke.files is not None:
+        where = smoke.files
+    elif flagged:
+        where = f"--data-dir {smoke.data.dir}"
+    else:
+        where = f"the data shipped in optsweep ({SMOKE_DATA_DIR})"
     epochs, images = smoke.train.epochs, smoke.subset_train
     err_console.print(
         f"smoke run: {steps} steps a trial over {epochs} epochs on {images} {smoke.dataset} "

@@ -26,7 +26,7 @@ from typing import Any
 
 from rich.table import Table
 
-from optsweep.config import Target, TrainSpec, target_of
+from optsweep.config import Target, TrainSpec, dataset_label, target_of
 from optsweep.files import folder_lock, replacing
 from optsweep.measures import (
     Speed,
@@ -88,7 +88,7 @@ def problem_of(
     folder: Path, config: Mapping[str, Any], mode: str | None, records: list[TrialRecord]
 ) -> Problem:
     """A `Problem` from a study's stored config, mode and records (labelled ``dataset model``)."""
-    dataset, model = str(config.get("dataset", "?")), str(config.get("model", "?"))
+    dataset, model = dataset_label(config.get("dataset")), str(config.get("model", "?"))
     return Problem(
         folder=folder,
         label=f"{dataset} {model}",

@@ -568,8 +568,9 @@ def _scale(
 def _images_to_tensor(
     images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
 ) -> Tensor:
-    """uint8 ``(N, C, H, W)`` → float32 ``(x / 255 - mean) / std`` on ``device``."""
-    x = torch.from_numpy(np.array(images, dtype=np.uint8, copy=True)).to(device)  # 4x less to move
+    """``(N, C, H, W)`` on the 0-255 scale (uint8, or a user's floats) → float32 ``(x / 255 -
+    mean) / std`` on ``device``."""
+    x = torch.from_numpy(np.array(images, copy=True)).to(device)  # uint8: 4x less to move
     shape = (1, len(mean), 1, 1)
     mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(shape)
     std_t = torch.tensor(std, dtype=torch.float32, device=device).view(shape)
@@ -641,6 +642,114 @@ def load_dataset(
         input_shape=tuple(train_x.shape[1:]),
         source=str(raw.source),
     )
+
+
+# ------------------------------------------------------------------------------ a user's own arrays
+
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _npz_images(path: Path, key: str, x: np.ndarray) -> np.ndarray:
+    """Images as uint8-scale float32 ``(N, C, H, W)``: uint8 as they are, floats on [0, 1]
+    times 255; ``(N, H, W)`` gains a channel; ``(N, H, W, C)`` (channels last, Keras's
+    layout) with C of 1, 3 or 4 is turned channels first, else ``(N, C, H, W)`` is kept."""
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        x = x.transpose(0, 3, 1, 2)
+    elif x.ndim != 4:
+        raise DataFormatError(
+            f"{path}: {key} has shape {x.shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W)"
+        )
+    if x.dtype == np.uint8:
+        return np.ascontiguousarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DataFormatError(f"{path}: {key} is {x.dtype}; expected uint8 (0-255) or floats (0-1)")
+    if not np.isfinite(x).all():
+        raise DataFormatError(f"{path}: {key} holds NaN or infinite pixels")
+    if x.min() < 0 or x.max() > 1:
+        raise DataFormatError(
+            f"{path}: {key} floats run from {x.min():g} to {x.max():g}; expected 0 to 1 "
+            f"(or uint8 0-255)"
+        )
+    return np.ascontiguousarray(x * 255, dtype=np.float32)
+
+
+def _npz_labels(path: Path, key: str, y: np.ndarray, n: int) -> np.ndarray:
+    y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise DataFormatError(f"{path}: {key} is {y.dtype} {y.shape}; expected integer labels (N,)")
+    if len(y) != n:
+        raise DataFormatError(f"{path}: {n} images but {key} has {len(y)} labels")
+    if len(y) and y.min() < 0:
+        raise DataFormatError(f"{path}: {key} holds a negative label ({y.min()})")
+    return y.astype(np.int64)
+
+
+def read_npz(path: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A user's ``.npz`` (Keras's ``x_train, y_train, x_test, y_test``): images ``(N, C, H,
+    W)`` on the 0-255 scale and int64 labels, checked. Raises ``DataFormatError``."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as contents:
+            missing = [k for k in NPZ_ARRAYS if k not in contents.files]
+            if missing:
+                raise DataFormatError(
+                    f"{path}: lacks {', '.join(missing)}; a .npz holds x_train, y_train, "
+                    f"x_test, y_test (as keras.datasets' mnist.npz)"
+                )
+            arrays = {k: contents[k] for k in NPZ_ARRAYS}
+    except (OSError, ValueError, EOFError) as exc:  # not a zip, an object array refused...
+        raise DataFormatError(f"{path}: not a readable .npz ({_one_line(exc)})") from exc
+    x_train = _npz_images(path, "x_train", arrays["x_train"])
+    x_test = _npz_images(path, "x_test", arrays["x_test"])
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataFormatError(
+            f"{path}: x_train images are {x_train.shape[1:]} but x_test's {x_test.shape[1:]}"
+        )
+    y_train = _npz_labels(path, "y_train", arrays["y_train"], len(x_train))
+    y_test = _npz_labels(path, "y_test", arrays["y_test"], len(x_test))
+    return x_train, y_train, x_test, y_test
+
+
+def load_npz(
+    path: Path | str,
+    device: torch.device | str = "cpu",
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+    *,
+    normalize: str = "standard",
+) -> Dataset:
+    """A user's ``.npz`` as a `Dataset` (`read_npz`); classes: the largest label + 1 of both
+    splits; ``standard`` normalisation with the training split's own per-channel mean and
+    std."""
+    path = Path(path)
+    x_train, y_train, x_test, y_test = read_npz(path)
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalize {normalize!r}; valid: {', '.join(NORMALIZATIONS)}")
+    spec = _Spec(path.name, "npz", (), None, None, "", "", None)
+    mean, std = _scale(spec, normalize, x_train)
+    device = torch.device(device)
+    n_train = _check_subset(path.name, "train", train_subset, len(x_train), path)
+    n_test = _check_subset(path.name, "test", test_subset, len(x_test), path)
+    classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+    train_x = _images_to_tensor(x_train[:n_train], mean, std, device)
+    return Dataset(
+        name=path.name,
+        train_x=train_x,
+        train_y=_labels_to_tensor(y_train[:n_train], classes, path, device),
+        test_x=_images_to_tensor(x_test[:n_test], mean, std, device),
+        test_y=_labels_to_tensor(y_test[:n_test], classes, path, device),
+        num_classes=classes,
+        input_shape=tuple(train_x.shape[1:]),
+        source=str(path),
+    )
+
+
+def npz_sizes(path: Path | str) -> tuple[int, int]:
+    """Training and test images in a user's ``.npz`` (for a smoke run's subsets)."""
+    x_train, _, x_test, _ = read_npz(path)
+    return len(x_train), len(x_test)
 
 
 # ------------------------------------------------------------------------------------ augmentation

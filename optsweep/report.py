@@ -15,7 +15,7 @@ import optuna
 import yaml
 from rich.table import Table
 
-from optsweep.config import DataSpec, Target, TrainSpec, target_of
+from optsweep.config import DataSpec, Target, TrainSpec, dataset_label, target_of
 from optsweep.config.schema import meaning_keys
 from optsweep.files import folder_lock, replacing
 from optsweep.measures import (
@@ -434,7 +434,7 @@ def setting_line(config: object, target: Target | None) -> str:
         model = f"{model.get('name')} ({options})" if options else model.get("name")
     data = config.get("data") or {}
     parts = [
-        str(config.get("dataset", "?")),
+        dataset_label(config.get("dataset")),
         *(f"{k}={fmt(v)}" for k, v in data.items() if k in meaning_keys(DataSpec)),
         str(model),
         f"{train.get('epochs', TrainSpec.epochs)} epochs",

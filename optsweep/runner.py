@@ -15,6 +15,7 @@ adds or removes grid points, and the tables show the file's current grid.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import platform
 import subprocess
@@ -43,7 +44,7 @@ from optsweep.config import (
     label_of,
 )
 from optsweep.config.schema import meaning_keys, new_defaults
-from optsweep.data import Dataset, load_dataset
+from optsweep.data import Dataset, load_dataset, load_npz
 from optsweep.engine import (
     EpochMetrics,
     TrialOutcome,
@@ -140,6 +141,7 @@ def trial_meaning(spec: SweepSpec) -> dict[str, Any]:
     train = dataclasses.asdict(spec.train)
     record = {
         "dataset": spec.dataset,
+        **({"dataset.sha256": file_digest(spec.files)} if spec.files is not None else {}),
         "subset.train": spec.subset_train,
         "subset.test": spec.subset_test,
         **{f"data.{name}": getattr(spec.data, name) for name in meaning_keys(DataSpec)},
@@ -148,6 +150,15 @@ def trial_meaning(spec: SweepSpec) -> dict[str, Any]:
         **{f"train.{name}": train[name] for name in meaning_keys(TrainSpec)},
     }
     return json.loads(json.dumps(record, default=str))
+
+
+def file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes: a user's data, edited, changes what its trials mean."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def meaning_before(spec: SweepSpec) -> dict[str, Any]:
@@ -338,16 +349,16 @@ class Workbench:
 
 
 def prepare(spec: SweepSpec) -> Workbench:
-    """Decode the dataset (from ``data.dir``) once onto the device (``train.device``)."""
+    """Decode the dataset (from ``data.dir``, or the user's .npz) once onto the device
+    (``train.device``)."""
     target = resolve_device(spec.train.device)
-    dataset = load_dataset(
-        spec.dataset,
-        spec.data.dir,
-        target,
-        spec.subset_train,
-        spec.subset_test,
-        normalize=spec.data.normalize,
-    )
+    subsets = (spec.subset_train, spec.subset_test)
+    if spec.files is not None:
+        dataset = load_npz(spec.files, target, *subsets, normalize=spec.data.normalize)
+    else:
+        dataset = load_dataset(
+            spec.dataset, spec.data.dir, target, *subsets, normalize=spec.data.normalize
+        )
     model = build_model(
         spec.model.name, dataset.input_shape, dataset.num_classes, **spec.model.options
     )

@@ -82,6 +82,7 @@ from optsweep.runner import (
     Interrupted,
     RunResult,
     Workbench,
+    file_digest,
     outcome_attrs,
     prepare,
     write_config,
@@ -173,6 +174,7 @@ def fingerprint(spec: SweepSpec, space: list[BlockSpace]) -> str:
     data = meaning_record(spec.data)
     record = {
         "dataset": spec.dataset,
+        **({"dataset.sha256": file_digest(spec.files)} if spec.files is not None else {}),
         "subset": [spec.subset_train, spec.subset_test],
         "model": dataclasses.asdict(spec.model),
         "train": meaning_record(spec.train, (RESULT, TRIALS)),

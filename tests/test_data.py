@@ -562,3 +562,86 @@ def test_bad_arrays_are_one_line(tmp_path: Path, write, name: str, message: str)
     with pytest.raises(DataFormatError, match=message) as info:
         load_dataset(name, tmp_path, "cpu", download=False)
     assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------------- a user's own .npz arrays
+
+
+def npz_arrays(seed: int = 0, layout: str = "nhw", dtype: str = "uint8") -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    shapes = {"nhw": (28, 28), "nhwc": (16, 16, 3), "nchw": (3, 16, 16)}[layout]
+    arrays = {}
+    for split, n in (("train", 12), ("test", 5)):
+        x = rng.integers(0, 256, (n, *shapes), dtype=np.uint8)
+        arrays[f"x_{split}"] = x if dtype == "uint8" else (x / 255).astype(dtype)
+        arrays[f"y_{split}"] = rng.integers(0, 4, n).astype(np.int64)
+    return arrays
+
+
+@pytest.mark.parametrize(
+    ("layout", "dtype", "shape"),
+    [
+        ("nhw", "uint8", (1, 28, 28)),
+        ("nhwc", "float32", (3, 16, 16)),
+        ("nchw", "uint8", (3, 16, 16)),
+    ],
+)
+def test_npz_of_keras_layouts(tmp_path: Path, layout: str, dtype: str, shape) -> None:
+    arrays = npz_arrays(layout=layout, dtype=dtype)
+    np.savez(tmp_path / "mine.npz", **arrays)
+    ds = data.load_npz(tmp_path / "mine.npz", "cpu", normalize="unit")
+    assert ds.input_shape == shape and ds.num_classes == 4
+    x = arrays["x_test"].astype(np.float64) / (255 if dtype == "uint8" else 1)
+    if layout == "nhw":
+        x = x[:, None]
+    elif layout == "nhwc":
+        x = x.transpose(0, 3, 1, 2)
+    torch.testing.assert_close(ds.test_x, torch.from_numpy(x).float(), atol=1e-6, rtol=0)
+    assert ds.train_y.tolist() == arrays["y_train"].tolist()
+    standard = data.load_npz(tmp_path / "mine.npz", "cpu")
+    assert_standardised(standard.train_x)
+
+
+def _bad(change):
+    def write(path: Path) -> None:
+        arrays = npz_arrays()
+        change(arrays)
+        np.savez(path, **arrays)
+
+    return write
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (_bad(lambda a: a.pop("y_test")), r"lacks y_test; a \.npz holds x_train, y_train"),
+        (_bad(lambda a: a.update(y_train=a["y_train"][:-1])), "12 images but y_train has 11"),
+        (_bad(lambda a: a.update(y_test=-a["y_test"] - 1)), "y_test holds a negative label"),
+        (_bad(lambda a: a.update(x_train=a["x_train"][:, :, :, None, None])), r"x_train has shape"),
+        (
+            _bad(lambda a: a.update(x_test=np.full((5, 28, 28), np.nan, np.float32))),
+            "x_test holds NaN or infinite pixels",
+        ),
+        (_bad(lambda a: a.update(x_test=a["x_test"] * 2.0)), "x_test floats run from 0 to"),
+        (_bad(lambda a: a.update(y_train=a["y_train"] / 2)), r"y_train is float64 \(12,\)"),
+        (_bad(lambda a: a.update(x_test=a["x_test"][:, :20])), r"x_train images are .* but x_test"),
+        (lambda p: p.write_bytes(b"not a zip"), r"not a readable \.npz"),
+    ],
+    ids=[
+        "missing-array",
+        "fewer-labels",
+        "negative-label",
+        "wrong-shape",
+        "nan",
+        "float-range",
+        "float-labels",
+        "test-shape",
+        "not-zip",
+    ],
+)
+def test_bad_npz_is_one_line(tmp_path: Path, write, message: str) -> None:
+    path = tmp_path / "mine.npz"
+    write(path)
+    with pytest.raises(DataFormatError, match=message) as info:
+        data.load_npz(path, "cpu")
+    assert "\n" not in str(info.value) and str(path) in str(info.value)

@@ -52,6 +52,7 @@ from .specs import (
     Target,
     TrainSpec,
     TrialSpec,
+    dataset_label,
     parse_target,
 )
 from .sweep import load_sweep, target_of, validate
@@ -71,6 +72,7 @@ __all__ = [
     "TrainSpec",
     "TrialSpec",
     "configuration_key",
+    "dataset_label",
     "expand",
     "fmt",
     "identity",

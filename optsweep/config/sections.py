@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from optsweep.catalog import DATASET_SIZES, INITS, MODEL_TABLE, MODELS, TARGET_ACCURACY
+from optsweep.catalog import DATASET_SIZES, DATASETS, INITS, MODEL_TABLE, MODELS, TARGET_ACCURACY
 from optsweep.values import fmt
 
 from .problems import (
@@ -91,6 +92,34 @@ def check_name(report: Report, value: Any) -> str | Bad:
             f"{describe(value)}{hint}",
         )
     return value
+
+
+def check_dataset(report: Report, tree: dict[str, Any], source: Path) -> str | Bad:
+    """A dataset's name, or ``{files: PATH.npz}``: a user's arrays, the path resolved against
+    the config's folder and written back resolved (so a stored config reads the same file
+    wherever it is validated again); the file must exist. Returns the name, or the path as
+    written for a file."""
+    value = tree["dataset"]
+    path: KeyPath = ("dataset",)
+    if not isinstance(value, dict):
+        return check_choice(report, path, value, DATASETS, "dataset")
+    mapping = check_mapping(report, path, value, ("files",), {"files": "PATH.npz"})
+    files = mapping.get("files") if mapping is not BAD else BAD
+    if files is BAD or "files" not in mapping:
+        return BAD
+    if not isinstance(files, str) or not files.endswith(".npz"):
+        return report.add(
+            (*path, "files"),
+            f"expected the path of a .npz file (x_train, y_train, x_test, y_test, as Keras's "
+            f"datasets), got {describe(files)}",
+        )
+    resolved = Path(files).expanduser()
+    if not resolved.is_absolute():
+        resolved = source.parent / resolved
+    if not resolved.is_file():
+        return report.add((*path, "files"), f"no such file: {resolved}")
+    value["files"] = str(resolved.resolve())
+    return files
 
 
 def check_subset(report: Report, value: Any) -> SubsetSpec | Bad:

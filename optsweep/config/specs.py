@@ -289,6 +289,13 @@ class ReportSpec:
     )
 
 
+def dataset_label(written: Any) -> str:
+    """How tables name a config's dataset: its name, or a user's file by its file name."""
+    if isinstance(written, dict) and isinstance(written.get("files"), str):
+        return Path(written["files"]).name
+    return str(written if written is not None else "?")
+
+
 def parse_target(text: str) -> Target:
     """A target as the command line writes it: ``0.98`` (test accuracy) or ``METRIC=VALUE``.
 
@@ -378,7 +385,7 @@ class SweepSpec:
     """
 
     name: str
-    dataset: str
+    dataset: str  # a name of `DATASETS`, or the .npz file as the config wrote it
     subset_train: int | None
     subset_test: int | None
     model: ModelSpec
@@ -392,6 +399,7 @@ class SweepSpec:
     report: ReportSpec = field(
         default_factory=lambda: ReportSpec(Target("test_accuracy", DEFAULT_TARGET_ACCURACY))
     )
+    files: str | None = None  # a user's .npz, its path resolved against the config's folder
 
 
 @dataclass(frozen=True)

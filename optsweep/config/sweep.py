@@ -17,15 +17,15 @@ from .problems import (
     BAD,
     ConfigError,
     Report,
-    check_choice,
     check_mapping,
     describe,
 )
 from .reader import Override, apply_override, parse_override, read
-from .schema import Integer, OneOf, Setting, Written
+from .schema import Integer, Setting, Written
 from .sections import (
     MODELS_TEXT,
     check_data,
+    check_dataset,
     check_full_batch,
     check_model,
     check_name,
@@ -55,10 +55,24 @@ TOP: dict[str, Setting | type] = {
         default_text="required",
     ),
     "dataset": Setting(
-        OneOf(DATASETS),
-        "what to train on",
+        Written(
+            ", ".join(f"`{name}`" for name in DATASETS)
+            + " (`mnist-mini` is bundled), or `{files: PATH.npz}`",
+            {
+                "anyOf": [
+                    {"enum": list(DATASETS)},
+                    {
+                        "type": "object",
+                        "properties": {"files": {"type": "string", "pattern": "[.]npz$"}},
+                        "required": ["files"],
+                        "additionalProperties": False,
+                    },
+                ]
+            },
+        ),
+        "what to train on: a dataset by name, or your own arrays "
+        "(see [Your own data](#your-own-data))",
         default_text="required",
-        note="`mnist-mini` is bundled",
     ),
     "subset": SubsetSpec,
     "data": DataSpec,
@@ -89,18 +103,14 @@ def _check_sweep(report: Report, tree: dict[str, Any], source: Path) -> SweepSpe
     required["optimizers"] = "[{name: adam, learning_rate: 0.001}]"
     check_mapping(report, (), tree, tuple(TOP), required)
     name = check_name(report, tree["name"]) if "name" in tree else BAD
-    dataset = (
-        check_choice(report, ("dataset",), tree["dataset"], DATASETS, "dataset")
-        if "dataset" in tree
-        else BAD
-    )
+    dataset = check_dataset(report, tree, source) if "dataset" in tree else BAD
     subset = check_subset(report, tree.get("subset"))
     subset_train, subset_test = (None, None) if subset is BAD else (subset.train, subset.test)
     data = check_data(report, tree.get("data"))
     model = check_model(report, tree.get("model", "mlp"))
     train = check_train(report, tree.get("train"))
     check_full_batch(report, data, subset_train, train)
-    if dataset is not BAD:
+    if dataset in DATASETS:  # a user's .npz is measured when it is read
         check_sizes_fit(report, dataset, subset_train, subset_test, train)
     schedule = check_schedule(report, ("schedule",), tree.get("schedule"))
     max_trials = MAX_TRIALS.kind.check(
@@ -131,6 +141,7 @@ def _check_sweep(report: Report, tree: dict[str, Any], source: Path) -> SweepSpe
     return SweepSpec(
         name=name,
         dataset=dataset,
+        files=tree["dataset"]["files"] if isinstance(tree["dataset"], dict) else None,
         subset_train=subset_train,
         subset_test=subset_test,
         model=model,
