@@ -23,12 +23,12 @@ soak:  ## long fault runs: workers killed, stalled, PostgreSQL restarted (tests 
 	$(BIN)/pytest -q -s -m soak
 
 lint:  ## ruff check and format check
-	$(BIN)/ruff check optsweep tests bench
-	$(BIN)/ruff format --check optsweep tests bench
+	$(BIN)/ruff check optsweep tests bench examples
+	$(BIN)/ruff format --check optsweep tests bench examples
 
 format:  ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix optsweep tests bench
-	$(BIN)/ruff format optsweep tests bench
+	$(BIN)/ruff check --fix optsweep tests bench examples
+	$(BIN)/ruff format optsweep tests bench examples
 
 bench:  ## print throughput (conventional loop vs optsweep) and command-line start-up figures; DATA=path to datasets
 	$(BIN)/python bench/cli_startup.py

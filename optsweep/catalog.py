@@ -17,6 +17,7 @@ __all__ = [
     "NORMALIZATIONS",
     "SMOKE_SIZES",
     "TARGET_ACCURACY",
+    "USER_MODEL",
     "DatasetSize",
     "ModelEntry",
 ]
@@ -87,6 +88,8 @@ MODEL_TABLE: dict[str, ModelEntry] = {
 }
 """Every built-in model, one entry each."""
 MODELS: tuple[str, ...] = tuple(MODEL_TABLE)
+USER_MODEL = "module"
+"""The model name of a user's module (``model: {module: FILE.py:NAME, args: {…}}``)."""
 # How pixels become inputs (``data: {normalize: ...}``), the default first: ``standard`` is
 # (x/255 - mean) / std per channel; ``unit`` is x/255 alone, as DeepOBS's (Fashion-)MNIST.
 NORMALIZATIONS: tuple[str, ...] = ("standard", "unit")

@@ -258,6 +258,7 @@ def one_line_errors(after_interrupt: str) -> Iterator[None]:
     from optsweep.runner import ConfigChangedError, Interrupted
     from optsweep.search import SearchError
     from optsweep.study import StorageError
+    from optsweep.usermodels import UserModelError
 
     try:
         yield
@@ -268,6 +269,7 @@ def one_line_errors(after_interrupt: str) -> Iterator[None]:
         SearchError,
         ConfigChangedError,
         DeviceError,
+        UserModelError,
     ) as error:
         raise fail(str(error)) from None
     except ConfigError as error:  # a config read back from a study

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from optsweep.catalog import INITS, MODEL_TABLE, MODELS
+from optsweep.catalog import INITS, MODEL_TABLE, MODELS, USER_MODEL
 
 __all__ = ["INITS", "MODELS", "BatchedModel", "ParamSpec", "build_model", "resolved_options"]
 
@@ -467,6 +467,8 @@ def resolved_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
 
     Raises ``ValueError`` for an unknown name or option, or a bad value.
     """
+    if name == USER_MODEL:
+        return dict(options)
     if name not in MODEL_TABLE:
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
     return _check_options(name, dict(options))
@@ -480,7 +482,16 @@ def build_model(
     Options: ``mlp``: ``hidden`` (list of widths, default ``[128]``); ``cnn``: ``dropout``
     (bool, default true); every model: ``init`` (one of `INITS`, default ``torch``).
     Raises ``ValueError`` for an unknown name or option.
+
+    ``name`` `USER_MODEL` (``module``) builds the user's module, ``options`` ``{module: REF,
+    args: {…}}`` (`optsweep.usermodels`).
     """
+    if name == USER_MODEL:
+        from optsweep.usermodels import build_user_model
+
+        return build_user_model(
+            options["module"], options.get("args") or {}, input_shape, num_classes
+        )
     if name not in MODEL_TABLE:
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
     shape = tuple(int(s) for s in input_shape)

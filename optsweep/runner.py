@@ -33,6 +33,7 @@ from optuna.trial import Trial
 
 import optsweep
 from optsweep import study as studies
+from optsweep.catalog import USER_MODEL
 from optsweep.config import (
     DataSpec,
     SweepSpec,
@@ -147,9 +148,18 @@ def trial_meaning(spec: SweepSpec) -> dict[str, Any]:
         **{f"data.{name}": getattr(spec.data, name) for name in meaning_keys(DataSpec)},
         "model.name": spec.model.name,
         **{f"model.{name}": value for name, value in options.items()},
+        **({"model.sha256": file_digest(source)} if (source := user_model_file(spec)) else {}),
         **{f"train.{name}": train[name] for name in meaning_keys(TrainSpec)},
     }
     return json.loads(json.dumps(record, default=str))
+
+
+def user_model_file(spec: SweepSpec) -> str | None:
+    """The file of a user's module (``FILE.py:NAME``), whose edits change what trials mean."""
+    if spec.model.name != USER_MODEL:
+        return None
+    where = str(spec.model.options["module"]).rpartition(":")[0]
+    return where if where.endswith(".py") else None
 
 
 def file_digest(path: str) -> str:
@@ -171,7 +181,11 @@ def meaning_before(spec: SweepSpec) -> dict[str, Any]:
     return {
         **{f"data.{name}": value for name, value in new_defaults(DataSpec).items()},
         **{f"train.{name}": value for name, value in new_defaults(TrainSpec).items()},
-        "model.init": resolved_options(spec.model.name, {})["init"],
+        **(
+            {"model.init": resolved_options(spec.model.name, {})["init"]}
+            if spec.model.name != USER_MODEL
+            else {}
+        ),
     }
 
 

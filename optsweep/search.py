@@ -85,6 +85,7 @@ from optsweep.runner import (
     file_digest,
     outcome_attrs,
     prepare,
+    user_model_file,
     write_config,
 )
 
@@ -175,6 +176,7 @@ def fingerprint(spec: SweepSpec, space: list[BlockSpace]) -> str:
     record = {
         "dataset": spec.dataset,
         **({"dataset.sha256": file_digest(spec.files)} if spec.files is not None else {}),
+        **({"model.sha256": file_digest(source)} if (source := user_model_file(spec)) else {}),
         "subset": [spec.subset_train, spec.subset_test],
         "model": dataclasses.asdict(spec.model),
         "train": meaning_record(spec.train, (RESULT, TRIALS)),

@@ -20,7 +20,7 @@ from optsweep.runner import meaning_before, trial_meaning
 from optsweep.search import build_space, fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+CONFIGS = sorted([*(ROOT / "configs").glob("*.yaml"), *(ROOT / "examples").glob("*.yaml")])
 HEAD = "name: t\ndataset: mnist\n"
 BLOCK = "optimizers: [{name: adam, lr: 0.001}]\n"
 

@@ -101,7 +101,16 @@ def _model() -> dict[str, Any]:
         "properties": {"name": {"enum": list(MODELS)}},
         "allOf": per_model,
     }
-    return {"anyOf": [{"enum": list(MODELS)}, mapping], "description": _help(TOP["model"])}
+    own = {
+        "type": "object",
+        "required": ["module"],
+        "properties": {
+            "module": {"type": "string", "pattern": "^.+:[A-Za-z_][A-Za-z0-9_]*$"},
+            "args": {"type": "object"},
+        },
+        "additionalProperties": False,
+    }
+    return {"anyOf": [{"enum": list(MODELS)}, mapping, own], "description": _help(TOP["model"])}
 
 
 def _schedule_value(key: str) -> dict[str, Any]:

@@ -9,7 +9,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from optsweep.catalog import DATASET_SIZES, DATASETS, INITS, MODEL_TABLE, MODELS, TARGET_ACCURACY
+from optsweep.catalog import (
+    DATASET_SIZES,
+    DATASETS,
+    INITS,
+    MODEL_TABLE,
+    MODELS,
+    TARGET_ACCURACY,
+    USER_MODEL,
+)
 from optsweep.values import fmt
 
 from .problems import (
@@ -141,9 +149,50 @@ def check_search(report: Report, value: Any) -> SearchSpec | Bad:
     return check_section(report, ("search",), value, SearchSpec)
 
 
-def check_model(report: Report, value: Any) -> ModelSpec | Bad:
+_MODULE_RE = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*\.)*[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_user_model(report: Report, value: dict[str, Any], source: Path) -> ModelSpec | Bad:
+    """``{module: FILE.py:NAME | package.module:NAME, args: {…}}``: a user's module. A FILE
+    is resolved against the config's folder, must exist, and is written back resolved; it is
+    not imported here (validating runs no code; a run imports it)."""
+    path: KeyPath = ("model",)
+    before = len(report.problems)
+    check_mapping(report, path, value, ("module", "args"))
+    reference, args = value["module"], value.get("args") or {}
+    where, _, name = reference.rpartition(":") if isinstance(reference, str) else ("", "", "")
+    if not where or not _MODULE_RE.fullmatch(name):
+        return report.add(
+            (*path, "module"),
+            f"expected FILE.py:NAME or package.module:NAME (an nn.Module class or a function "
+            f"returning one), got {describe(reference)}",
+        )
+    if where.endswith(".py"):
+        file = Path(where).expanduser()
+        file = file if file.is_absolute() else source.parent / file
+        if not file.is_file():
+            return report.add((*path, "module"), f"no such file: {file}")
+        value["module"] = f"{file.resolve()}:{name}"
+    elif not _MODULE_RE.fullmatch(where):
+        return report.add(
+            (*path, "module"), f"{where!r} is neither a FILE.py nor a dotted module name"
+        )
+    if not isinstance(args, dict):
+        report.add(
+            (*path, "args"), f"expected a mapping of keyword arguments, got {describe(args)}"
+        )
+    if len(report.problems) > before:
+        return BAD
+    return ModelSpec(USER_MODEL, {"module": value["module"], "args": dict(args)})
+
+
+def check_model(report: Report, tree: dict[str, Any], source: Path) -> ModelSpec | Bad:
     """A model name, or ``{name: NAME, <its options>}``: the options each model has
-    (`catalog.MODEL_TABLE`), each written as its kind says, so a typo is refused before a run."""
+    (`catalog.MODEL_TABLE`), each written as its kind says, so a typo is refused before a run;
+    or a user's ``{module: …, args: …}`` (`check_user_model`)."""
+    value = tree.get("model", "mlp")
+    if isinstance(value, dict) and "module" in value:
+        return check_user_model(report, value, source)
     named = check_named(
         report, ("model",), value, "name", MODELS, "model", "{name: mlp, ...options}"
     )

@@ -78,7 +78,8 @@ TOP: dict[str, Setting | type] = {
     "data": DataSpec,
     "model": Setting(
         Written(MODELS_TEXT),
-        "a name, or a mapping `{name: mlp, hidden: [256, 128]}` with the model's options",
+        "a name, a mapping `{name: mlp, hidden: [256, 128]}` with the model's options, or your "
+        "own `{module: FILE.py:NAME, args: {…}}` (see [Your own model](#your-own-model))",
         default_text="`mlp`",
     ),
     "train": TrainSpec,
@@ -107,7 +108,7 @@ def _check_sweep(report: Report, tree: dict[str, Any], source: Path) -> SweepSpe
     subset = check_subset(report, tree.get("subset"))
     subset_train, subset_test = (None, None) if subset is BAD else (subset.train, subset.test)
     data = check_data(report, tree.get("data"))
-    model = check_model(report, tree.get("model", "mlp"))
+    model = check_model(report, tree, source)
     train = check_train(report, tree.get("train"))
     check_full_batch(report, data, subset_train, train)
     if dataset in DATASETS:  # a user's .npz is measured when it is read

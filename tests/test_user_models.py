@@ -1,0 +1,186 @@
+"""A model from the user's code (``model: {module: FILE.py:NAME, args}``), K trials at once
+through torch.func: equal to a plain PyTorch loop, independent of K, refused in one line."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from typer.testing import CliRunner
+
+from optsweep.cli import app
+from optsweep.config import ConfigError, expand, load_sweep
+from optsweep.data import load_dataset
+from optsweep.engine import train_batch
+from optsweep.models import build_model
+
+runner = CliRunner()
+NET = """\
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self, hidden=16, classes=10):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(7), nn.Flatten(),
+            nn.Linear(4 * 49, hidden), nn.ReLU(), nn.Linear(hidden, classes),
+        )
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def with_batchnorm():
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.LazyLinear(10))
+
+
+def with_dropout():
+    return nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10))
+
+
+def not_a_module():
+    return 3
+"""
+SWEEP = """\
+name: mine
+dataset: mnist-mini
+subset: {train: 256, test: 128}
+model: {module: models/net.py:Net, args: {hidden: 12}}
+train: {epochs: 2, batch_size: 64}
+optimizers:
+  - name: sgd
+    grid: {lr: [0.1, 0.05, 1.0e+30, 0.01]}
+"""
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "net.py").write_text(NET)
+    (tmp_path / "sweep.yaml").write_text(SWEEP)
+    return tmp_path / "sweep.yaml"
+
+
+def build(spec):
+    data = load_dataset("mnist-mini", None, "cpu", spec.subset_train, spec.subset_test)
+    return data, build_model(
+        spec.model.name, data.input_shape, data.num_classes, **spec.model.options
+    )
+
+
+def test_a_trial_equals_a_plain_pytorch_loop(sweep: Path) -> None:
+    spec = load_sweep(sweep)
+    data, model = build(spec)
+    trial = expand(spec)[0]  # sgd lr 0.1, seed 0
+    (ours,) = train_batch(data, model, [trial], spec.train, device=torch.device("cpu"))
+    # the loop a user writes: the module under the trial's seed, the engine's batch order
+    import importlib.util
+
+    loader = importlib.util.spec_from_file_location("net", sweep.parent / "models" / "net.py")
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    torch.manual_seed(trial.seed)
+    net = module.Net(hidden=12)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    order = torch.Generator().manual_seed(trial.seed)
+    for epoch in range(spec.train.epochs):
+        perm = torch.randperm(len(data.train_y), generator=order)
+        for start in range(0, len(perm), 64):
+            idx = perm[start : start + 64]
+            opt.zero_grad()
+            F.cross_entropy(net(data.train_x[idx]), data.train_y[idx]).backward()
+            opt.step()
+        with torch.no_grad():
+            test_loss = F.cross_entropy(net(data.test_x), data.test_y).item()
+        assert math.isclose(ours.epochs[epoch].test_loss, test_loss, rel_tol=1e-5)
+
+
+def test_results_do_not_depend_on_k(sweep: Path) -> None:
+    spec = load_sweep(sweep)
+    data, model = build(spec)
+    trials = expand(spec)
+    cpu = torch.device("cpu")
+    together = train_batch(data, model, trials, spec.train, device=cpu)
+    assert [t.status for t in together] == ["complete", "complete", "diverged", "complete"]
+    for trial, joint in zip(trials, together, strict=True):
+        (alone,) = train_batch(data, model, [trial], spec.train, device=cpu)
+        assert alone.status == joint.status
+        for a, b in zip(alone.epochs, joint.epochs, strict=True):
+            assert math.isclose(a.test_loss, b.test_loss, rel_tol=1e-4)
+
+
+def test_trials_with_one_seed_start_from_the_modules_own_initialisation(sweep: Path) -> None:
+    spec = load_sweep(sweep)
+    _, model = build(spec)
+    import importlib.util
+
+    loader = importlib.util.spec_from_file_location("net2", sweep.parent / "models" / "net.py")
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    for seed in (0, 7):
+        torch.manual_seed(seed)
+        reference = [p.detach() for p in module.Net(hidden=12).parameters()]
+        for ours, theirs in zip(model.init(seed), reference, strict=True):
+            assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        (
+            "{module: models/other.py:Net}",
+            "F:4: model.module: no such file: {folder}/models/other.py",
+        ),
+        (
+            "{module: Net}",
+            "F:4: model.module: expected FILE.py:NAME or package.module:NAME (an nn.Module "
+            "class or a function returning one), got the string 'Net'",
+        ),
+        (
+            "{module: models/net.py:Net, arg: {hidden: 3}}",
+            "F:4: model.arg: unknown key 'arg'; did you mean 'args'? valid keys: module, args",
+        ),
+    ],
+    ids=["missing-file", "no-name", "key-typo"],
+)
+def test_a_wrong_reference_is_one_line_and_validating_runs_no_code(
+    sweep: Path, written: str, expected: str
+) -> None:
+    sweep.write_text(SWEEP.replace("{module: models/net.py:Net, args: {hidden: 12}}", written))
+    with pytest.raises(ConfigError) as error:
+        load_sweep(sweep)
+    line = str(error.value.problems[0]).replace(str(sweep), "F")
+    assert line == expected.replace("{folder}", str(sweep.parent))
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("with_batchnorm", r"has buffers \(1\.running_mean"),
+        ("with_dropout", "has Dropout; the generic path does not draw random layers yet"),
+        ("not_a_module", "gave a int, not a torch.nn.Module"),
+        ("Missing", "has no 'Missing'"),
+    ],
+)
+def test_what_the_generic_path_cannot_train_is_one_line(sweep: Path, tmp_path, name, expected):
+    sweep.write_text(SWEEP.replace("net.py:Net, args: {hidden: 12}", f"net.py:{name}"))
+    assert runner.invoke(app, ["validate", str(sweep)]).exit_code == 0  # no code ran
+    result = runner.invoke(app, ["run", str(sweep), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: model.module ") and re.search(expected, line)
+
+
+def test_an_edited_model_file_is_refused_on_resume(sweep: Path, tmp_path: Path) -> None:
+    out = ["--out", str(tmp_path / "out"), "--quiet"]
+    assert runner.invoke(app, ["run", str(sweep), *out]).exit_code == 0
+    net = sweep.parent / "models" / "net.py"
+    net.write_text(net.read_text() + "\n# edited\n")
+    again = runner.invoke(app, ["run", str(sweep), *out])
+    assert again.exit_code == 2
+    assert "was trained with model.sha256 = " in again.stderr
