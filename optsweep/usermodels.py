@@ -11,8 +11,12 @@ one ``vmap`` over ``functional_call`` (PyTorch's model-ensembling recipe), the b
 Each trial starts from the module's own initialisation drawn under ``torch.manual_seed(seed)``,
 so trials with one seed start equal and equal a plain ``torch.manual_seed(seed); Module()``.
 
-Not yet: buffers (BatchNorm's running statistics) and random layers (dropout) — a module with
-either is refused in one line, so that no trial's result depends on K or on its neighbours.
+Dropout draws one mask per sample, shared by the K trials (``vmap(randomness="same")``), from a
+seed the lane's generator gives each training step: as the built-in models' masks, they do not
+depend on K. Evaluation runs the module in eval mode.
+
+Not yet: buffers (BatchNorm's running statistics) — a module with them is refused in one line,
+so that no trial's result depends on K or on its neighbours.
 """
 
 from __future__ import annotations
@@ -92,14 +96,17 @@ def _refuse_what_depends_on_k(module: nn.Module, reference: str) -> None:
             f"model.module {reference!r} has buffers ({', '.join(buffers[:3])}…: BatchNorm's "
             "running statistics?); the generic path does not train those yet"
         )
-    random = [
-        type(m).__name__ for m in module.modules() if isinstance(m, nn.modules.dropout._DropoutNd)
-    ]
-    if random:
-        raise UserModelError(
-            f"model.module {reference!r} has {random[0]}; the generic path does not draw "
-            "random layers yet"
-        )
+
+
+# Dropout under vmap draws from the process's global generator: lanes training in threads
+# seed it and draw in turn (the backward pass reuses the masks and needs no lock).
+_GLOBAL_RNG = threading.Lock()
+
+
+def _step_seed(x: Tensor, generator: torch.Generator | None) -> list[Tensor]:
+    """A training step's dropout seed, from the lane's generator (the same in every lane)."""
+    device = generator.device if generator is not None else x.device
+    return [torch.randint(0, 2**62, (), generator=generator, device=device)]
 
 
 def build_user_model(
@@ -141,6 +148,7 @@ def build_user_model(
             f"{tuple(probe.shape)}; expected logits (B, {num_classes})"
         )
     macs = _macs_per_sample(base, shape)
+    random = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in base.modules())
     template = base.to("meta")  # functional_call takes every tensor from the stacked params
     # functional_call swaps tensors into the module it is given: lanes training in threads
     # (engine.lanes_for) each need their own copy
@@ -152,7 +160,15 @@ def build_user_model(
         return torch.func.functional_call(local.module, dict(zip(names, params, strict=True)), (x,))
 
     def forward(params: Sequence[Tensor], x: Tensor, masks: Any) -> Tensor:
-        return torch.vmap(functools.partial(run_one, x=x))(*params)
+        if not hasattr(local, "module"):
+            local.module = copy.deepcopy(template)
+        local.module.train(masks is not None)  # dropout and the like: eval mode to evaluate
+        if masks is None or not random:
+            return torch.vmap(functools.partial(run_one, x=x))(*params)
+        devices = [x.device] if x.device.type == "cuda" else []
+        with _GLOBAL_RNG, torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(masks[0]))
+            return torch.vmap(functools.partial(run_one, x=x), randomness="same")(*params)
 
     return BatchedModel(
         name="module",
@@ -162,6 +178,7 @@ def build_user_model(
         macs_per_sample=macs,
         options={"module": reference, "args": dict(args)},
         _forward=forward,
+        _masks=_step_seed if random else None,
     )
 
 

@@ -40,7 +40,9 @@ def with_batchnorm():
 
 
 def with_dropout():
-    return nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10))
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10)
+    )
 
 
 def not_a_module():
@@ -114,6 +116,24 @@ def test_results_do_not_depend_on_k(sweep: Path) -> None:
             assert math.isclose(a.test_loss, b.test_loss, rel_tol=1e-4)
 
 
+def test_dropout_masks_do_not_depend_on_k(sweep: Path) -> None:
+    sweep.write_text(SWEEP.replace("net.py:Net, args: {hidden: 12}", "net.py:with_dropout"))
+    spec = load_sweep(sweep)
+    data, model = build(spec)
+    trials = [t for t in expand(spec) if t.params["learning_rate"] < 1]
+    cpu = torch.device("cpu")
+    together = train_batch(data, model, trials, spec.train, device=cpu)
+    for trial, joint in zip(trials, together, strict=True):
+        (alone,) = train_batch(data, model, [trial], spec.train, device=cpu)
+        assert alone.step_losses == pytest.approx(joint.step_losses, rel=1e-5)
+    params = model.init_stacked([0])
+    x = data.test_x[:32]
+    evaluated = model.forward(params, x)  # eval mode: no dropout, the same twice
+    assert torch.equal(evaluated, model.forward(params, x))
+    trained = model.forward(params, x, train=True, generator=torch.Generator().manual_seed(3))
+    assert not torch.allclose(trained, evaluated)
+
+
 def test_trials_with_one_seed_start_from_the_modules_own_initialisation(sweep: Path) -> None:
     spec = load_sweep(sweep)
     _, model = build(spec)
@@ -162,7 +182,6 @@ def test_a_wrong_reference_is_one_line_and_validating_runs_no_code(
     ("name", "expected"),
     [
         ("with_batchnorm", r"has buffers \(1\.running_mean"),
-        ("with_dropout", "has Dropout; the generic path does not draw random layers yet"),
         ("not_a_module", "gave a int, not a torch.nn.Module"),
         ("Missing", "has no 'Missing'"),
     ],
