@@ -95,6 +95,7 @@ GOOD_RATES = {
     "lamb": 0.05,
     "lion": 0.02,  # a sign step of η per element; at 0.01 β₂ = 0.99 still swings at step 300
     "muon": 0.05,  # these problems are vectors: the AdamW half
+    "ftrl": 0.5,
 }
 
 

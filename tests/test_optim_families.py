@@ -40,6 +40,7 @@ OPTIMIZER_WORDS = (
     "adafactor",
     "lamb",
     "muon",
+    "ftrl",
 )
 # named after a parameter, not an optimizer: factories of ParamInfo records
 PARAMETER_FACTORIES = {("parameters.py", "momentum"), ("parameters.py", "momentum_decay")}

@@ -8,7 +8,8 @@ lucidrains/lion-pytorch (``lion_pytorch.Lion``, a test dependency) for torch's L
 jettify/pytorch-optimizer (``torch_optimizer.Lamb``, a test dependency) for torch's LAMB, a
 float64 transcription of TF Addons' ``RectifiedAdam`` (tf.keras; TensorFlow is not a
 dependency) for keras's RAdam, and for keras's Rprop and ASGD (no tf.keras library ships
-them) torch.optim's class with keras's clipping and decoupled decay done by hand.
+them) torch.optim's class with keras's clipping and decoupled decay done by hand; for torch's
+FTRL (torch ships none) keras's ``Ftrl`` with torch's clipping and coupled L2 done by hand.
 
 Every case runs in every form an optimizer has (``FORMS``): the K-batched kernel the engine
 runs (two stacked trials), torch's fused kernel per trial where the family has one, the pure
@@ -89,6 +90,15 @@ KERAS_CLIP_RTOL, KERAS_CLIP_ATOL = 2e-5, 1e-7
 # (its bias corrections use β's cast to float64): 5e-10 to 3e-8 absolute in 50 steps.
 # Keras's Muon the same: Python-float a, b, c, μ − 1, rms_rate and 1 − β's in float32.
 KERAS_FLOAT32_OPS = {"adafactor", "lamb", "muon"}
+# keras's Ftrl's own knobs, by the names its class and optsweep share
+FTRL_KNOBS = (
+    "learning_rate_power",
+    "initial_accumulator_value",
+    "l1_regularization_strength",
+    "l2_regularization_strength",
+    "l2_shrinkage_regularization_strength",
+    "beta",
+)
 # torch's Muon orthogonalises in bfloat16 with addmm, matrix by matrix: the batched kernel's
 # baddbmm differs from it in the last bfloat16 bit now and then, and such a flip moves one
 # element's step by 2⁻⁸ of it (measured over the cases: up to 4.3e-4 absolute in 100 steps at
@@ -164,6 +174,7 @@ REFERENCE_ORACLES = {
     ("radam", "keras"): "tfa",
     ("rprop", "keras"): "torch-rule",
     ("asgd", "keras"): "torch-rule",
+    ("ftrl", "torch"): "keras-rule",
 }
 
 
@@ -174,7 +185,9 @@ class Case:
     optimizer: str
     semantics: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
-    oracle: str = ""  # "torch", "keras", "formula" or "tfa"; default: the semantics' library
+    # "torch", "keras", "formula", "tfa", "torch-rule" or "keras-rule"; default: the
+    # semantics' library
+    oracle: str = ""
     schedule: ScheduleSpec | None = None  # learning rate per step ("epoch" = step here)
 
     @property
@@ -268,6 +281,7 @@ def _flag_and_knob_cases(semantics: str) -> list[Case]:
     ]
     cases += _radam_cases(sem) + _lion_cases(sem) + _rprop_cases(sem) + _asgd_cases(sem)
     cases += _adafactor_cases(sem) + _lamb_cases(sem) + _muon_cases(sem)
+    cases += _ftrl_cases(sem)
     if semantics == "torch":  # torch-only parameters
         cases += [
             Case("momentum", sem, {"learning_rate": 0.05, "momentum": 0.9, "dampening": 0.5}),
@@ -424,6 +438,46 @@ def _muon_cases(sem: str) -> list[Case]:
         ),
         Case("muon", sem, {"learning_rate": 0.01, "clipnorm": 0.5}),
         Case("muon", sem, {"learning_rate": 0.01, "gradient_accumulation_steps": 2}),
+    ]
+
+
+def _ftrl_cases(sem: str) -> list[Case]:
+    """keras's ftrl_test.py settings (test_config, test_correctness_with_golden), a fixed rate
+    (p = 0), sparsity (λ₁), n₀ = 0, and the knobs. FTRL recomputes θ from z: its first step
+    pulls θ₀ towards 0 at a small η, so most cases take η 0.1."""
+    return [
+        Case(
+            "ftrl",
+            sem,
+            {
+                "learning_rate": 0.05,
+                "learning_rate_power": -0.2,
+                "initial_accumulator_value": 0.4,
+                "l1_regularization_strength": 0.05,
+                "l2_regularization_strength": 0.15,
+                "l2_shrinkage_regularization_strength": 0.01,
+                "beta": 0.3,
+            },
+        ),
+        Case("ftrl", sem, {"learning_rate": 0.1}),
+        Case("ftrl", sem, {"learning_rate": 0.05, "learning_rate_power": 0.0}),
+        Case("ftrl", sem, {"learning_rate": 0.1, "l1_regularization_strength": 0.5}),
+        Case("ftrl", sem, {"learning_rate": 0.1, "initial_accumulator_value": 0.0, "beta": 1.0}),
+        Case("ftrl", sem, {"learning_rate": 0.1, "weight_decay": 0.1}),
+        Case("ftrl", sem, {"learning_rate": 0.1, "clipnorm": 0.5}),
+        Case("ftrl", sem, {"learning_rate": 0.1, "global_clipnorm": 0.5}),
+        Case(
+            "ftrl",
+            sem,
+            {"learning_rate": 0.1, "clipvalue": 0.2, "gradient_accumulation_steps": 2},
+        ),
+        Case("ftrl", sem, {"learning_rate": 0.1, "loss_scale_factor": 64.0}),
+        Case(
+            "ftrl",
+            sem,
+            {"learning_rate": 0.1},
+            schedule=ScheduleSpec("cosine", T_max=STEPS, eta_min=0.01),
+        ),
     ]
 
 
@@ -793,6 +847,38 @@ def _keras_clip(params: list[Tensor], v: Mapping[str, Any]) -> None:
             p.grad = p.grad.clamp(-v["clipvalue"], v["clipvalue"])
 
 
+def run_keras_rule(case: Case, problem: Problem = PROBLEM) -> Tensor:
+    """Torch semantics of an optimizer only keras ships: keras's class for the rule on
+    float64 variables, torch's conventions around it done by hand (accumulation, loss scale
+    and clipping as ``run_torch`` does them, coupled L2 g + λθ)."""
+    v = resolve(case.optimizer, "torch", case.kwargs)
+    off = {"clipnorm", "global_clipnorm", "clipvalue", "loss_scale_factor"}
+    off |= {"gradient_accumulation_steps", "weight_decay"}
+    opt = _keras_optimizer(case.optimizer, {k: None if k in off else x for k, x in v.items()})
+    variables = [keras.Variable(p.numpy(), dtype="float64") for p in problem.theta0]
+    wd = v["weight_decay"] or 0.0
+    n = v["gradient_accumulation_steps"] or 1
+    scale = v["loss_scale_factor"] or 1.0
+    lrs = _lr_sequence(case, v["learning_rate"])
+    acc: list[Tensor] | None = None
+    traj = []
+    for t in range(STEPS):
+        theta = [x.value.detach().clone() for x in variables]
+        grads = [(scale * g) / scale for g in problem.grad(t, theta)]
+        acc = grads if acc is None else [a + g for a, g in zip(acc, grads, strict=True)]
+        if (t + 1) % n == 0:
+            leaves = [p.requires_grad_(True) for p in theta]
+            for p, a in zip(leaves, acc, strict=True):
+                p.grad = a / n
+            _torch_clip(leaves, v)
+            opt.learning_rate = lrs[t]  # the rate of this step, as the scheduler sets it
+            grads = [p.grad + wd * p.detach() for p in leaves]
+            opt.apply_gradients(zip(grads, variables, strict=True))
+            acc = None
+        traj.append(flat([x.value for x in variables]))
+    return torch.stack(traj)
+
+
 def run_torch_rule(case: Case, problem: Problem = PROBLEM) -> Tensor:
     """Keras semantics of an optimizer only torch ships (see ``run_torch``)."""
     return run_torch(case, problem, keras_knobs=True)
@@ -842,6 +928,12 @@ def _keras_optimizer(name: str, v: Mapping[str, Any]) -> Any:
         )
     if name == "adadelta":
         return o.Adadelta(learning_rate=lr, rho=v["rho"], epsilon=v["epsilon"], **common)
+    if name == "ftrl":
+        return o.Ftrl(
+            learning_rate=lr,
+            **{k: v[k] for k in FTRL_KNOBS},
+            **common,
+        )
     if name == "lion":
         return o.Lion(learning_rate=lr, beta_1=v["beta_1"], beta_2=v["beta_2"], **common)
     if name == "adafactor":
@@ -1072,6 +1164,7 @@ def oracle_trajectory(case: Case) -> Tensor:
         "formula": run_formula,
         "tfa": run_tfa,
         "torch-rule": run_torch_rule,
+        "keras-rule": run_keras_rule,
     }
     run = oracles[case.oracle_name]
     key = f"{case.oracle_name}:{case.id}"
@@ -1080,15 +1173,32 @@ def oracle_trajectory(case: Case) -> Tensor:
     return _ORACLE_RUNS[key]
 
 
+def ftrl_float32(case: Case) -> Case:
+    """Keras's Ftrl takes p and λ₁ (ops.power, ops.clip) and 2λ_sh (ops.multiply) as float32
+    Python floats: the case with those values, exactly as keras uses them."""
+    if case.optimizer != "ftrl":
+        return case
+    kwargs = dict(case.kwargs)
+    for name in ("learning_rate_power", "l1_regularization_strength"):
+        if name in kwargs:
+            kwargs[name] = float32(kwargs[name])
+    shrink = kwargs.get("l2_shrinkage_regularization_strength")
+    if shrink is not None:
+        kwargs["l2_shrinkage_regularization_strength"] = float32(2 * shrink) / 2
+    return replace(case, kwargs=kwargs)
+
+
 def compare(case: Case, form: str = "pure") -> tuple[Tensor, Tensor, float, float]:
     """(ours in ``form``, oracle, rtol, atol) for a case."""
     ref = oracle_trajectory(case)
+    if case.oracle_name == "keras-rule":  # keras's class, torch's knobs in float64 by hand
+        return run_ours(ftrl_float32(case), form=form, lr_map=float32), ref, KERAS_RTOL, ATOL
     if case.oracle_name == "keras":
         # keras.ops.clip turns the Python float clipvalue into float32 too.
         kwargs = {k: float32(v) if k == "clipvalue" else v for k, v in case.kwargs.items()}
         if case.optimizer == "adafactor":  # keras's ops.power takes it as float32
             kwargs["beta_2_decay"] = float32(case.kwargs.get("beta_2_decay", -0.8))
-        mirrored = replace(case, kwargs=kwargs)
+        mirrored = ftrl_float32(replace(case, kwargs=kwargs))
         # keras's Muon decays in the variables' dtype (its own _apply_weight_decay)
         wd_map = None if case.optimizer == "muon" else keras_decay
         ours = run_ours(mirrored, form=form, lr_map=float32, wd_map=wd_map)
@@ -1111,7 +1221,7 @@ FORM_CASES = [
 
 def missing_oracle(case: Case) -> str | None:
     """The test dependency a case's oracle needs and this environment lacks, if any."""
-    if case.oracle_name == "keras" and keras is None:
+    if case.oracle_name in ("keras", "keras-rule") and keras is None:
         return "keras"
     if (case.optimizer, case.oracle_name) == ("lion", "torch") and lion_pytorch is None:
         return "lion-pytorch"

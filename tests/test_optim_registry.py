@@ -34,6 +34,7 @@ NAMES = (
     "nesterov",
     "asgd",
     "adagrad",
+    "ftrl",
     "rmsprop",
     "rprop",
     "adadelta",
@@ -101,6 +102,7 @@ KERAS_CLASSES = {
     "adamax": "Adamax",
     "nadam": "Nadam",
     "adamw": "AdamW",
+    "ftrl": "Ftrl",
     "lion": "Lion",
     "adafactor": "Adafactor",
     "lamb": "Lamb",
@@ -292,6 +294,18 @@ BAD = [
     ("adafactor-d", "adafactor", "torch", {"d": 0.5}, r"adafactor \(torch.*clip_threshold >= 1"),
     ("adafactor-d0", "adafactor", "keras", {"clip_threshold": 0.0}, r"clip_threshold > 0"),
     ("adafactor-decay", "adafactor", "torch", {"beta2_decay": 0.8}, r"beta_2_decay <= 0"),
+    # keras's ftrl_test.py test_invalid_*
+    ("ftrl-iav", "ftrl", "keras", {"initial_accumulator_value": -0.1}, r"ftrl.*value >= 0"),
+    ("ftrl-power", "ftrl", "keras", {"learning_rate_power": 0.1}, r"ftrl.*_power <= 0"),
+    ("ftrl-l1", "ftrl", "keras", {"l1_regularization_strength": -0.1}, r"ftrl.*strength >= 0"),
+    ("ftrl-l2", "ftrl", "torch", {"l2_regularization_strength": -0.1}, r"ftrl.*strength >= 0"),
+    (
+        "ftrl-shrink",
+        "ftrl",
+        "keras",
+        {"l2_shrinkage_regularization_strength": -0.1},
+        r"ftrl.*l2_shrinkage_regularization_strength >= 0",
+    ),
 ]
 
 # What the libraries refuse of the above, refused by the libraries too (same values).
@@ -307,6 +321,16 @@ LIBRARY_REFUSALS = [
     ("keras", "Lion", {"beta_1": -0.1}, "Argument `beta_1` must be in the \\[0, 1\\] range"),
     ("keras", "Lion", {"beta_1": 0.0}, "Received: beta_1=0.0"),
     ("keras", "Lion", {"beta_1": 1.1}, "Received: beta_1=1.1"),
+    ("keras", "Ftrl", {"initial_accumulator_value": -0.1}, "initial_accumulator_value=-0.1"),
+    ("keras", "Ftrl", {"learning_rate_power": 0.1}, "learning_rate_power=0.1"),
+    ("keras", "Ftrl", {"l1_regularization_strength": -0.1}, "l1_regularization_strength=-0.1"),
+    ("keras", "Ftrl", {"l2_regularization_strength": -0.1}, "l2_regularization_strength=-0.1"),
+    (
+        "keras",
+        "Ftrl",
+        {"l2_shrinkage_regularization_strength": -0.1},
+        "l2_shrinkage_regularization_strength=-0.1",
+    ),
 ]
 
 
