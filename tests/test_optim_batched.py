@@ -55,6 +55,10 @@ VARIANTS: dict[str, tuple[Any, ...]] = {
     "l2_regularization_strength": ("default", 0.15, 0.0),
     "l2_shrinkage_regularization_strength": ("default", 0.01, 0.1),
     "beta": ("default", 0.3, 1.0),
+    "beta_3": ("default", 0.9, 0.5),
+    "d0": ("default", 1e-3, 1e-2),
+    "d_coef": ("default", 0.5, 2.0),
+    "growth_rate": ("default", 1.02, 1.5),
 }
 
 STRUCTURES: dict[str, dict[str, Any]] = {

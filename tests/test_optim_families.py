@@ -41,6 +41,7 @@ OPTIMIZER_WORDS = (
     "lamb",
     "muon",
     "ftrl",
+    "prodigy",
 )
 # named after a parameter, not an optimizer: factories of ParamInfo records
 PARAMETER_FACTORIES = {("parameters.py", "momentum"), ("parameters.py", "momentum_decay")}

@@ -57,6 +57,10 @@ try:
     import torch_optimizer
 except ImportError:  # pragma: no cover - torch-optimizer is a test dependency
     torch_optimizer = None
+try:
+    import prodigyopt
+except ImportError:  # pragma: no cover - prodigyopt is a test dependency
+    prodigyopt = None
 
 from optsweep.optim import (
     OPTIMIZERS,
@@ -175,6 +179,7 @@ REFERENCE_ORACLES = {
     ("rprop", "keras"): "torch-rule",
     ("asgd", "keras"): "torch-rule",
     ("ftrl", "torch"): "keras-rule",
+    ("prodigy", "keras"): "torch-rule",
 }
 
 
@@ -281,7 +286,7 @@ def _flag_and_knob_cases(semantics: str) -> list[Case]:
     ]
     cases += _radam_cases(sem) + _lion_cases(sem) + _rprop_cases(sem) + _asgd_cases(sem)
     cases += _adafactor_cases(sem) + _lamb_cases(sem) + _muon_cases(sem)
-    cases += _ftrl_cases(sem)
+    cases += _ftrl_cases(sem) + _prodigy_cases(sem)
     if semantics == "torch":  # torch-only parameters
         cases += [
             Case("momentum", sem, {"learning_rate": 0.05, "momentum": 0.9, "dampening": 0.5}),
@@ -479,6 +484,26 @@ def _ftrl_cases(sem: str) -> list[Case]:
             schedule=ScheduleSpec("cosine", T_max=STEPS, eta_min=0.01),
         ),
     ]
+
+
+def _prodigy_cases(sem: str) -> list[Case]:
+    """Every parameter and flag of the reference, and the knobs (η is d's multiplier: 1)."""
+    cases = [
+        Case("prodigy", sem, {"weight_decay": 0.1}),
+        Case("prodigy", sem, {"use_bias_correction": True}),
+        Case("prodigy", sem, {"safeguard_warmup": True, "use_bias_correction": True}),
+        Case("prodigy", sem, {"beta_1": 0.0, "growth_rate": 1.02, "d0": 1e-3}),
+        Case("prodigy", sem, {"beta_3": 0.9, "d_coef": 0.5, "d0": 1e-3, "learning_rate": 0.5}),
+        Case("prodigy", sem, {"betas": (0.8, 0.95), "epsilon": 1e-4}),
+        Case("prodigy", sem, {"clipnorm": 0.5}),
+        Case("prodigy", sem, {"global_clipnorm": 0.5, "weight_decay": 0.01}),
+        Case("prodigy", sem, {"clipvalue": 0.2, "gradient_accumulation_steps": 2}),
+        Case("prodigy", sem, {"loss_scale_factor": 64.0}),
+        Case("prodigy", sem, {}, schedule=ScheduleSpec("cosine", T_max=STEPS)),
+    ]
+    if sem == "torch":
+        cases.append(Case("prodigy", sem, {"weight_decay": 0.1, "decoupled_weight_decay": False}))
+    return cases
 
 
 def _formula_cases() -> list[Case]:
@@ -711,6 +736,21 @@ def _torch_optimizer(name: str, params: list[Tensor], v: Mapping[str, Any]) -> A
             clamp_value=v["clamp_value"],
             debias=v["debias"],
         )
+    if name == "prodigy":  # torch has none: the reference implementation's class
+        return prodigyopt.Prodigy(
+            params,
+            lr=lr,
+            betas=betas,
+            beta3=v["beta_3"],
+            eps=v["epsilon"],
+            weight_decay=wd or 0.0,
+            decouple=v["decoupled_weight_decay"],
+            use_bias_correction=v["use_bias_correction"],
+            safeguard_warmup=v["safeguard_warmup"],
+            d0=v["d0"],
+            d_coef=v["d_coef"],
+            growth_rate=math.inf if v["growth_rate"] is None else v["growth_rate"],
+        )
     if name == "lion":  # torch has none: the reference implementation's class
         return lion_pytorch.Lion(params, lr=lr, betas=betas, weight_decay=wd)
     raise KeyError(name)
@@ -775,6 +815,8 @@ def _torch_scheduler(case: Case, opt: Any) -> Any:
 
 # torch.optim classes without a weight_decay argument: coupled L2 added to g by hand
 NO_WEIGHT_DECAY = {"rprop"}
+# references that decay in their own rule in both conventions (keras's too: not by hand)
+OWN_DECAY = {"prodigy"}
 
 
 def run_torch(case: Case, problem: Problem = PROBLEM, *, keras_knobs: bool = False) -> Tensor:
@@ -785,7 +827,7 @@ def run_torch(case: Case, problem: Problem = PROBLEM, *, keras_knobs: bool = Fal
     decoupled decay θ ← θ(1 − ηλ) before the step)."""
     v = resolve(case.optimizer, case.semantics if keras_knobs else "torch", case.kwargs)
     wd = v["weight_decay"] or 0.0
-    by_hand = keras_knobs or case.optimizer in NO_WEIGHT_DECAY
+    by_hand = (keras_knobs and case.optimizer not in OWN_DECAY) or case.optimizer in NO_WEIGHT_DECAY
     params = [p.clone().requires_grad_(True) for p in problem.theta0]
     with default_dtype(F64):
         opt = _torch_optimizer(case.optimizer, params, {**v, "weight_decay": 0.0} if by_hand else v)
@@ -1227,6 +1269,8 @@ def missing_oracle(case: Case) -> str | None:
         return "lion-pytorch"
     if (case.optimizer, case.oracle_name) == ("lamb", "torch") and torch_optimizer is None:
         return "torch-optimizer"
+    if case.optimizer == "prodigy" and prodigyopt is None:
+        return "prodigyopt"
     return None
 
 

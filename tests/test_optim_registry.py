@@ -47,6 +47,7 @@ NAMES = (
     "lamb",
     "lion",
     "muon",
+    "prodigy",
     "nadam",
     "nadamax",
 )  # family by family (optim/families)
@@ -182,6 +183,24 @@ def test_lamb_torch_defaults_are_the_reference_defaults() -> None:
     assert values["debias"] is lib["debias"] is False
 
 
+def test_prodigy_defaults_are_the_reference_defaults() -> None:
+    """Neither library has Prodigy: both semantics take prodigyopt.Prodigy's defaults."""
+    prodigyopt = pytest.importorskip("prodigyopt")
+    lib = _signature_defaults(prodigyopt.Prodigy)
+    for semantics in SEMANTICS:
+        values = resolve("prodigy", semantics, {})
+        assert values["learning_rate"] == lib["lr"] == 1.0
+        assert (values["beta_1"], values["beta_2"]) == lib["betas"]
+        assert values["beta_3"] is lib["beta3"] is None
+        assert values["epsilon"] == lib["eps"]
+        assert values["decoupled_weight_decay"] is lib["decouple"] is True
+        assert values["use_bias_correction"] is lib["use_bias_correction"] is False
+        assert values["safeguard_warmup"] is lib["safeguard_warmup"] is False
+        assert values["d0"] == lib["d0"] and values["d_coef"] == lib["d_coef"]
+        assert values["growth_rate"] is None and lib["growth_rate"] == float("inf")
+    assert resolve("prodigy", "torch", {})["weight_decay"] == lib["weight_decay"]
+
+
 @pytest.mark.skipif(keras is None, reason="keras is not installed")
 @pytest.mark.parametrize("optimizer", list(KERAS_CLASSES))
 def test_keras_defaults_are_keras_defaults(optimizer: str) -> None:
@@ -214,6 +233,8 @@ NAME_CASES = [
     ("muon", "epsilon", ("epsilon",)),
     ("adafactor", "eps", ("epsilon_1", "epsilon_2")),
     ("rprop", "step_sizes", ("step_size_min", "step_size_max")),
+    ("prodigy", "decouple", ("decoupled_weight_decay",)),  # the reference's name
+    ("prodigy", "beta3", ("beta_3",)),
 ]
 
 
@@ -294,6 +315,12 @@ BAD = [
     ("adafactor-d", "adafactor", "torch", {"d": 0.5}, r"adafactor \(torch.*clip_threshold >= 1"),
     ("adafactor-d0", "adafactor", "keras", {"clip_threshold": 0.0}, r"clip_threshold > 0"),
     ("adafactor-decay", "adafactor", "torch", {"beta2_decay": 0.8}, r"beta_2_decay <= 0"),
+    # what prodigyopt.Prodigy refuses (d0, lr, eps > 0; betas in [0, 1))
+    ("prodigy-d0", "prodigy", "torch", {"d0": 0.0}, r"prodigy.*d0 > 0"),
+    ("prodigy-eps", "prodigy", "torch", {"eps": 0.0}, r"prodigy.*epsilon > 0"),
+    ("prodigy-beta", "prodigy", "torch", {"betas": (0.9, 1.0)}, r"prodigy.*beta_2 < 1"),
+    ("prodigy-growth", "prodigy", "keras", {"growth_rate": 0.5}, r"prodigy.*growth_rate >= 1"),
+    ("prodigy-l2", "prodigy", "keras", {"decouple": False}, r"keras always decays"),
     # keras's ftrl_test.py test_invalid_*
     ("ftrl-iav", "ftrl", "keras", {"initial_accumulator_value": -0.1}, r"ftrl.*value >= 0"),
     ("ftrl-power", "ftrl", "keras", {"learning_rate_power": 0.1}, r"ftrl.*_power <= 0"),

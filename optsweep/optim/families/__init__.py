@@ -20,6 +20,7 @@ from . import (
     lion,
     muon,
     nadam,
+    prodigy,
     radam,
     rmsprop,
     rprop,
@@ -42,6 +43,7 @@ FAMILIES = (
     lamb,
     lion,
     muon,
+    prodigy,
     nadam,
 )
 
