@@ -59,6 +59,8 @@ VARIANTS: dict[str, tuple[Any, ...]] = {
     "d0": ("default", 1e-3, 1e-2),
     "d_coef": ("default", 0.5, 2.0),
     "growth_rate": ("default", 1.02, 1.5),
+    "alpha_warmup": ("default", 5, 20),
+    "beta_3_warmup": ("default", 8, 4),
 }
 
 STRUCTURES: dict[str, dict[str, Any]] = {

@@ -42,6 +42,7 @@ OPTIMIZER_WORDS = (
     "muon",
     "ftrl",
     "prodigy",
+    "ademamix",
 )
 # named after a parameter, not an optimizer: factories of ParamInfo records
 PARAMETER_FACTORIES = {("parameters.py", "momentum"), ("parameters.py", "momentum_decay")}

@@ -5,6 +5,9 @@ for keras semantics, and a plain float64 transcription of the formula for what n
 library ships (nadamax, and nadam without its momentum schedule). Where only one library
 defines an optimizer, the other convention's oracle is its reference in that world:
 lucidrains/lion-pytorch (``lion_pytorch.Lion``, a test dependency) for torch's Lion,
+konstmish/prodigy (``prodigyopt.Prodigy``, a test dependency) for Prodigy and a float64
+transcription of apple/ml-ademamix's step (``ReferenceAdEMAMix``) for AdEMAMix (both
+semantics: keras's with keras's clipping by hand, each reference's own decoupled decay),
 jettify/pytorch-optimizer (``torch_optimizer.Lamb``, a test dependency) for torch's LAMB, a
 float64 transcription of TF Addons' ``RectifiedAdam`` (tf.keras; TensorFlow is not a
 dependency) for keras's RAdam, and for keras's Rprop and ASGD (no tf.keras library ships
@@ -180,6 +183,7 @@ REFERENCE_ORACLES = {
     ("asgd", "keras"): "torch-rule",
     ("ftrl", "torch"): "keras-rule",
     ("prodigy", "keras"): "torch-rule",
+    ("ademamix", "keras"): "torch-rule",
 }
 
 
@@ -286,7 +290,7 @@ def _flag_and_knob_cases(semantics: str) -> list[Case]:
     ]
     cases += _radam_cases(sem) + _lion_cases(sem) + _rprop_cases(sem) + _asgd_cases(sem)
     cases += _adafactor_cases(sem) + _lamb_cases(sem) + _muon_cases(sem)
-    cases += _ftrl_cases(sem) + _prodigy_cases(sem)
+    cases += _ftrl_cases(sem) + _prodigy_cases(sem) + _ademamix_cases(sem)
     if semantics == "torch":  # torch-only parameters
         cases += [
             Case("momentum", sem, {"learning_rate": 0.05, "momentum": 0.9, "dampening": 0.5}),
@@ -504,6 +508,39 @@ def _prodigy_cases(sem: str) -> list[Case]:
     if sem == "torch":
         cases.append(Case("prodigy", sem, {"weight_decay": 0.1, "decoupled_weight_decay": False}))
     return cases
+
+
+def _ademamix_cases(sem: str) -> list[Case]:
+    """Every parameter, both warmups (ending within the 100 steps and beyond them), β₁ = 0
+    (the reference's m₁ = g), and the knobs."""
+    return [
+        Case("ademamix", sem, {"learning_rate": 0.01}),
+        Case("ademamix", sem, {"learning_rate": 0.01, "weight_decay": 0.1}),
+        Case("ademamix", sem, {"learning_rate": 0.01, "alpha": 5.0, "beta_3": 0.999}),
+        Case(
+            "ademamix",
+            sem,
+            {"learning_rate": 0.01, "alpha_warmup": 50, "beta_3_warmup": 50, "alpha": 8.0},
+        ),
+        Case("ademamix", sem, {"learning_rate": 0.01, "beta_3_warmup": 150, "beta_3": 0.999}),
+        Case("ademamix", sem, {"learning_rate": 0.01, "alpha_warmup": 30}),
+        Case("ademamix", sem, {"learning_rate": 0.01, "beta_1": 0.0}),
+        Case("ademamix", sem, {"learning_rate": 0.01, "betas": (0.8, 0.95), "epsilon": 1e-6}),
+        Case("ademamix", sem, {"learning_rate": 0.01, "clipnorm": 0.5}),
+        Case("ademamix", sem, {"learning_rate": 0.01, "global_clipnorm": 0.5}),
+        Case(
+            "ademamix",
+            sem,
+            {"learning_rate": 0.01, "clipvalue": 0.2, "gradient_accumulation_steps": 2},
+        ),
+        Case("ademamix", sem, {"learning_rate": 0.01, "loss_scale_factor": 64.0}),
+        Case(
+            "ademamix",
+            sem,
+            {"learning_rate": 0.01, "beta_3_warmup": 40},
+            schedule=ScheduleSpec("cosine", T_max=STEPS),
+        ),
+    ]
 
 
 def _formula_cases() -> list[Case]:
@@ -736,6 +773,17 @@ def _torch_optimizer(name: str, params: list[Tensor], v: Mapping[str, Any]) -> A
             clamp_value=v["clamp_value"],
             debias=v["debias"],
         )
+    if name == "ademamix":  # torch has none: the reference's step, transcribed
+        return ReferenceAdEMAMix(
+            params,
+            lr=lr,
+            betas=(v["beta_1"], v["beta_2"], v["beta_3"]),
+            alpha=v["alpha"],
+            beta3_warmup=v["beta_3_warmup"],
+            alpha_warmup=v["alpha_warmup"],
+            eps=v["epsilon"],
+            weight_decay=wd or 0.0,
+        )
     if name == "prodigy":  # torch has none: the reference implementation's class
         return prodigyopt.Prodigy(
             params,
@@ -754,6 +802,78 @@ def _torch_optimizer(name: str, params: list[Tensor], v: Mapping[str, Any]) -> A
     if name == "lion":  # torch has none: the reference implementation's class
         return lion_pytorch.Lion(params, lr=lr, betas=betas, weight_decay=wd)
     raise KeyError(name)
+
+
+class ReferenceAdEMAMix(torch.optim.Optimizer):
+    """apple/ml-ademamix's ``AdEMAMix.step`` (pytorch/ademamix.py, e732715), transcribed
+    operation by operation with the reference's Python-float scalars (no package ships it):
+
+        t ← t + 1;  αₜ = (1 − t/T_α)·0 + (t/T_α)·α for t < T_α, else α
+        β₃ₜ = ½^(1/((1 − a) f(β₁) + a f(β₃) + 1)), a = t/T_β₃, for t < T_β₃, else β₃
+        f(β) = ln ½/ln(β + 1e-8) − 1
+        m₁ ← m₁β₁ + (1 − β₁)g (β₁ = 0: m₁ = g);  m₂ ← m₂β₃ₜ + (1 − β₃ₜ)g
+        v ← vβ₂ + (1 − β₂)g·g;  d = √v/√(1 − β₂ᵗ) + ε
+        u = (m₁/(1 − β₁ᵗ) + αₜ m₂)/d;  u ← u + λθ;  θ ← θ + (−η u)
+    """
+
+    def __init__(
+        self,
+        params: list[Tensor],
+        lr: float,
+        betas: tuple[float, float, float],
+        alpha: float,
+        beta3_warmup: int | None,
+        alpha_warmup: int | None,
+        eps: float,
+        weight_decay: float,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "alpha": alpha,
+            "beta3_warmup": beta3_warmup,
+            "alpha_warmup": alpha_warmup,
+            "eps": eps,
+            "weight_decay": weight_decay,
+        }
+        super().__init__(params, defaults)
+
+    @staticmethod
+    def _half_life(beta: float) -> float:
+        return math.log(0.5) / math.log(beta + 1e-8) - 1
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        for group in self.param_groups:
+            lr, lam, eps = group["lr"], group["weight_decay"], group["eps"]
+            b1, b2, b3_end = group["betas"]
+            t_alpha, t_beta = group["alpha_warmup"], group["beta3_warmup"]
+            for p in group["params"]:
+                g = p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    for name in ("fast", "slow", "sq"):
+                        state[name] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                bc1, bc2 = 1 - b1**t, 1 - b2**t
+                alpha = group["alpha"]
+                if t_alpha is not None and t < t_alpha:
+                    a = t / float(t_alpha)
+                    alpha = (1.0 - a) * 0 + a * alpha
+                b3 = b3_end
+                if t_beta is not None and t < t_beta:
+                    a = t / float(t_beta)
+                    mixed = (1.0 - a) * self._half_life(b1) + a * self._half_life(b3_end)
+                    b3 = math.pow(0.5, 1 / (mixed + 1))
+                fast = state["fast"].mul_(b1).add_(g, alpha=1 - b1) if b1 != 0.0 else g
+                state["slow"].mul_(b3).add_(g, alpha=1 - b3)
+                state["sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = (state["sq"].sqrt() / math.sqrt(bc2)).add_(eps)
+                update = (fast.div(bc1) + alpha * state["slow"]) / denom
+                update.add_(p, alpha=lam)
+                p.add_(-lr * update)
 
 
 class MuonWithAdamW:
@@ -816,7 +936,7 @@ def _torch_scheduler(case: Case, opt: Any) -> Any:
 # torch.optim classes without a weight_decay argument: coupled L2 added to g by hand
 NO_WEIGHT_DECAY = {"rprop"}
 # references that decay in their own rule in both conventions (keras's too: not by hand)
-OWN_DECAY = {"prodigy"}
+OWN_DECAY = {"prodigy", "ademamix"}
 
 
 def run_torch(case: Case, problem: Problem = PROBLEM, *, keras_knobs: bool = False) -> Tensor:

@@ -43,6 +43,7 @@ NAMES = (
     "adamw",
     "adamax",
     "radam",
+    "ademamix",
     "adafactor",
     "lamb",
     "lion",
@@ -235,6 +236,8 @@ NAME_CASES = [
     ("rprop", "step_sizes", ("step_size_min", "step_size_max")),
     ("prodigy", "decouple", ("decoupled_weight_decay",)),  # the reference's name
     ("prodigy", "beta3", ("beta_3",)),
+    ("ademamix", "beta3_warmup", ("beta_3_warmup",)),  # the reference's name
+    ("ademamix", "betas", ("beta_1", "beta_2")),  # the reference's betas triple: and beta_3
 ]
 
 
@@ -321,6 +324,11 @@ BAD = [
     ("prodigy-beta", "prodigy", "torch", {"betas": (0.9, 1.0)}, r"prodigy.*beta_2 < 1"),
     ("prodigy-growth", "prodigy", "keras", {"growth_rate": 0.5}, r"prodigy.*growth_rate >= 1"),
     ("prodigy-l2", "prodigy", "keras", {"decouple": False}, r"keras always decays"),
+    # what the reference AdEMAMix refuses (betas in [0, 1), alpha, eps, weight_decay >= 0)
+    ("ademamix-beta3", "ademamix", "torch", {"beta_3": 1.0}, r"ademamix.*beta_3 < 1"),
+    ("ademamix-alpha", "ademamix", "torch", {"alpha": -1.0}, r"ademamix.*alpha >= 0"),
+    ("ademamix-warmup", "ademamix", "keras", {"alpha_warmup": 0}, r"alpha_warmup >= 1"),
+    ("ademamix-steps", "ademamix", "torch", {"beta3_warmup": 2.5}, r"beta_3_warmup.*integer"),
     # keras's ftrl_test.py test_invalid_*
     ("ftrl-iav", "ftrl", "keras", {"initial_accumulator_value": -0.1}, r"ftrl.*value >= 0"),
     ("ftrl-power", "ftrl", "keras", {"learning_rate_power": 0.1}, r"ftrl.*_power <= 0"),
