@@ -280,6 +280,7 @@ PRODIGY = OptimizerInfo(
     ),
     kernel=_kernel,
     own_weight_decay=True,
+    state_copies=4,
 )
 
 OPTIMIZERS = (PRODIGY,)
