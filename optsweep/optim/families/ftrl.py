@@ -61,13 +61,23 @@ def _update_(
             l1,
         ]
     ).to(params[0])
+    # p = −0.5 (the default) for every trial, read on a CPU (it waits for nothing there): n^½
+    # as sqrt took 0.6 ms against 9.5 ms for pow by a per-trial tensor (3.2M floats), and is
+    # correctly rounded (pow by a number is not elementwise the same in SIMD and tail lanes)
+    root = False
+    if params[0].device.type == "cpu":
+        root = bool((hp["learning_rate_power"] == -0.5).all())
+
+    def power_of(x: Tensor, power: Tensor) -> Tensor:
+        return torch.sqrt(x) if root else torch.pow(x, power)
+
     for g, p, n, z in zip(grads, params, state.accumulator, state.linear, strict=True):
         n0, power, shrink, lr_, l2x2, low, high = rows(coefs, p)
         if add_n0:
             n.add_(n0)  # n is 0 before the first step
         new_n = torch.addcmul(n, g, g)
-        new_pow = torch.pow(new_n, power)
-        sigma_theta = (new_pow - torch.pow(n, power)).div_(lr_).mul_(p)
+        new_pow = power_of(new_n, power)
+        sigma_theta = (new_pow - power_of(n, power)).div_(lr_).mul_(p)
         z.add_(g.addcmul_(shrink, p).sub_(sigma_theta))  # z + (ĝ − σθ), as keras adds
         quadratic = new_pow.div_(lr_).add_(l2x2)
         p.copy_(torch.clamp(z, min=low, max=high).sub_(z).div_(quadratic))

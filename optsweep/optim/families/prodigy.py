@@ -262,12 +262,12 @@ PRODIGY = OptimizerInfo(
     reference="Mishchenko & Defazio, 2024",
     update_rule={
         "torch": (
-            "dη = dη(bc);  r ← β₃r + (d/d₀)dη⟨g, θ₀−θ⟩;  s ← β₃s + (d/d₀)dη g;  "
+            "dη = d·η·bc;  r ← β₃r + (d/d₀)dη⟨g, θ₀−θ⟩;  s ← β₃s + (d/d₀)dη g;  "
             "m ← β₁m + d(1−β₁)g;  v ← β₂v + d²(1−β₂)g²;  d ← min(d_max ← max(d_max, c r/‖s‖₁), "
             "dγ);  θ ← θ − λdηθ − dη m/(√v + dε)"
         ),
         "keras": (
-            "dη = dη(bc);  r ← β₃r + (d/d₀)dη⟨g, θ₀−θ⟩;  s ← β₃s + (d/d₀)dη g;  "
+            "dη = d·η·bc;  r ← β₃r + (d/d₀)dη⟨g, θ₀−θ⟩;  s ← β₃s + (d/d₀)dη g;  "
             "m ← β₁m + d(1−β₁)g;  v ← β₂v + d²(1−β₂)g²;  d ← min(d_max ← max(d_max, c r/‖s‖₁), "
             "dγ);  θ ← θ − λdηθ − dη m/(√v + dε)"
         ),
