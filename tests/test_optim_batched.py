@@ -50,6 +50,17 @@ VARIANTS: dict[str, tuple[Any, ...]] = {
     "adam_beta_2": ("default", 0.95, 0.9),
     "adam_weight_decay": ("default", 0.1, 0.0),
     "adam_lr_ratio": ("default", 0.5, 2.0),
+    "learning_rate_power": ("default", -0.2, 0.0),
+    "l1_regularization_strength": ("default", 0.05, 0.5),
+    "l2_regularization_strength": ("default", 0.15, 0.0),
+    "l2_shrinkage_regularization_strength": ("default", 0.01, 0.1),
+    "beta": ("default", 0.3, 1.0),
+    "beta_3": ("default", 0.9, 0.5),
+    "d0": ("default", 1e-3, 1e-2),
+    "d_coef": ("default", 0.5, 2.0),
+    "growth_rate": ("default", 1.02, 1.5),
+    "alpha_warmup": ("default", 5, 20),
+    "beta_3_warmup": ("default", 8, 4),
 }
 
 STRUCTURES: dict[str, dict[str, Any]] = {

@@ -95,6 +95,9 @@ GOOD_RATES = {
     "lamb": 0.05,
     "lion": 0.02,  # a sign step of η per element; at 0.01 β₂ = 0.99 still swings at step 300
     "muon": 0.05,  # these problems are vectors: the AdamW half
+    "ftrl": 0.5,
+    "ademamix": 0.05,
+    "prodigy": 1.0,  # η multiplies the estimated d: the reference's advice is to leave it at 1
 }
 
 

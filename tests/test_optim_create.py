@@ -21,6 +21,9 @@ from optsweep.optim import (
     SEMANTICS,
     SweepOptimizer,
     create,
+    inplace,
+    resolve,
+    stack_hyperparameters,
 )
 
 F64 = torch.float64
@@ -139,6 +142,50 @@ def test_asgd_average_is_torch_asgd_average(float64) -> None:
         assert not torch.equal(ours.state[a]["ax"], a)  # averaging has begun
         torch.testing.assert_close(ours.state[a]["ax"], ref.state[b]["ax"], rtol=1e-12, atol=0)
         torch.testing.assert_close(ours.state[a]["eta"], ref.state[b]["eta"], rtol=1e-15, atol=0)
+
+
+def test_prodigy_d_is_the_reference_d_and_kept_per_trial(float64) -> None:
+    """Prodigy's d, d_max and d_numerator are state: compared with prodigyopt's (group values)
+    in the wrapper's state_dict, and per trial in the batched kernel's state."""
+    prodigyopt = pytest.importorskip("prodigyopt")
+    kwargs = {"lr": 0.5, "d0": 1e-3, "weight_decay": 0.01, "use_bias_correction": True}
+    ours_params, ref_params = make_params(), make_params()
+    ours = create(ours_params, "prodigy", **kwargs)
+    ref = prodigyopt.Prodigy(ref_params, **kwargs)
+    for step in range(15):
+        for params, opt in ((ours_params, ours), (ref_params, ref)):
+            set_grads(params, step)
+            opt.step()
+    group = ref.param_groups[0]
+    saved = ours.state_dict()["state"]
+    for i in range(len(ours_params)):
+        for name in ("d", "d_max", "d_numerator"):
+            torch.testing.assert_close(
+                saved[i][name], torch.tensor(group[name], dtype=F64), rtol=1e-12, atol=0
+            )
+        assert int(saved[i]["k"]) == group["k"] == 15
+    assert group["d"] > 1e-3  # d has grown from d₀
+
+    values = [resolve("prodigy", "torch", {"d0": d0}) for d0 in (1e-3, 1e-2)]
+    kernel = inplace("prodigy", "torch", values[0])
+    hp = stack_hyperparameters("prodigy", values)
+    stacked = [torch.stack([p.detach()] * 2) for p in make_params()]
+    state = kernel.init(stacked)
+    singles = []
+    for k in range(2):
+        params = [p.detach().clone() for p in make_params()]
+        single_state = kernel.init(params)
+        for step in range(10):
+            grads = [2 * (p - 0.5) + torch.sin(p * (step + 1)) for p in params]
+            kernel.update_(grads, single_state, params, {n: v[k] for n, v in hp.items()})
+        singles.append(single_state)
+    for step in range(10):
+        grads = [2 * (p - 0.5) + torch.sin(p * (step + 1)) for p in stacked]
+        kernel.update_(grads, state, stacked, hp)
+    assert state.d.shape == (2,)
+    for k in range(2):
+        torch.testing.assert_close(state.d[k], singles[k].d, rtol=1e-12, atol=0)
+    assert state.d[0] != state.d[1]
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,14 @@ import pytest
 import torch
 
 from optsweep import optim
-from optsweep.optim import OPTIMIZERS, SEMANTICS, inplace, resolve, stack_hyperparameters
+from optsweep.optim import (
+    OPTIMIZERS,
+    SEMANTICS,
+    inplace,
+    resolve,
+    stack_hyperparameters,
+    state_slots,
+)
 from optsweep.optim.families import FAMILIES
 
 PACKAGE = Path(optim.__file__).parent.parent
@@ -40,6 +47,9 @@ OPTIMIZER_WORDS = (
     "adafactor",
     "lamb",
     "muon",
+    "ftrl",
+    "prodigy",
+    "ademamix",
 )
 # named after a parameter, not an optimizer: factories of ParamInfo records
 PARAMETER_FACTORIES = {("parameters.py", "momentum"), ("parameters.py", "momentum_decay")}
@@ -131,3 +141,16 @@ def test_definitions_import_without_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "False"
+
+
+def test_state_slots_count_a_rule_with_more_state() -> None:
+    """Prodigy keeps θ₀, s, m and v: four copies where the estimate assumes three."""
+    values = resolve("prodigy", "torch", {})
+    assert state_slots(values) == 3
+    assert state_slots(values, "prodigy") == 4
+    assert state_slots(resolve("adam", "torch", {}), "adam") == 3
+    assert state_slots({**values, "dynamic_loss_scale": True}, "prodigy") == 9
+    params = [torch.randn(2, 3)]
+    state = inplace("prodigy", "torch", values).init(params)
+    copies = [leaf for leaf in state if isinstance(leaf, list)]
+    assert len(copies) == OPTIMIZERS["prodigy"].state_copies == 4

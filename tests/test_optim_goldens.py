@@ -35,6 +35,17 @@ class Golden:
     fresh: bool = False
 
 
+# keras's ftrl_test.py::test_correctness_with_golden table
+# fmt: off
+FTRL_GOLDEN = [
+    [0.0] * 10,
+    [-0.0034, -0.0077, -0.0118, -0.0157, -0.0194, -0.023, -0.0263, -0.0294, -0.0325, -0.0354],
+    [-0.0078, -0.0162, -0.0242, -0.0317, -0.0387, -0.0454, -0.0516, -0.0575, -0.0631, -0.0685],
+    [-0.0121, -0.0246, -0.0363, -0.0472, -0.0573, -0.0668, -0.0757, -0.0842, -0.0922, -0.0999],
+    [-0.0164, -0.0328, -0.0481, -0.0623, -0.0753, -0.0875, -0.099, -0.1098, -0.1201, -0.1299],
+]
+# fmt: on
+
 GOLDENS = [
     Golden(
         "lion_test.py::test_single_step",
@@ -132,6 +143,33 @@ GOLDENS = [
         [[0.0]],
         [[1.98]],
         1e-4,
+    ),
+    Golden(
+        "ftrl_test.py::test_single_step",
+        "ftrl",
+        {"learning_rate": 0.5},
+        [1.0, 2.0, 3.0, 4.0],
+        [[1.0, 6.0, 7.0, 2.0]],
+        [[0.2218, 1.3954, 2.3651, 2.8814]],
+        1e-4,
+    ),
+    # keras checks x before each of the five later steps: here after each of the five first
+    Golden(
+        "ftrl_test.py::test_correctness_with_golden",
+        "ftrl",
+        {
+            "learning_rate": 0.05,
+            "learning_rate_power": -0.2,
+            "initial_accumulator_value": 0.4,
+            "l1_regularization_strength": 0.05,
+            "l2_regularization_strength": 0.15,
+            "l2_shrinkage_regularization_strength": 0.01,
+            "beta": 0.3,
+        },
+        [1.0] * 10,
+        [[0.01] * 10] + [np.arange(0.1, 1.1, 0.1).tolist()] * 4,
+        FTRL_GOLDEN,
+        5e-4,
     ),
     # keras passes relative_step=False too, which changes nothing for a constant η
     Golden(

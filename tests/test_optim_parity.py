@@ -5,10 +5,14 @@ for keras semantics, and a plain float64 transcription of the formula for what n
 library ships (nadamax, and nadam without its momentum schedule). Where only one library
 defines an optimizer, the other convention's oracle is its reference in that world:
 lucidrains/lion-pytorch (``lion_pytorch.Lion``, a test dependency) for torch's Lion,
+konstmish/prodigy (``prodigyopt.Prodigy``, a test dependency) for Prodigy and a float64
+transcription of apple/ml-ademamix's step (``ReferenceAdEMAMix``) for AdEMAMix (both
+semantics: keras's with keras's clipping by hand, each reference's own decoupled decay),
 jettify/pytorch-optimizer (``torch_optimizer.Lamb``, a test dependency) for torch's LAMB, a
 float64 transcription of TF Addons' ``RectifiedAdam`` (tf.keras; TensorFlow is not a
 dependency) for keras's RAdam, and for keras's Rprop and ASGD (no tf.keras library ships
-them) torch.optim's class with keras's clipping and decoupled decay done by hand.
+them) torch.optim's class with keras's clipping and decoupled decay done by hand; for torch's
+FTRL (torch ships none) keras's ``Ftrl`` with torch's clipping and coupled L2 done by hand.
 
 Every case runs in every form an optimizer has (``FORMS``): the K-batched kernel the engine
 runs (two stacked trials), torch's fused kernel per trial where the family has one, the pure
@@ -56,6 +60,10 @@ try:
     import torch_optimizer
 except ImportError:  # pragma: no cover - torch-optimizer is a test dependency
     torch_optimizer = None
+try:
+    import prodigyopt
+except ImportError:  # pragma: no cover - prodigyopt is a test dependency
+    prodigyopt = None
 
 from optsweep.optim import (
     OPTIMIZERS,
@@ -89,6 +97,15 @@ KERAS_CLIP_RTOL, KERAS_CLIP_ATOL = 2e-5, 1e-7
 # (its bias corrections use β's cast to float64): 5e-10 to 3e-8 absolute in 50 steps.
 # Keras's Muon the same: Python-float a, b, c, μ − 1, rms_rate and 1 − β's in float32.
 KERAS_FLOAT32_OPS = {"adafactor", "lamb", "muon"}
+# keras's Ftrl's own knobs, by the names its class and optsweep share
+FTRL_KNOBS = (
+    "learning_rate_power",
+    "initial_accumulator_value",
+    "l1_regularization_strength",
+    "l2_regularization_strength",
+    "l2_shrinkage_regularization_strength",
+    "beta",
+)
 # torch's Muon orthogonalises in bfloat16 with addmm, matrix by matrix: the batched kernel's
 # baddbmm differs from it in the last bfloat16 bit now and then, and such a flip moves one
 # element's step by 2⁻⁸ of it (measured over the cases: up to 4.3e-4 absolute in 100 steps at
@@ -164,6 +181,9 @@ REFERENCE_ORACLES = {
     ("radam", "keras"): "tfa",
     ("rprop", "keras"): "torch-rule",
     ("asgd", "keras"): "torch-rule",
+    ("ftrl", "torch"): "keras-rule",
+    ("prodigy", "keras"): "torch-rule",
+    ("ademamix", "keras"): "torch-rule",
 }
 
 
@@ -174,7 +194,9 @@ class Case:
     optimizer: str
     semantics: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
-    oracle: str = ""  # "torch", "keras", "formula" or "tfa"; default: the semantics' library
+    # "torch", "keras", "formula", "tfa", "torch-rule" or "keras-rule"; default: the
+    # semantics' library
+    oracle: str = ""
     schedule: ScheduleSpec | None = None  # learning rate per step ("epoch" = step here)
 
     @property
@@ -268,6 +290,7 @@ def _flag_and_knob_cases(semantics: str) -> list[Case]:
     ]
     cases += _radam_cases(sem) + _lion_cases(sem) + _rprop_cases(sem) + _asgd_cases(sem)
     cases += _adafactor_cases(sem) + _lamb_cases(sem) + _muon_cases(sem)
+    cases += _ftrl_cases(sem) + _prodigy_cases(sem) + _ademamix_cases(sem)
     if semantics == "torch":  # torch-only parameters
         cases += [
             Case("momentum", sem, {"learning_rate": 0.05, "momentum": 0.9, "dampening": 0.5}),
@@ -424,6 +447,103 @@ def _muon_cases(sem: str) -> list[Case]:
         ),
         Case("muon", sem, {"learning_rate": 0.01, "clipnorm": 0.5}),
         Case("muon", sem, {"learning_rate": 0.01, "gradient_accumulation_steps": 2}),
+    ]
+
+
+def _ftrl_cases(sem: str) -> list[Case]:
+    """keras's ftrl_test.py settings (test_config, test_correctness_with_golden), a fixed rate
+    (p = 0), sparsity (λ₁), n₀ = 0, and the knobs. FTRL recomputes θ from z: its first step
+    pulls θ₀ towards 0 at a small η, so most cases take η 0.1."""
+    return [
+        Case(
+            "ftrl",
+            sem,
+            {
+                "learning_rate": 0.05,
+                "learning_rate_power": -0.2,
+                "initial_accumulator_value": 0.4,
+                "l1_regularization_strength": 0.05,
+                "l2_regularization_strength": 0.15,
+                "l2_shrinkage_regularization_strength": 0.01,
+                "beta": 0.3,
+            },
+        ),
+        Case("ftrl", sem, {"learning_rate": 0.1}),
+        Case("ftrl", sem, {"learning_rate": 0.05, "learning_rate_power": 0.0}),
+        Case("ftrl", sem, {"learning_rate": 0.1, "l1_regularization_strength": 0.5}),
+        Case("ftrl", sem, {"learning_rate": 0.1, "initial_accumulator_value": 0.0, "beta": 1.0}),
+        Case("ftrl", sem, {"learning_rate": 0.1, "weight_decay": 0.1}),
+        Case("ftrl", sem, {"learning_rate": 0.1, "clipnorm": 0.5}),
+        Case("ftrl", sem, {"learning_rate": 0.1, "global_clipnorm": 0.5}),
+        Case(
+            "ftrl",
+            sem,
+            {"learning_rate": 0.1, "clipvalue": 0.2, "gradient_accumulation_steps": 2},
+        ),
+        Case("ftrl", sem, {"learning_rate": 0.1, "loss_scale_factor": 64.0}),
+        Case(
+            "ftrl",
+            sem,
+            {"learning_rate": 0.1},
+            schedule=ScheduleSpec("cosine", T_max=STEPS, eta_min=0.01),
+        ),
+    ]
+
+
+def _prodigy_cases(sem: str) -> list[Case]:
+    """Every parameter and flag of the reference, and the knobs (η is d's multiplier: 1).
+    Prodigy's d grows until its steps overshoot, and then a rounding of 1e-16 (the order of a
+    dot product's sum) grows ~10× per 8 steps: gradients clipped hard (clipvalue 0.2) make
+    its path sensitive enough to leave 1e-9 within 100 steps (measured 6e-6), so the clipping
+    cases clip gently enough to hold it to ~1e-11 (clipvalue 0.5, global_clipnorm 1)."""
+    cases = [
+        Case("prodigy", sem, {"weight_decay": 0.1}),
+        Case("prodigy", sem, {"use_bias_correction": True}),
+        Case("prodigy", sem, {"safeguard_warmup": True, "use_bias_correction": True}),
+        Case("prodigy", sem, {"beta_1": 0.0, "growth_rate": 1.02, "d0": 1e-3}),
+        Case("prodigy", sem, {"beta_3": 0.9, "d_coef": 0.5, "d0": 1e-3, "learning_rate": 0.5}),
+        Case("prodigy", sem, {"betas": (0.8, 0.95), "epsilon": 1e-4}),
+        Case("prodigy", sem, {"clipnorm": 0.5}),
+        Case("prodigy", sem, {"global_clipnorm": 1.0, "weight_decay": 0.01}),
+        Case("prodigy", sem, {"clipvalue": 0.5, "gradient_accumulation_steps": 2}),
+        Case("prodigy", sem, {"loss_scale_factor": 64.0}),
+        Case("prodigy", sem, {}, schedule=ScheduleSpec("cosine", T_max=STEPS)),
+    ]
+    if sem == "torch":
+        cases.append(Case("prodigy", sem, {"weight_decay": 0.1, "decoupled_weight_decay": False}))
+    return cases
+
+
+def _ademamix_cases(sem: str) -> list[Case]:
+    """Every parameter, both warmups (ending within the 100 steps and beyond them), β₁ = 0
+    (the reference's m₁ = g), and the knobs."""
+    return [
+        Case("ademamix", sem, {"learning_rate": 0.01}),
+        Case("ademamix", sem, {"learning_rate": 0.01, "weight_decay": 0.1}),
+        Case("ademamix", sem, {"learning_rate": 0.01, "alpha": 5.0, "beta_3": 0.999}),
+        Case(
+            "ademamix",
+            sem,
+            {"learning_rate": 0.01, "alpha_warmup": 50, "beta_3_warmup": 50, "alpha": 8.0},
+        ),
+        Case("ademamix", sem, {"learning_rate": 0.01, "beta_3_warmup": 150, "beta_3": 0.999}),
+        Case("ademamix", sem, {"learning_rate": 0.01, "alpha_warmup": 30}),
+        Case("ademamix", sem, {"learning_rate": 0.01, "beta_1": 0.0}),
+        Case("ademamix", sem, {"learning_rate": 0.01, "betas": (0.8, 0.95), "epsilon": 1e-6}),
+        Case("ademamix", sem, {"learning_rate": 0.01, "clipnorm": 0.5}),
+        Case("ademamix", sem, {"learning_rate": 0.01, "global_clipnorm": 0.5}),
+        Case(
+            "ademamix",
+            sem,
+            {"learning_rate": 0.01, "clipvalue": 0.2, "gradient_accumulation_steps": 2},
+        ),
+        Case("ademamix", sem, {"learning_rate": 0.01, "loss_scale_factor": 64.0}),
+        Case(
+            "ademamix",
+            sem,
+            {"learning_rate": 0.01, "beta_3_warmup": 40},
+            schedule=ScheduleSpec("cosine", T_max=STEPS),
+        ),
     ]
 
 
@@ -657,9 +777,107 @@ def _torch_optimizer(name: str, params: list[Tensor], v: Mapping[str, Any]) -> A
             clamp_value=v["clamp_value"],
             debias=v["debias"],
         )
+    if name == "ademamix":  # torch has none: the reference's step, transcribed
+        return ReferenceAdEMAMix(
+            params,
+            lr=lr,
+            betas=(v["beta_1"], v["beta_2"], v["beta_3"]),
+            alpha=v["alpha"],
+            beta3_warmup=v["beta_3_warmup"],
+            alpha_warmup=v["alpha_warmup"],
+            eps=v["epsilon"],
+            weight_decay=wd or 0.0,
+        )
+    if name == "prodigy":  # torch has none: the reference implementation's class
+        return prodigyopt.Prodigy(
+            params,
+            lr=lr,
+            betas=betas,
+            beta3=v["beta_3"],
+            eps=v["epsilon"],
+            weight_decay=wd or 0.0,
+            decouple=v["decoupled_weight_decay"],
+            use_bias_correction=v["use_bias_correction"],
+            safeguard_warmup=v["safeguard_warmup"],
+            d0=v["d0"],
+            d_coef=v["d_coef"],
+            growth_rate=math.inf if v["growth_rate"] is None else v["growth_rate"],
+        )
     if name == "lion":  # torch has none: the reference implementation's class
         return lion_pytorch.Lion(params, lr=lr, betas=betas, weight_decay=wd)
     raise KeyError(name)
+
+
+class ReferenceAdEMAMix(torch.optim.Optimizer):
+    """apple/ml-ademamix's ``AdEMAMix.step`` (pytorch/ademamix.py, e732715), transcribed
+    operation by operation with the reference's Python-float scalars (no package ships it):
+
+        t ← t + 1;  αₜ = (1 − t/T_α)·0 + (t/T_α)·α for t < T_α, else α
+        β₃ₜ = ½^(1/((1 − a) f(β₁) + a f(β₃) + 1)), a = t/T_β₃, for t < T_β₃, else β₃
+        f(β) = ln ½/ln(β + 1e-8) − 1
+        m₁ ← m₁β₁ + (1 − β₁)g (β₁ = 0: m₁ = g);  m₂ ← m₂β₃ₜ + (1 − β₃ₜ)g
+        v ← vβ₂ + (1 − β₂)g·g;  d = √v/√(1 − β₂ᵗ) + ε
+        u = (m₁/(1 − β₁ᵗ) + αₜ m₂)/d;  u ← u + λθ;  θ ← θ + (−η u)
+    """
+
+    def __init__(
+        self,
+        params: list[Tensor],
+        lr: float,
+        betas: tuple[float, float, float],
+        alpha: float,
+        beta3_warmup: int | None,
+        alpha_warmup: int | None,
+        eps: float,
+        weight_decay: float,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "alpha": alpha,
+            "beta3_warmup": beta3_warmup,
+            "alpha_warmup": alpha_warmup,
+            "eps": eps,
+            "weight_decay": weight_decay,
+        }
+        super().__init__(params, defaults)
+
+    @staticmethod
+    def _half_life(beta: float) -> float:
+        return math.log(0.5) / math.log(beta + 1e-8) - 1
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        for group in self.param_groups:
+            lr, lam, eps = group["lr"], group["weight_decay"], group["eps"]
+            b1, b2, b3_end = group["betas"]
+            t_alpha, t_beta = group["alpha_warmup"], group["beta3_warmup"]
+            for p in group["params"]:
+                g = p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    for name in ("fast", "slow", "sq"):
+                        state[name] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                bc1, bc2 = 1 - b1**t, 1 - b2**t
+                alpha = group["alpha"]
+                if t_alpha is not None and t < t_alpha:
+                    a = t / float(t_alpha)
+                    alpha = (1.0 - a) * 0 + a * alpha
+                b3 = b3_end
+                if t_beta is not None and t < t_beta:
+                    a = t / float(t_beta)
+                    mixed = (1.0 - a) * self._half_life(b1) + a * self._half_life(b3_end)
+                    b3 = math.pow(0.5, 1 / (mixed + 1))
+                fast = state["fast"].mul_(b1).add_(g, alpha=1 - b1) if b1 != 0.0 else g
+                state["slow"].mul_(b3).add_(g, alpha=1 - b3)
+                state["sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = (state["sq"].sqrt() / math.sqrt(bc2)).add_(eps)
+                update = (fast.div(bc1) + alpha * state["slow"]) / denom
+                update.add_(p, alpha=lam)
+                p.add_(-lr * update)
 
 
 class MuonWithAdamW:
@@ -721,6 +939,8 @@ def _torch_scheduler(case: Case, opt: Any) -> Any:
 
 # torch.optim classes without a weight_decay argument: coupled L2 added to g by hand
 NO_WEIGHT_DECAY = {"rprop"}
+# references that decay in their own rule in both conventions (keras's too: not by hand)
+OWN_DECAY = {"prodigy", "ademamix"}
 
 
 def run_torch(case: Case, problem: Problem = PROBLEM, *, keras_knobs: bool = False) -> Tensor:
@@ -731,7 +951,7 @@ def run_torch(case: Case, problem: Problem = PROBLEM, *, keras_knobs: bool = Fal
     decoupled decay θ ← θ(1 − ηλ) before the step)."""
     v = resolve(case.optimizer, case.semantics if keras_knobs else "torch", case.kwargs)
     wd = v["weight_decay"] or 0.0
-    by_hand = keras_knobs or case.optimizer in NO_WEIGHT_DECAY
+    by_hand = (keras_knobs and case.optimizer not in OWN_DECAY) or case.optimizer in NO_WEIGHT_DECAY
     params = [p.clone().requires_grad_(True) for p in problem.theta0]
     with default_dtype(F64):
         opt = _torch_optimizer(case.optimizer, params, {**v, "weight_decay": 0.0} if by_hand else v)
@@ -793,6 +1013,38 @@ def _keras_clip(params: list[Tensor], v: Mapping[str, Any]) -> None:
             p.grad = p.grad.clamp(-v["clipvalue"], v["clipvalue"])
 
 
+def run_keras_rule(case: Case, problem: Problem = PROBLEM) -> Tensor:
+    """Torch semantics of an optimizer only keras ships: keras's class for the rule on
+    float64 variables, torch's conventions around it done by hand (accumulation, loss scale
+    and clipping as ``run_torch`` does them, coupled L2 g + λθ)."""
+    v = resolve(case.optimizer, "torch", case.kwargs)
+    off = {"clipnorm", "global_clipnorm", "clipvalue", "loss_scale_factor"}
+    off |= {"gradient_accumulation_steps", "weight_decay"}
+    opt = _keras_optimizer(case.optimizer, {k: None if k in off else x for k, x in v.items()})
+    variables = [keras.Variable(p.numpy(), dtype="float64") for p in problem.theta0]
+    wd = v["weight_decay"] or 0.0
+    n = v["gradient_accumulation_steps"] or 1
+    scale = v["loss_scale_factor"] or 1.0
+    lrs = _lr_sequence(case, v["learning_rate"])
+    acc: list[Tensor] | None = None
+    traj = []
+    for t in range(STEPS):
+        theta = [x.value.detach().clone() for x in variables]
+        grads = [(scale * g) / scale for g in problem.grad(t, theta)]
+        acc = grads if acc is None else [a + g for a, g in zip(acc, grads, strict=True)]
+        if (t + 1) % n == 0:
+            leaves = [p.requires_grad_(True) for p in theta]
+            for p, a in zip(leaves, acc, strict=True):
+                p.grad = a / n
+            _torch_clip(leaves, v)
+            opt.learning_rate = lrs[t]  # the rate of this step, as the scheduler sets it
+            grads = [p.grad + wd * p.detach() for p in leaves]
+            opt.apply_gradients(zip(grads, variables, strict=True))
+            acc = None
+        traj.append(flat([x.value for x in variables]))
+    return torch.stack(traj)
+
+
 def run_torch_rule(case: Case, problem: Problem = PROBLEM) -> Tensor:
     """Keras semantics of an optimizer only torch ships (see ``run_torch``)."""
     return run_torch(case, problem, keras_knobs=True)
@@ -842,6 +1094,12 @@ def _keras_optimizer(name: str, v: Mapping[str, Any]) -> Any:
         )
     if name == "adadelta":
         return o.Adadelta(learning_rate=lr, rho=v["rho"], epsilon=v["epsilon"], **common)
+    if name == "ftrl":
+        return o.Ftrl(
+            learning_rate=lr,
+            **{k: v[k] for k in FTRL_KNOBS},
+            **common,
+        )
     if name == "lion":
         return o.Lion(learning_rate=lr, beta_1=v["beta_1"], beta_2=v["beta_2"], **common)
     if name == "adafactor":
@@ -1072,6 +1330,7 @@ def oracle_trajectory(case: Case) -> Tensor:
         "formula": run_formula,
         "tfa": run_tfa,
         "torch-rule": run_torch_rule,
+        "keras-rule": run_keras_rule,
     }
     run = oracles[case.oracle_name]
     key = f"{case.oracle_name}:{case.id}"
@@ -1080,15 +1339,32 @@ def oracle_trajectory(case: Case) -> Tensor:
     return _ORACLE_RUNS[key]
 
 
+def ftrl_float32(case: Case) -> Case:
+    """Keras's Ftrl takes p and λ₁ (ops.power, ops.clip) and 2λ_sh (ops.multiply) as float32
+    Python floats: the case with those values, exactly as keras uses them."""
+    if case.optimizer != "ftrl":
+        return case
+    kwargs = dict(case.kwargs)
+    for name in ("learning_rate_power", "l1_regularization_strength"):
+        if name in kwargs:
+            kwargs[name] = float32(kwargs[name])
+    shrink = kwargs.get("l2_shrinkage_regularization_strength")
+    if shrink is not None:
+        kwargs["l2_shrinkage_regularization_strength"] = float32(2 * shrink) / 2
+    return replace(case, kwargs=kwargs)
+
+
 def compare(case: Case, form: str = "pure") -> tuple[Tensor, Tensor, float, float]:
     """(ours in ``form``, oracle, rtol, atol) for a case."""
     ref = oracle_trajectory(case)
+    if case.oracle_name == "keras-rule":  # keras's class, torch's knobs in float64 by hand
+        return run_ours(ftrl_float32(case), form=form, lr_map=float32), ref, KERAS_RTOL, ATOL
     if case.oracle_name == "keras":
         # keras.ops.clip turns the Python float clipvalue into float32 too.
         kwargs = {k: float32(v) if k == "clipvalue" else v for k, v in case.kwargs.items()}
         if case.optimizer == "adafactor":  # keras's ops.power takes it as float32
             kwargs["beta_2_decay"] = float32(case.kwargs.get("beta_2_decay", -0.8))
-        mirrored = replace(case, kwargs=kwargs)
+        mirrored = ftrl_float32(replace(case, kwargs=kwargs))
         # keras's Muon decays in the variables' dtype (its own _apply_weight_decay)
         wd_map = None if case.optimizer == "muon" else keras_decay
         ours = run_ours(mirrored, form=form, lr_map=float32, wd_map=wd_map)
@@ -1111,12 +1387,14 @@ FORM_CASES = [
 
 def missing_oracle(case: Case) -> str | None:
     """The test dependency a case's oracle needs and this environment lacks, if any."""
-    if case.oracle_name == "keras" and keras is None:
+    if case.oracle_name in ("keras", "keras-rule") and keras is None:
         return "keras"
     if (case.optimizer, case.oracle_name) == ("lion", "torch") and lion_pytorch is None:
         return "lion-pytorch"
     if (case.optimizer, case.oracle_name) == ("lamb", "torch") and torch_optimizer is None:
         return "torch-optimizer"
+    if case.optimizer == "prodigy" and prodigyopt is None:
+        return "prodigyopt"
     return None
 
 

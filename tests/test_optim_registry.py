@@ -34,6 +34,7 @@ NAMES = (
     "nesterov",
     "asgd",
     "adagrad",
+    "ftrl",
     "rmsprop",
     "rprop",
     "adadelta",
@@ -42,10 +43,12 @@ NAMES = (
     "adamw",
     "adamax",
     "radam",
+    "ademamix",
     "adafactor",
     "lamb",
     "lion",
     "muon",
+    "prodigy",
     "nadam",
     "nadamax",
 )  # family by family (optim/families)
@@ -101,6 +104,7 @@ KERAS_CLASSES = {
     "adamax": "Adamax",
     "nadam": "Nadam",
     "adamw": "AdamW",
+    "ftrl": "Ftrl",
     "lion": "Lion",
     "adafactor": "Adafactor",
     "lamb": "Lamb",
@@ -180,6 +184,24 @@ def test_lamb_torch_defaults_are_the_reference_defaults() -> None:
     assert values["debias"] is lib["debias"] is False
 
 
+def test_prodigy_defaults_are_the_reference_defaults() -> None:
+    """Neither library has Prodigy: both semantics take prodigyopt.Prodigy's defaults."""
+    prodigyopt = pytest.importorskip("prodigyopt")
+    lib = _signature_defaults(prodigyopt.Prodigy)
+    for semantics in SEMANTICS:
+        values = resolve("prodigy", semantics, {})
+        assert values["learning_rate"] == lib["lr"] == 1.0
+        assert (values["beta_1"], values["beta_2"]) == lib["betas"]
+        assert values["beta_3"] is lib["beta3"] is None
+        assert values["epsilon"] == lib["eps"]
+        assert values["decoupled_weight_decay"] is lib["decouple"] is True
+        assert values["use_bias_correction"] is lib["use_bias_correction"] is False
+        assert values["safeguard_warmup"] is lib["safeguard_warmup"] is False
+        assert values["d0"] == lib["d0"] and values["d_coef"] == lib["d_coef"]
+        assert values["growth_rate"] is None and lib["growth_rate"] == float("inf")
+    assert resolve("prodigy", "torch", {})["weight_decay"] == lib["weight_decay"]
+
+
 @pytest.mark.skipif(keras is None, reason="keras is not installed")
 @pytest.mark.parametrize("optimizer", list(KERAS_CLASSES))
 def test_keras_defaults_are_keras_defaults(optimizer: str) -> None:
@@ -212,6 +234,10 @@ NAME_CASES = [
     ("muon", "epsilon", ("epsilon",)),
     ("adafactor", "eps", ("epsilon_1", "epsilon_2")),
     ("rprop", "step_sizes", ("step_size_min", "step_size_max")),
+    ("prodigy", "decouple", ("decoupled_weight_decay",)),  # the reference's name
+    ("prodigy", "beta3", ("beta_3",)),
+    ("ademamix", "beta3_warmup", ("beta_3_warmup",)),  # the reference's name
+    ("ademamix", "betas", ("beta_1", "beta_2")),  # the reference's betas triple: and beta_3
 ]
 
 
@@ -292,6 +318,29 @@ BAD = [
     ("adafactor-d", "adafactor", "torch", {"d": 0.5}, r"adafactor \(torch.*clip_threshold >= 1"),
     ("adafactor-d0", "adafactor", "keras", {"clip_threshold": 0.0}, r"clip_threshold > 0"),
     ("adafactor-decay", "adafactor", "torch", {"beta2_decay": 0.8}, r"beta_2_decay <= 0"),
+    # what prodigyopt.Prodigy refuses (d0, lr, eps > 0; betas in [0, 1))
+    ("prodigy-d0", "prodigy", "torch", {"d0": 0.0}, r"prodigy.*d0 > 0"),
+    ("prodigy-eps", "prodigy", "torch", {"eps": 0.0}, r"prodigy.*epsilon > 0"),
+    ("prodigy-beta", "prodigy", "torch", {"betas": (0.9, 1.0)}, r"prodigy.*beta_2 < 1"),
+    ("prodigy-growth", "prodigy", "keras", {"growth_rate": 0.5}, r"prodigy.*growth_rate >= 1"),
+    ("prodigy-l2", "prodigy", "keras", {"decouple": False}, r"keras always decays"),
+    # what the reference AdEMAMix refuses (betas in [0, 1), alpha, eps, weight_decay >= 0)
+    ("ademamix-beta3", "ademamix", "torch", {"beta_3": 1.0}, r"ademamix.*beta_3 < 1"),
+    ("ademamix-alpha", "ademamix", "torch", {"alpha": -1.0}, r"ademamix.*alpha >= 0"),
+    ("ademamix-warmup", "ademamix", "keras", {"alpha_warmup": 0}, r"alpha_warmup >= 1"),
+    ("ademamix-steps", "ademamix", "torch", {"beta3_warmup": 2.5}, r"beta_3_warmup.*integer"),
+    # keras's ftrl_test.py test_invalid_*
+    ("ftrl-iav", "ftrl", "keras", {"initial_accumulator_value": -0.1}, r"ftrl.*value >= 0"),
+    ("ftrl-power", "ftrl", "keras", {"learning_rate_power": 0.1}, r"ftrl.*_power <= 0"),
+    ("ftrl-l1", "ftrl", "keras", {"l1_regularization_strength": -0.1}, r"ftrl.*strength >= 0"),
+    ("ftrl-l2", "ftrl", "torch", {"l2_regularization_strength": -0.1}, r"ftrl.*strength >= 0"),
+    (
+        "ftrl-shrink",
+        "ftrl",
+        "keras",
+        {"l2_shrinkage_regularization_strength": -0.1},
+        r"ftrl.*l2_shrinkage_regularization_strength >= 0",
+    ),
 ]
 
 # What the libraries refuse of the above, refused by the libraries too (same values).
@@ -307,6 +356,16 @@ LIBRARY_REFUSALS = [
     ("keras", "Lion", {"beta_1": -0.1}, "Argument `beta_1` must be in the \\[0, 1\\] range"),
     ("keras", "Lion", {"beta_1": 0.0}, "Received: beta_1=0.0"),
     ("keras", "Lion", {"beta_1": 1.1}, "Received: beta_1=1.1"),
+    ("keras", "Ftrl", {"initial_accumulator_value": -0.1}, "initial_accumulator_value=-0.1"),
+    ("keras", "Ftrl", {"learning_rate_power": 0.1}, "learning_rate_power=0.1"),
+    ("keras", "Ftrl", {"l1_regularization_strength": -0.1}, "l1_regularization_strength=-0.1"),
+    ("keras", "Ftrl", {"l2_regularization_strength": -0.1}, "l2_regularization_strength=-0.1"),
+    (
+        "keras",
+        "Ftrl",
+        {"l2_shrinkage_regularization_strength": -0.1},
+        "l2_shrinkage_regularization_strength=-0.1",
+    ),
 ]
 
 

@@ -197,11 +197,13 @@ def stack_hyperparameters(
     return out
 
 
-def state_slots(values: Mapping[str, Any]) -> int:
+def state_slots(values: Mapping[str, Any], optimizer: str | None = None) -> int:
     """Copies of the parameters an optimizer's state and step hold at most, for a memory
-    estimate: three for the rules (Adam with AMSGrad, centered RMSprop), one for the weights'
+    estimate: three for the rules (Adam with AMSGrad, centered RMSprop), or the optimizer's
+    own count where it is named and holds more (Prodigy's four), one for the weights'
     average, four for the copy a dynamically scaled step keeps to skip a trial."""
-    slots = 3 + (1 if values.get("use_ema") else 0)
+    rule = 3 if optimizer is None else max(3, optimizer_info(optimizer).state_copies)
+    slots = rule + (1 if values.get("use_ema") else 0)
     if values.get("dynamic_loss_scale"):
         slots += 1 + slots
     return slots

@@ -165,6 +165,8 @@ class OptimizerInfo:
             in the middle of its rule (torch's Adafactor reads θ before decaying it).
         hints: extra "did you mean" advice for names people use by mistake
             (``{"rho": "momentum"}`` for SGD momentum, which the seeds call rho).
+        state_copies: copies of the parameters the rule's state holds, where more than the
+            three ``build.state_slots`` assumes (Prodigy: θ₀, s, m, v).
     """
 
     name: str
@@ -178,6 +180,7 @@ class OptimizerInfo:
     decoupled_decay: bool = False
     own_weight_decay: bool = False
     hints: dict[str, str] = field(default_factory=dict)
+    state_copies: int = 3
 
     def defaults(self, semantics: Semantics) -> dict[str, Any]:
         """Every parameter's default under ``semantics``."""
