@@ -213,7 +213,10 @@ def choose_trials_per_batch(
         _free_memory(device)
         * MEMORY_FRACTION
         // bytes_per_trial(
-            model, dataset, train.batch_size, optim.state_slots(template.hyperparameters)
+            model,
+            dataset,
+            train.batch_size,
+            optim.state_slots(template.hyperparameters, template.optimizer),
         )
     )
     cap = int(max(1, min(waiting, fits, MAX_TRIALS_PER_BATCH)))

@@ -53,6 +53,7 @@ _FAMILY = {
     "rmsprop": "rmsprop",
     "adadelta": "adadelta",
     "lion": "sign",
+    "ftrl": "adagrad",  # with power -0.5 its steps shrink as AdaGrad's
 }
 # A sign method (Lion) steps by η in every coordinate, whatever the gradient's size: its
 # authors take η 3–10 times below AdamW's (Chen et al., 2023, section 5), so a function's
