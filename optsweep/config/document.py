@@ -267,11 +267,5 @@ def _row(key: str, declared: Setting, default: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    """A default as the README writes it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f"`{value}`"
-    return fmt(value)
+    """A default as the README writes it: a word in code style, any other value as `fmt`."""
+    return f"`{value}`" if isinstance(value, str) else fmt(value)
