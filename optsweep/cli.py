@@ -207,6 +207,16 @@ def device_or_exit(name: str) -> None:
         raise fail(str(error)) from None
 
 
+def imports_note(spec) -> str:
+    """What a run of ``spec`` would import and so run (a user's model file), said where a
+    command checks the file without running it."""
+    from optsweep.catalog import USER_MODEL
+
+    if spec.model.name != USER_MODEL:
+        return ""
+    return f"; a run imports {spec.model.options['module']} (its code runs then, not now)"
+
+
 @contextmanager
 def nothing_left_if_refused(folder: Path) -> Iterator[None]:
     """A refused command (exit 2) leaves no folder it created, unless a trial finished there:
@@ -313,7 +323,9 @@ def validate(
                 err_console.print(str(problem), highlight=False, soft_wrap=True, markup=False)
             continue
         size = f"search of {spec.search.trials} trials" if search else f"{len(expand(spec))} trials"
-        out_console.print(f"{file}: ok, {size}", highlight=False)
+        out_console.print(
+            f"{file}: ok, {size}{imports_note(spec)}", highlight=False, soft_wrap=True
+        )
     if bad:
         raise typer.Exit(2)
 
@@ -356,7 +368,9 @@ def run(
         trials = expand(spec)
         for index, trial in enumerate(trials, start=1):
             out_console.print(f"{index:4d}  {label_of(trial)}", highlight=False)
-        out_console.print(f"{len(trials)} trials", highlight=False)
+        out_console.print(
+            f"{len(trials)} trials{imports_note(spec)}", highlight=False, soft_wrap=True
+        )
         return
     from optsweep.runner import results_folder
     from optsweep.study import StorageError, storage_url

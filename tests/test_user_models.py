@@ -195,6 +195,23 @@ def test_what_the_generic_path_cannot_train_is_one_line(sweep: Path, tmp_path, n
     assert line.startswith("error: model.module ") and re.search(expected, line)
 
 
+def test_validate_and_dry_run_say_what_a_run_would_import_and_run_none_of_it(
+    sweep: Path, tmp_path: Path
+) -> None:
+    ran = tmp_path / "ran"
+    net = sweep.parent / "models" / "net.py"
+    net.write_text(f"open({str(ran)!r}, 'w').close()\n" + NET)  # leaves a trace when imported
+    module = f"{net.resolve()}:Net"
+    checked = runner.invoke(app, ["validate", str(sweep)])
+    assert checked.exit_code == 0, checked.output
+    assert f"ok, 4 trials; a run imports {module} (its code runs then, not now)" in checked.stdout
+    dry = runner.invoke(app, ["run", str(sweep), "--dry-run"])
+    assert dry.exit_code == 0 and f"4 trials; a run imports {module}" in dry.stdout
+    assert not ran.exists()
+    assert runner.invoke(app, ["run", str(sweep), "--out", str(tmp_path / "out")]).exit_code == 0
+    assert ran.exists()  # a run does import it
+
+
 def test_an_edited_model_file_is_refused_on_resume(sweep: Path, tmp_path: Path) -> None:
     out = ["--out", str(tmp_path / "out"), "--quiet"]
     assert runner.invoke(app, ["run", str(sweep), *out]).exit_code == 0
