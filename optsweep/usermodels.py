@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -103,10 +104,15 @@ def _refuse_what_depends_on_k(module: nn.Module, reference: str) -> None:
 _GLOBAL_RNG = threading.Lock()
 
 
-def _step_seed(x: Tensor, generator: torch.Generator | None) -> list[Tensor]:
-    """A training step's dropout seed, from the lane's generator (the same in every lane)."""
-    device = generator.device if generator is not None else x.device
-    return [torch.randint(0, 2**62, (), generator=generator, device=device)]
+def _step_seed(x: Tensor, generator: torch.Generator | None) -> list[int]:
+    """A training step's dropout seed, from the lane's generator (the same in every lane):
+    a hash of its state, which lives on the host even for a CUDA generator, then the
+    generator advanced by one draw left on the device — no read-back in the training loop."""
+    if generator is None:
+        generator = torch.Generator(device=x.device).manual_seed(0)
+    digest = hashlib.blake2b(generator.get_state().numpy().tobytes(), digest_size=8).digest()
+    torch.empty(1, device=generator.device).random_(generator=generator)
+    return [int.from_bytes(digest, "little") >> 2]
 
 
 def build_user_model(
