@@ -160,9 +160,7 @@ def build_user_model(
     # (engine.lanes_for) each need their own copy
     local = threading.local()
 
-    def run_one(*params: Tensor, x: Tensor) -> Tensor:
-        if not hasattr(local, "module"):
-            local.module = copy.deepcopy(template)
+    def run_one(*params: Tensor, x: Tensor) -> Tensor:  # local.module: made by forward
         return torch.func.functional_call(local.module, dict(zip(names, params, strict=True)), (x,))
 
     def forward(params: Sequence[Tensor], x: Tensor, masks: Any) -> Tensor:
