@@ -2,10 +2,10 @@
 
     model: {module: residual_cnn.py:ResidualCNN, args: {width: 16, blocks: 2}}
 
-Two stages of residual blocks (3x3 convolutions, identity shortcuts; a strided 1x1 shortcut
-where the width doubles), global average pooling, one linear layer: He et al.'s CIFAR ResNet
-shape without BatchNorm, which the generic path does not train yet (its running statistics
-are buffers).
+Two stages of residual blocks (3x3 convolutions, each followed by BatchNorm, identity
+shortcuts; a strided 1x1 shortcut where the width doubles), global average pooling, one linear
+layer: He et al.'s CIFAR ResNet shape, smaller. optsweep keeps each trial's BatchNorm running
+statistics apart, as if it trained alone.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from torch import Tensor, nn
 class Block(nn.Module):
     def __init__(self, channels_in: int, channels_out: int, stride: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels_in, channels_out, 3, stride=stride, padding=1)
-        self.conv2 = nn.Conv2d(channels_out, channels_out, 3, padding=1)
+        self.conv1 = nn.Conv2d(channels_in, channels_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels_out)
+        self.conv2 = nn.Conv2d(channels_out, channels_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels_out)
         self.shortcut = (
             nn.Conv2d(channels_in, channels_out, 1, stride=stride)
             if stride != 1 or channels_in != channels_out
@@ -26,13 +28,15 @@ class Block(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.conv2(F.relu(self.conv1(x))) + self.shortcut(x))
+        h = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(h)) + self.shortcut(x))
 
 
 class ResidualCNN(nn.Module):
     def __init__(self, width: int = 16, blocks: int = 2, classes: int = 10) -> None:
         super().__init__()
-        self.stem = nn.Conv2d(3, width, 3, padding=1)
+        self.stem = nn.Conv2d(3, width, 3, padding=1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(width)
         layers: list[nn.Module] = []
         for stage, channels in enumerate((width, 2 * width)):
             for i in range(blocks):
@@ -42,5 +46,5 @@ class ResidualCNN(nn.Module):
         self.head = nn.Linear(2 * width, classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.blocks(F.relu(self.stem(x)))
+        h = self.blocks(F.relu(self.stem_bn(self.stem(x))))
         return self.head(h.mean(dim=(2, 3)))

@@ -85,6 +85,12 @@ MODEL_TABLE: dict[str, ModelEntry] = {
     ),
     "2c2d": ModelEntry("DeepOBS Fashion-MNIST net", {"init": "torch"}, 1, cpu_trial_chunk=1),
     "3c3d": ModelEntry("DeepOBS CIFAR-10 net", {"init": "torch"}, 9, cpu_trial_chunk=1),
+    **{
+        f"resnet{depth}": ModelEntry(
+            f"He et al.'s CIFAR ResNet-{depth}, BatchNorm", {"init": "torch"}, 1, cpu_trial_chunk=1
+        )
+        for depth in (20, 32, 56)
+    },
 }
 """Every built-in model, one entry each."""
 MODELS: tuple[str, ...] = tuple(MODEL_TABLE)

@@ -139,7 +139,18 @@ def stack_initial_params(
     model: BatchedModel, seed: int, k: int, device: torch.device
 ) -> list[Tensor]:
     """K copies of the seed's initial parameters, stacked on a leading trial axis."""
-    return [p.to(device).unsqueeze(0).repeat(k, *([1] * p.ndim)) for p in model.init(seed)]
+    return _stacked(model.init(seed), k, device)
+
+
+def stack_initial_buffers(
+    model: BatchedModel, seed: int, k: int, device: torch.device
+) -> list[Tensor]:
+    """K copies of the seed's initial buffers (BatchNorm's statistics), one per trial."""
+    return _stacked(model.init_buffers(seed), k, device)
+
+
+def _stacked(tensors: Sequence[Tensor], k: int, device: torch.device) -> list[Tensor]:
+    return [t.to(device).unsqueeze(0).repeat(k, *([1] * t.ndim)) for t in tensors]
 
 
 # K is chosen between these when train.trials_per_batch is not set.
@@ -176,7 +187,9 @@ def bytes_per_trial(
     """Memory one trial needs in a step: parameters, gradients, the optimizer's state slots
     (``optim.state_slots``: the weights' average and a skip-copy included), and the
     activations autograd saves for one batch (counted, not guessed)."""
-    params = [p.to(dataset.train_x.device).requires_grad_() for p in model.init(0)]
+    device = dataset.train_x.device
+    params = [p.to(device).requires_grad_() for p in model.init(0)]
+    buffers = [b.to(device).unsqueeze(0) for b in model.init_buffers(0)]
     saved = 0
 
     def pack(t: Tensor) -> Tensor:
@@ -186,9 +199,10 @@ def bytes_per_trial(
 
     x = dataset.train_x[:batch_size]
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model.forward([p.unsqueeze(0) for p in params], x, train=True)
+        model.forward([p.unsqueeze(0) for p in params], x, buffers=buffers, train=True)
     copies = 2 + state_slots
-    return copies * 4 * model.num_params() + saved * max(1, batch_size // x.shape[0])
+    held = sum(b.numel() * b.element_size() for b in buffers)
+    return copies * 4 * model.num_params() + held + saved * max(1, batch_size // x.shape[0])
 
 
 def choose_trials_per_batch(
@@ -292,14 +306,20 @@ def per_trial_loss(logits: Tensor, labels: Tensor, label_smoothing: float = 0.0)
 
 @torch.no_grad()
 def evaluate(
-    model: BatchedModel, params: Sequence[Tensor], x: Tensor, y: Tensor, batch_size: int
+    model: BatchedModel,
+    params: Sequence[Tensor],
+    x: Tensor,
+    y: Tensor,
+    batch_size: int,
+    buffers: Sequence[Tensor] = (),
 ) -> tuple[Tensor, Tensor]:
-    """Mean test loss and accuracy of each trial, ``(K,)`` each, computed in chunks."""
+    """Mean test loss and accuracy of each trial, ``(K,)`` each, computed in chunks (the
+    model in evaluation mode: BatchNorm normalises with each trial's running statistics)."""
     loss_sum = torch.zeros(params[0].shape[0], device=x.device)
     correct = torch.zeros_like(loss_sum)
     for start in range(0, x.shape[0], batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        logits = model.forward(params, xb, train=False)
+        logits = model.forward(params, xb, buffers=buffers, train=False)
         loss_sum += per_trial_loss(logits, yb) * xb.shape[0]
         correct += (logits.argmax(dim=-1) == yb).sum(dim=1)
     return loss_sum / x.shape[0], correct / x.shape[0]
@@ -397,6 +417,7 @@ class _Lane:
         self,
         setup: _Setup,
         params: list[Tensor],
+        buffers: list[Tensor],
         state: object,
         hp: dict[str, Tensor],
         base_lr: Tensor,
@@ -406,6 +427,7 @@ class _Lane:
         k = base_lr.shape[0]
         self.setup = setup
         self.params = params
+        self.buffers = buffers  # the model's per-trial buffers (BatchNorm), updated in training
         self.state = state
         self.hp = hp
         self.base_lr = base_lr
@@ -424,6 +446,7 @@ class _Lane:
         lane = _Lane(
             self.setup,
             [p.detach().index_select(0, keep) for p in self.params],
+            [b.index_select(0, keep) for b in self.buffers],
             _select(self.state, keep, k),
             {n: v.index_select(0, keep) for n, v in self.hp.items()},
             self.base_lr.index_select(0, keep),
@@ -461,7 +484,9 @@ class _Lane:
             params = [p.requires_grad_() for p in self.params]
             x = setup.batch(idx, step)
             with setup.autocast():
-                logits = setup.model.forward(params, x, train=True, generator=self.dropout)
+                logits = setup.model.forward(
+                    params, x, buffers=self.buffers, train=True, generator=self.dropout
+                )
             losses = per_trial_loss(logits.float(), y_all[idx], setup.train.label_smoothing)
             scale = setup.loss_scale  # static, or each trial's dynamic scale
             if scale is None:
@@ -513,7 +538,12 @@ class _Lane:
         data, train = self.setup.dataset, self.setup.train
         weights = optim.evaluation_weights(self.state, self.params)  # use_ema: the average
         test_loss, test_acc = evaluate(
-            self.setup.model, weights, data.test_x, data.test_y, train.eval_batch_size
+            self.setup.model,
+            weights,
+            data.test_x,
+            data.test_y,
+            train.eval_batch_size,
+            self.buffers,
         )
         return dict(
             zip(
@@ -587,6 +617,7 @@ def _start(
     whole = _Lane(
         setup,
         params,
+        stack_initial_buffers(model, first.seed, len(trials), device),
         setup.make_kernel().init(params),
         hp,
         hp["learning_rate"],

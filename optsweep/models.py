@@ -31,6 +31,7 @@ kernels and zero biases, for comparing with a Keras paper or script.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -54,11 +55,13 @@ MaskFn = Callable[[Tensor, "torch.Generator | None"], list[Tensor]]
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One trial's parameter: its name (as in the reference ``nn.Module``), shape and init."""
+    """One trial's parameter or buffer: its name (as in the reference ``nn.Module``), shape,
+    init and dtype (a buffer's may be an integer type: BatchNorm's ``num_batches_tracked``)."""
 
     name: str
     shape: tuple[int, ...]
     init: Init = field(repr=False)
+    dtype: torch.dtype = torch.float32
 
 
 @dataclass(frozen=True, eq=False)  # holds tensors: compare by identity
@@ -67,6 +70,10 @@ class BatchedModel:
 
     ``init(seed)`` gives one trial's parameters; stack K of them (``init_stacked``) for
     ``forward``. ``param_names`` match the reference module's ``state_dict`` keys.
+
+    ``buffers`` are state a training forward updates in place and no optimizer touches
+    (BatchNorm's running statistics), stacked per trial as parameters are (``init_buffers``):
+    ``_forward`` receives the parameters followed by the buffers.
     """
 
     name: str
@@ -80,6 +87,7 @@ class BatchedModel:
     # Trials per batched call on CPU (None: all K at once). On CPU, grouped convs over many
     # trials are memory-bound and slower than a few trials at a time; see catalog.ModelEntry.
     cpu_trial_chunk: int | None = None
+    buffers: tuple[ParamSpec, ...] = ()
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -103,14 +111,11 @@ class BatchedModel:
         Depends only on ``seed``; draws in the reference module's construction order, so
         torch-default models equal ``torch.manual_seed(seed); Module()`` exactly.
         """
-        generator = torch.Generator().manual_seed(seed)
-        tensors = []
-        for spec in self.params:
-            t = torch.empty(spec.shape, dtype=torch.float32)
-            with torch.no_grad():
-                spec.init(t, generator)
-            tensors.append(t)
-        return tensors
+        return _drawn(self.params, seed)
+
+    def init_buffers(self, seed: int) -> list[Tensor]:
+        """One trial's buffers as the reference module starts them (seed ``seed``), CPU."""
+        return _drawn(self.buffers, seed)
 
     def init_stacked(
         self, seeds: Sequence[int], device: torch.device | str = "cpu"
@@ -124,6 +129,7 @@ class BatchedModel:
         params: Sequence[Tensor],
         x: Tensor,
         *,
+        buffers: Sequence[Tensor] = (),
         train: bool = False,
         generator: torch.Generator | None = None,
     ) -> Tensor:
@@ -132,9 +138,13 @@ class BatchedModel:
         ``params[i]`` is ``(K, *param_shapes[i])``. With ``train=True`` dropout (cnn) draws
         its masks from ``generator`` (on ``x``'s device), one mask per sample for all K.
         On CPU, conv models run ``cpu_trial_chunk`` trials per call (same result, faster).
+        ``buffers[i]`` is ``(K, *buffers[i].shape)``; a training forward updates them in place.
         """
-        if len(params) != len(self.params):
-            raise ValueError(f"{self.name}: expected {len(self.params)} tensors, got {len(params)}")
+        if len(params) != len(self.params) or len(buffers) != len(self.buffers):
+            raise ValueError(
+                f"{self.name}: expected {len(self.params)} parameters and {len(self.buffers)} "
+                f"buffers, got {len(params)} and {len(buffers)}"
+            )
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(
                 f"{self.name}: input batch has shape {tuple(x.shape)}, expected (B, "
@@ -144,12 +154,25 @@ class BatchedModel:
         k = params[0].shape[0]
         chunk = self.cpu_trial_chunk if x.device.type == "cpu" else None
         if chunk is None or chunk >= k:
-            return self._forward(params, x, masks)
-        # split (not slicing) so the backward pass concatenates the chunks' gradients once
-        pieces = zip(*(p.split(chunk) for p in params), strict=True)
+            return self._forward([*params, *buffers], x, masks)
+        # split (not slicing) so the backward pass concatenates the chunks' gradients once;
+        # a buffer's pieces are views, updated in place where they lie
+        pieces = zip(*(t.split(chunk) for t in (*params, *buffers)), strict=True)
         return torch.cat([self._forward(piece, x, masks) for piece in pieces])
 
     __call__ = forward
+
+
+def _drawn(specs: Sequence[ParamSpec], seed: int) -> list[Tensor]:
+    """Each spec's tensor, CPU, drawn in order from ``torch.Generator().manual_seed(seed)``."""
+    generator = torch.Generator().manual_seed(seed)
+    tensors = []
+    for spec in specs:
+        t = torch.empty(spec.shape, dtype=spec.dtype)
+        with torch.no_grad():
+            spec.init(t, generator)
+        tensors.append(t)
+    return tensors
 
 
 # ---------------------------------------------------------------------------------- batched layers
@@ -425,15 +448,43 @@ def _3c3d(input_shape: tuple[int, int, int], num_classes: int) -> _Built:
     return _Built(params, macs, forward)
 
 
+def _resnet(
+    depth: int, input_shape: tuple[int, int, int], num_classes: int, options: dict[str, Any]
+) -> BatchedModel:
+    """He et al.'s CIFAR ResNet-``depth`` (`optsweep.resnet`), a plain ``nn.Module`` trained K
+    trials at once through ``torch.func`` as a user's module is: BatchNorm's running
+    statistics are per trial, and a trial equals the module trained alone."""
+    from optsweep.resnet import CifarResNet
+    from optsweep.usermodels import module_model
+
+    args = {
+        "depth": depth,
+        "num_classes": num_classes,
+        "in_channels": input_shape[0],
+        "init": options["init"],
+    }
+    name = f"resnet{depth}"
+    return module_model(
+        CifarResNet, args, input_shape, num_classes, reference=name, name=name, options=options
+    )
+
+
 # ---------------------------------------------------------------------------------------- registry
 
 # Each built-in model's builder; what is known of it without torch: `catalog.MODEL_TABLE`.
-_BUILDERS: dict[str, Callable[[tuple[int, int, int], int, dict[str, Any]], _Built]] = {
+# A builder gives the hand-batched layers (`_Built`), or a `BatchedModel` of a plain module.
+_BUILDERS: dict[
+    str, Callable[[tuple[int, int, int], int, dict[str, Any]], _Built | BatchedModel]
+] = {
     "logreg": lambda shape, classes, options: _mlp(shape, classes, hidden=()),
     "mlp": lambda shape, classes, options: _mlp(shape, classes, hidden=options["hidden"]),
     "cnn": lambda shape, classes, options: _cnn(shape, classes, dropout=options["dropout"]),
     "2c2d": lambda shape, classes, options: _2c2d(shape, classes),
     "3c3d": lambda shape, classes, options: _3c3d(shape, classes),
+    **{
+        f"resnet{depth}": functools.partial(_resnet, depth)
+        for depth in (20, 32, 56)  # resnet.DEPTHS
+    },
 }
 
 
@@ -506,6 +557,8 @@ def build_model(
     resolved = _check_options(name, options)
     c_h_w = (shape[0], shape[1], shape[2])
     built = _BUILDERS[name](c_h_w, num_classes, resolved)
+    if isinstance(built, BatchedModel):
+        return dataclasses.replace(built, cpu_trial_chunk=entry.cpu_trial_chunk)
     params = _keras_defaults(built.params) if resolved["init"] == "keras" else built.params
     return BatchedModel(
         name=name,

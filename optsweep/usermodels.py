@@ -15,8 +15,15 @@ Dropout draws one mask per sample, shared by the K trials (``vmap(randomness="sa
 seed the lane's generator gives each training step: as the built-in models' masks, they do not
 depend on K. Evaluation runs the module in eval mode.
 
-Not yet: buffers (BatchNorm's running statistics) — a module with them is refused in one line,
-so that no trial's result depends on K or on its neighbours.
+Buffers (BatchNorm's running statistics and its ``num_batches_tracked``) are stacked per trial
+like the parameters and passed to ``functional_call`` beside them: a training forward updates
+each trial's own slice in place, batch statistics are each trial's own (``vmap`` normalises
+every trial over the shared batch separately), and evaluation normalises with each trial's
+running statistics. No trial's result depends on K or on its neighbours.
+
+Where ``vmap`` cannot run the module (data-dependent control flow, an in-place operation it
+refuses), the trials run one after another through the same ``functional_call``: the same
+results, one trial's speed (`BatchedModel.note` says so).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import functools
 import hashlib
 import importlib
 import importlib.util
+import logging
 import sys
 import threading
 from collections.abc import Sequence
@@ -36,6 +44,8 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["UserModelError", "build_user_model", "load_factory"]
+
+log = logging.getLogger(__name__)
 
 
 class UserModelError(ValueError):
@@ -73,12 +83,20 @@ def load_factory(reference: str) -> Any:
     return factory
 
 
-def _instance(factory: Any, args: dict[str, Any], seed: int, reference: str) -> nn.Module:
-    """``factory(**args)`` under ``torch.manual_seed(seed)``, the global generator restored."""
+def _instance(
+    factory: Any, args: dict[str, Any], seed: int, reference: str, shape: tuple[int, ...]
+) -> nn.Module:
+    """``factory(**args)`` under ``torch.manual_seed(seed)``, the global generator restored;
+    lazy layers (``nn.LazyLinear``…) materialised by one image, under the same seed, as the
+    first forward of a plain loop would."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:
             made = factory(**args)
+            if isinstance(made, nn.Module) and _has_lazy(made):
+                with torch.no_grad():
+                    made.eval()(torch.zeros(1, *shape))  # eval: no running statistic moves
+                made.train()
         except Exception as error:
             raise UserModelError(
                 f"model.module {reference!r} with args {args}: {type(error).__name__}: {error}"
@@ -90,13 +108,8 @@ def _instance(factory: Any, args: dict[str, Any], seed: int, reference: str) -> 
     return made
 
 
-def _refuse_what_depends_on_k(module: nn.Module, reference: str) -> None:
-    buffers = [name for name, _ in module.named_buffers()]
-    if buffers:
-        raise UserModelError(
-            f"model.module {reference!r} has buffers ({', '.join(buffers[:3])}…: BatchNorm's "
-            "running statistics?); the generic path does not train those yet"
-        )
+def _has_lazy(module: nn.Module) -> bool:
+    return any(isinstance(p, nn.parameter.UninitializedParameter) for p in module.parameters())
 
 
 # Dropout under vmap draws from the process's global generator: lanes training in threads
@@ -119,18 +132,42 @@ def build_user_model(
     reference: str, args: dict[str, Any], input_shape: Sequence[int], num_classes: int
 ) -> Any:
     """A `BatchedModel` running the user's module for K trials through ``torch.func``."""
+    return module_model(
+        load_factory(reference),
+        args,
+        input_shape,
+        num_classes,
+        reference=reference,
+        name="module",
+        options={"module": reference, "args": dict(args)},
+    )
+
+
+def module_model(
+    factory: Any,
+    args: dict[str, Any],
+    input_shape: Sequence[int],
+    num_classes: int,
+    *,
+    reference: str,
+    name: str,
+    options: dict[str, Any],
+    cpu_trial_chunk: int | None = None,
+) -> Any:
+    """A `BatchedModel` named ``name`` running ``factory(**args)``'s module for K trials;
+    ``reference`` names it in messages (the user's ``model.module``, or a built-in's name)."""
     from optsweep.models import BatchedModel, ParamSpec  # models imports this module lazily
 
-    factory = load_factory(reference)
-    base = _instance(factory, args, 0, reference)
-    _refuse_what_depends_on_k(base, reference)
-    names = [name for name, _ in base.named_parameters()]
-    shapes = [tuple(p.shape) for _, p in base.named_parameters()]
+    shape = tuple(int(s) for s in input_shape)
+    base = _instance(factory, args, 0, reference, shape)
+    params = dict(base.named_parameters())
+    buffers = dict(base.named_buffers())
+    names = [*params, *buffers]
 
     @functools.lru_cache(maxsize=8)
     def initial(seed: int) -> dict[str, Tensor]:
-        made = _instance(factory, args, seed, reference)
-        return {n: p.detach().float().clone() for n, p in made.named_parameters()}
+        made = _instance(factory, args, seed, reference, shape)
+        return {n: t.detach().clone() for n, t in (*made.named_parameters(), *made.named_buffers())}
 
     def init_from(name: str):
         def init(t: Tensor, generator: torch.Generator) -> None:
@@ -138,52 +175,96 @@ def build_user_model(
 
         return init
 
-    shape = tuple(int(s) for s in input_shape)
+    _check_output(base, shape, num_classes, reference)
+    macs = _macs_per_sample(base, shape)
+    random = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in base.modules())
+    template = base.to("meta")  # functional_call takes every tensor from the stacked ones
+    # functional_call swaps tensors into the module it is given: lanes training in threads
+    # (engine.lanes_for) each need their own copy
+    local = threading.local()
+
+    def run_one(*tensors: Tensor, x: Tensor) -> Tensor:  # local.module: made by forward
+        return torch.func.functional_call(
+            local.module, dict(zip(names, tensors, strict=True)), (x,)
+        )
+
+    def run(tensors: Sequence[Tensor], x: Tensor, randomness: str) -> Tensor:
+        one = functools.partial(run_one, x=x)
+        if vmapped:
+            return torch.vmap(one, randomness=randomness)(*tensors)
+        return torch.stack([one(*(t[i] for t in tensors)) for i in range(tensors[0].shape[0])])
+
+    def forward(tensors: Sequence[Tensor], x: Tensor, masks: Any) -> Tensor:
+        if not hasattr(local, "module"):
+            local.module = copy.deepcopy(template)
+        # masks: a training step's (a seed, or [] for a module drawing nothing)
+        local.module.train(masks is not None)  # dropout, BatchNorm: eval mode to evaluate
+        if not masks:
+            return run(tensors, x, "error")
+        devices = [x.device] if x.device.type == "cuda" else []
+        with _GLOBAL_RNG, torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(masks[0]))  # in a loop over trials, each draws these masks
+            return run(tensors, x, "same")
+
+    def training(x: Tensor, generator: torch.Generator | None) -> list[int]:
+        return _step_seed(x, generator) if random else []
+
+    vmapped = True
+    model = BatchedModel(
+        name=name,
+        input_shape=shape,  # type: ignore[arg-type]
+        num_classes=num_classes,
+        params=tuple(ParamSpec(n, tuple(p.shape), init_from(n)) for n, p in params.items()),
+        macs_per_sample=macs,
+        options=options,
+        _forward=forward,
+        _masks=training,
+        cpu_trial_chunk=cpu_trial_chunk,
+        buffers=tuple(
+            ParamSpec(n, tuple(b.shape), init_from(n), b.dtype) for n, b in buffers.items()
+        ),
+    )
+    vmapped = _runs_under_vmap(model, reference)
+    return model
+
+
+def _check_output(module: nn.Module, shape: tuple[int, ...], classes: int, reference: str) -> None:
+    """Refuse, in one line, a module that fails on two images or returns other than logits."""
     probe = torch.zeros(2, *shape)
     with torch.no_grad():
         try:
-            out = base(probe)
+            out = module.eval()(probe)
         except Exception as error:
             raise UserModelError(
                 f"model.module {reference!r} fails on images {probe.shape}: "
                 f"{type(error).__name__}: {error}"
             ) from error
-    if tuple(out.shape) != (2, num_classes):
+    if tuple(out.shape) != (2, classes):
         raise UserModelError(
             f"model.module {reference!r} returns {tuple(out.shape)} for images "
-            f"{tuple(probe.shape)}; expected logits (B, {num_classes})"
+            f"{tuple(probe.shape)}; expected logits (B, {classes})"
         )
-    macs = _macs_per_sample(base, shape)
-    random = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in base.modules())
-    template = base.to("meta")  # functional_call takes every tensor from the stacked params
-    # functional_call swaps tensors into the module it is given: lanes training in threads
-    # (engine.lanes_for) each need their own copy
-    local = threading.local()
 
-    def run_one(*params: Tensor, x: Tensor) -> Tensor:  # local.module: made by forward
-        return torch.func.functional_call(local.module, dict(zip(names, params, strict=True)), (x,))
 
-    def forward(params: Sequence[Tensor], x: Tensor, masks: Any) -> Tensor:
-        if not hasattr(local, "module"):
-            local.module = copy.deepcopy(template)
-        local.module.train(masks is not None)  # dropout and the like: eval mode to evaluate
-        if masks is None or not random:
-            return torch.vmap(functools.partial(run_one, x=x))(*params)
-        devices = [x.device] if x.device.type == "cuda" else []
-        with _GLOBAL_RNG, torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(masks[0]))
-            return torch.vmap(functools.partial(run_one, x=x), randomness="same")(*params)
-
-    return BatchedModel(
-        name="module",
-        input_shape=shape,  # type: ignore[arg-type]
-        num_classes=num_classes,
-        params=tuple(ParamSpec(n, s, init_from(n)) for n, s in zip(names, shapes, strict=True)),
-        macs_per_sample=macs,
-        options={"module": reference, "args": dict(args)},
-        _forward=forward,
-        _masks=_step_seed if random else None,
-    )
+def _runs_under_vmap(model: Any, reference: str) -> bool:
+    """Whether ``vmap`` runs two trials of ``model`` forward and backward, training; if not,
+    say in one line that its trials train one after another."""
+    params = [torch.stack([t, t]).requires_grad_() for t in model.init(0)]
+    buffers = [torch.stack([b, b]) for b in model.init_buffers(0)]
+    x = torch.zeros(2, *model.input_shape)
+    try:
+        model.forward(params, x, buffers=buffers, train=True).sum().backward()
+    except Exception as error:  # vmap's refusals are RuntimeErrors and ValueErrors alike
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        log.warning(
+            "model.module %r: torch.vmap cannot run it (%s: %s); its trials train one "
+            "after another (the same results, one trial's speed)",
+            reference,
+            type(error).__name__,
+            first[:160],
+        )
+        return False
+    return True
 
 
 def _macs_per_sample(module: nn.Module, shape: tuple[int, ...]) -> int:
@@ -192,5 +273,5 @@ def _macs_per_sample(module: nn.Module, shape: tuple[int, ...]) -> int:
 
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        module(torch.zeros(1, *shape))
+        module.eval()(torch.zeros(1, *shape))  # eval: BatchNorm takes a single image
     return max(1, counter.get_total_flops() // 2)

@@ -180,14 +180,15 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         HEAD + "model: {name: nlp, hidden: [8]}\n" + BLOCK,
         (
             "F:3: model.name: unknown model 'nlp'; did you mean 'mlp'? valid: logreg, mlp, cnn, "
-            "2c2d, 3c3d",
+            "2c2d, 3c3d, resnet20, resnet32, resnet56",
         ),
     ),
     (
         "model-list",
         HEAD + "model: [mlp]\n" + BLOCK,
         (
-            "F:3: model: expected a model name (logreg, mlp, cnn, 2c2d, 3c3d) or a mapping "
+            "F:3: model: expected a model name (logreg, mlp, cnn, 2c2d, 3c3d, resnet20, resnet32, "
+            "resnet56) or a mapping "
             '{name: mlp, ...options}, got a list ["mlp"]',
         ),
     ),

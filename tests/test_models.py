@@ -323,7 +323,16 @@ def test_shapes(name, shape, options, dense) -> None:
 
 @pytest.mark.parametrize(
     ("name", "shape", "count"),
-    [("cnn", MNIST, 1_199_882), ("2c2d", MNIST, 3_274_634), ("3c3d", CIFAR, 895_210)],
+    [
+        ("cnn", MNIST, 1_199_882),
+        ("2c2d", MNIST, 3_274_634),
+        ("3c3d", CIFAR, 895_210),
+        # He et al. 2016, table 6: 0.27M, 0.46M, 0.85M (akamaster/pytorch_resnet_cifar10's
+        # exact counts)
+        ("resnet20", CIFAR, 269_722),
+        ("resnet32", CIFAR, 464_154),
+        ("resnet56", CIFAR, 853_018),
+    ],
 )
 def test_parameter_counts_match_published(name, shape, count) -> None:
     assert build_model(name, shape, 10).num_params() == count
@@ -342,7 +351,8 @@ def test_flops_per_sample_by_hand() -> None:
 @pytest.mark.parametrize(
     ("name", "options", "message"),
     [
-        ("resnet", {}, "valid: logreg, mlp, cnn, 2c2d, 3c3d"),
+        ("resnet", {}, "valid: logreg, mlp, cnn, 2c2d, 3c3d, resnet20, resnet32, resnet56"),
+        ("resnet20", {"depth": 32}, "no option 'depth'; valid options: init"),
         ("mlp", {"hiden": [3]}, "no option 'hiden'; valid options: hidden"),
         ("cnn", {"hidden": [3]}, "valid options: dropout"),
         ("3c3d", {"dropout": True}, "valid options: init"),
@@ -378,3 +388,34 @@ def test_every_model_of_the_table_has_a_builder_and_builds_within_its_entry() ->
             small = entry.min_size - 1
             with pytest.raises(ValueError, match=f"at least {entry.min_size}x"):
                 build_model(name, (1, small, small), 10)
+
+
+# ------------------------------------------------------------------------------------------ resnet
+
+
+@pytest.mark.parametrize("init", INITS)
+def test_resnet_trials_equal_the_plain_module_training_and_evaluating(init: str) -> None:
+    """K = 3 ResNet-20 trials in one call: each trial's logits, gradients and BatchNorm
+    statistics are the plain ``CifarResNet`` module's under its seed, in training (batch
+    statistics, running ones updated) and in evaluation (running statistics)."""
+    from optsweep.resnet import CifarResNet
+
+    model = build_model("resnet20", CIFAR, 10, init=init)
+    x = torch.randn(8, *CIFAR, generator=torch.Generator().manual_seed(2))
+    y = torch.arange(8) % 10
+    params = [p.requires_grad_() for p in model.init_stacked(SEEDS)]
+    buffers = [torch.stack(ts) for ts in zip(*map(model.init_buffers, SEEDS), strict=True)]
+    out = model.forward(params, x, buffers=buffers, train=True)
+    F.cross_entropy(out.flatten(0, 1), y.repeat(len(SEEDS)), reduction="sum").backward()
+    evaluated = model.forward(params, x, buffers=buffers)
+    for k, seed in enumerate(SEEDS):
+        torch.manual_seed(seed)
+        plain = CifarResNet(20, init=init)
+        F.cross_entropy(plain(x), y, reduction="sum").backward()
+        named = dict(plain.named_parameters())
+        for name, p in zip(model.param_names, params, strict=True):
+            torch.testing.assert_close(p.grad[k], named[name].grad, rtol=1e-4, atol=1e-5)
+        for spec, b in zip(model.buffers, buffers, strict=True):
+            torch.testing.assert_close(b[k], plain.get_buffer(spec.name))
+        with torch.no_grad():
+            torch.testing.assert_close(evaluated[k], plain.eval()(x), rtol=1e-4, atol=1e-5)

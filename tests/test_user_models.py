@@ -35,8 +35,30 @@ class Net(nn.Module):
         return self.body(x)
 
 
-def with_batchnorm():
-    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.LazyLinear(10))
+def with_batchnorm(hidden=16):
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+        nn.LazyLinear(hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, 10),
+    )
+
+
+class Branching(nn.Module):
+    # data-dependent control flow: vmap refuses it, its trials train one after another
+
+    def __init__(self, hidden=16):
+        super().__init__()
+        self.first = nn.Linear(784, hidden)
+        self.last = nn.Linear(hidden, 10)
+
+    def forward(self, x):
+        h = self.first(x.flatten(1))
+        if h.mean() > 0:
+            h = h.relu()
+        return self.last(h)
+
+
+def wrong_output():
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 3))
 
 
 def with_dropout():
@@ -75,19 +97,35 @@ def build(spec):
     )
 
 
-def test_a_trial_equals_a_plain_pytorch_loop(sweep: Path) -> None:
+def load_net_file(sweep: Path, name: str):
+    import importlib.util
+
+    loader = importlib.util.spec_from_file_location(name, sweep.parent / "models" / "net.py")
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return module
+
+
+# A plain nn.Module, one with BatchNorm (running statistics per trial, a lazy layer), one vmap
+# refuses (data-dependent control flow: trained trial by trial).
+MODULES = ["Net", "with_batchnorm", "Branching"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_a_trial_equals_a_plain_pytorch_loop(sweep: Path, name: str) -> None:
+    sweep.write_text(SWEEP.replace("net.py:Net", f"net.py:{name}"))
     spec = load_sweep(sweep)
     data, model = build(spec)
     trial = expand(spec)[0]  # sgd lr 0.1, seed 0
     (ours,) = train_batch(data, model, [trial], spec.train, device=torch.device("cpu"))
-    # the loop a user writes: the module under the trial's seed, the engine's batch order
-    import importlib.util
-
-    loader = importlib.util.spec_from_file_location("net", sweep.parent / "models" / "net.py")
-    module = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(module)
+    # the loop a user writes: the module under the trial's seed (a lazy layer materialised by
+    # a first image), the engine's batch order, evaluation in eval mode
+    module = load_net_file(sweep, f"net_{name}")
     torch.manual_seed(trial.seed)
-    net = module.Net(hidden=12)
+    net = getattr(module, name)(hidden=12)
+    with torch.no_grad():
+        net.eval()(data.train_x[:1])
+    net.train()
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     order = torch.Generator().manual_seed(trial.seed)
     for epoch in range(spec.train.epochs):
@@ -98,11 +136,14 @@ def test_a_trial_equals_a_plain_pytorch_loop(sweep: Path) -> None:
             F.cross_entropy(net(data.train_x[idx]), data.train_y[idx]).backward()
             opt.step()
         with torch.no_grad():
-            test_loss = F.cross_entropy(net(data.test_x), data.test_y).item()
+            test_loss = F.cross_entropy(net.eval()(data.test_x), data.test_y).item()
+        net.train()
         assert math.isclose(ours.epochs[epoch].test_loss, test_loss, rel_tol=1e-5)
 
 
-def test_results_do_not_depend_on_k(sweep: Path) -> None:
+@pytest.mark.parametrize("name", MODULES)
+def test_results_do_not_depend_on_k(sweep: Path, name: str) -> None:
+    sweep.write_text(SWEEP.replace("net.py:Net", f"net.py:{name}"))
     spec = load_sweep(sweep)
     data, model = build(spec)
     trials = expand(spec)
@@ -137,11 +178,7 @@ def test_dropout_masks_do_not_depend_on_k(sweep: Path) -> None:
 def test_trials_with_one_seed_start_from_the_modules_own_initialisation(sweep: Path) -> None:
     spec = load_sweep(sweep)
     _, model = build(spec)
-    import importlib.util
-
-    loader = importlib.util.spec_from_file_location("net2", sweep.parent / "models" / "net.py")
-    module = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(module)
+    module = load_net_file(sweep, "net2")
     for seed in (0, 7):
         torch.manual_seed(seed)
         reference = [p.detach() for p in module.Net(hidden=12).parameters()]
@@ -181,7 +218,7 @@ def test_a_wrong_reference_is_one_line_and_validating_runs_no_code(
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("with_batchnorm", r"has buffers \(1\.running_mean"),
+        ("wrong_output", r"returns \(2, 3\) for images \(2, 1, 28, 28\); expected logits"),
         ("not_a_module", "gave a int, not a torch.nn.Module"),
         ("Missing", "has no 'Missing'"),
     ],
@@ -220,3 +257,38 @@ def test_an_edited_model_file_is_refused_on_resume(sweep: Path, tmp_path: Path) 
     again = runner.invoke(app, ["run", str(sweep), *out])
     assert again.exit_code == 2
     assert "was trained with model.sha256 = " in again.stderr
+
+
+def test_batchnorm_statistics_are_each_trials_own(sweep: Path) -> None:
+    """Two trials with different learning rates train side by side: each trial's running
+    statistics are those it would have alone, and they moved from BatchNorm's initial 0 / 1."""
+    sweep.write_text(SWEEP.replace("net.py:Net", "net.py:with_batchnorm"))
+    spec = load_sweep(sweep)
+    data, model = build(spec)
+    names = [b.name for b in model.buffers]
+    assert names == [
+        "1.running_mean", "1.running_var", "1.num_batches_tracked",
+        "6.running_mean", "6.running_var", "6.num_batches_tracked",
+    ]  # fmt: skip
+    buffers = [b.unsqueeze(0).repeat(2, *[1] * b.ndim) for b in model.init_buffers(0)]
+    params = [p.requires_grad_() for p in model.init_stacked([0, 0])]
+    model.forward(params, data.train_x[:64], buffers=buffers, train=True)
+    assert buffers[2].tolist() == [1, 1] and buffers[2].dtype == torch.int64
+    assert not torch.equal(buffers[0][0], torch.zeros(4))
+    alone = [b.unsqueeze(0) for b in model.init_buffers(0)]
+    model.forward([p[:1] for p in params], data.train_x[:64], buffers=alone, train=True)
+    for pair, single in zip(buffers, alone, strict=True):
+        assert torch.allclose(pair[1], single[0]) and torch.allclose(pair[0], single[0])
+
+
+def test_a_module_vmap_refuses_says_so_in_one_line(sweep: Path, caplog) -> None:
+    sweep.write_text(SWEEP.replace("net.py:Net", "net.py:Branching"))
+    spec = load_sweep(sweep)
+    with caplog.at_level("WARNING", logger="optsweep.usermodels"):
+        build(spec)
+    [record] = caplog.records
+    message = record.getMessage()
+    assert "\n" not in message and "torch.vmap cannot run it" in message
+    assert message.endswith(
+        "its trials train one after another (the same results, one trial's speed)"
+    )
