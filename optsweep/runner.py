@@ -141,7 +141,9 @@ def trial_meaning(spec: SweepSpec) -> dict[str, Any]:
         options = dict(spec.model.options)
     train = dataclasses.asdict(spec.train)
     record = {
-        "dataset": spec.dataset,
+        # A user's file by its name and bytes, not its path: a stored config holds the path
+        # resolved, the file as written may be relative, and a moved file means the same.
+        "dataset": spec.dataset if spec.files is None else Path(spec.files).name,
         **({"dataset.sha256": file_digest(spec.files)} if spec.files is not None else {}),
         "subset.train": spec.subset_train,
         "subset.test": spec.subset_test,
