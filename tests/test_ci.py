@@ -6,7 +6,9 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
+from test_data import EMNIST_NAMES, fake_mnist, write_cifar100, write_idx, write_mnist
 from typer.testing import CliRunner
 
 from optsweep import runner as runner_module
@@ -107,3 +109,65 @@ def test_junit_time_is_each_trials_share_of_its_batch(seconds, trials_in_batch, 
     suite = ET.fromstring(junit_xml([one, one], "t")).find("testsuite")
     assert suite.find("testcase").get("time") == case_time
     assert float(suite.get("time")) == pytest.approx(2 * float(case_time))
+
+
+# ---------------------------------------------- the newer models and data sets as smoke runs
+
+NEW_SWEEP = """\
+name: new
+dataset: {dataset}
+data: {data}
+model: {model}
+train: {{batch_size: 16}}
+optimizers:
+  - name: adam
+    grid: {{lr: [0.01, 0.001]}}
+  - name: momentum
+    grid: {{lr: [0.1]}}
+"""
+
+
+def write_kmnist(folder: Path) -> None:
+    write_mnist(folder / "KMNIST" / "raw", fake_mnist(64, 64, seed=5))
+
+
+def write_emnist(folder: Path) -> None:
+    rng = np.random.default_rng(6)
+    for images, labels in EMNIST_NAMES.values():
+        write_idx(folder / "emnist" / images, rng.integers(0, 256, (64, 28, 28), np.uint8), True)
+        write_idx(folder / "emnist" / labels, rng.integers(0, 47, 64).astype(np.uint8), True)
+
+
+def write_cifar100_files(folder: Path) -> None:
+    write_cifar100(folder / "cifar-100-python", n=64)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "write", "model", "data"),
+    [
+        ("kmnist", write_kmnist, "cnn", "{}"),
+        ("emnist-balanced", write_emnist, "2c2d", "{}"),
+        ("cifar100", write_cifar100_files, "resnet20", "{crop_padding: 4, flip: true}"),
+        ("cifar100", write_cifar100_files, "{name: resnet32, init: keras}", "{flip: true}"),
+    ],
+    ids=["kmnist-cnn", "emnist-2c2d", "cifar100-resnet20-augmented", "cifar100-resnet32-keras"],
+)
+def test_newer_models_and_data_sets_train_as_smoke_runs(tmp_path, dataset, write, model, data):
+    write(tmp_path / "data")  # each set's published files, a few images
+    config = tmp_path / "new.yaml"
+    config.write_text(NEW_SWEEP.format(dataset=dataset, model=model, data=data))
+    extra = ("--smoke-steps", "1", "--data-dir", str(tmp_path / "data"))
+    result, junit = run_smoke(config, tmp_path, *extra)
+    assert result.exit_code == 0, result.output
+    cases = ET.parse(junit).getroot().find("testsuite").findall("testcase")
+    assert len(cases) == 3
+    assert all("status: complete" in c.find("system-out").text for c in cases)
+
+
+def test_the_shipped_resnet20_config_trains_as_a_smoke_run(tmp_path):
+    config = REPO / "configs" / "cifar10-resnet20.yaml"
+    result, junit = run_smoke(config, tmp_path, "--smoke-steps", "1")
+    assert result.exit_code == 0, result.output
+    cases = ET.parse(junit).getroot().find("testsuite").findall("testcase")
+    assert len(cases) == len(expand(load_sweep(config))) == 9
+    assert all("status: complete" in c.find("system-out").text for c in cases)
