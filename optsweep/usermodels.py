@@ -188,11 +188,24 @@ def module_model(
             local.module, dict(zip(names, tensors, strict=True)), (x,)
         )
 
-    def run(tensors: Sequence[Tensor], x: Tensor, randomness: str) -> Tensor:
+    def run(tensors: Sequence[Tensor], x: Tensor, seed: int | None) -> Tensor:
+        """The trials' logits; ``seed`` seeds a training step's dropout masks, drawn once per
+        sample and shared by the trials (``randomness="same"``), as each trial alone draws
+        them."""
         one = functools.partial(run_one, x=x)
-        if vmapped:
-            return torch.vmap(one, randomness=randomness)(*tensors)
-        return torch.stack([one(*(t[i] for t in tensors)) for i in range(tensors[0].shape[0])])
+        trials = tensors[0].shape[0]
+        if vmapped and trials > 1:
+            if seed is not None:
+                torch.manual_seed(seed)
+            return torch.vmap(one, randomness="error" if seed is None else "same")(*tensors)
+        # One trial (a CPU chunk of 1: vmap only costs there) or a module vmap refuses: plain
+        # calls on each trial's slices (BatchNorm updates its running statistics in place).
+        logits = []
+        for i in range(trials):
+            if seed is not None:
+                torch.manual_seed(seed)
+            logits.append(one(*(t[i] for t in tensors)))
+        return torch.stack(logits)
 
     def forward(tensors: Sequence[Tensor], x: Tensor, masks: Any) -> Tensor:
         if not hasattr(local, "module"):
@@ -200,11 +213,10 @@ def module_model(
         # masks: a training step's (a seed, or [] for a module drawing nothing)
         local.module.train(masks is not None)  # dropout, BatchNorm: eval mode to evaluate
         if not masks:
-            return run(tensors, x, "error")
+            return run(tensors, x, None)
         devices = [x.device] if x.device.type == "cuda" else []
         with _GLOBAL_RNG, torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(masks[0]))  # in a loop over trials, each draws these masks
-            return run(tensors, x, "same")
+            return run(tensors, x, int(masks[0]))
 
     def training(x: Tensor, generator: torch.Generator | None) -> list[int]:
         return _step_seed(x, generator) if random else []

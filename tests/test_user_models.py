@@ -67,6 +67,10 @@ def with_dropout():
     )
 
 
+def branching_with_dropout():
+    return nn.Sequential(nn.Dropout(0.2), Branching())
+
+
 def not_a_module():
     return 3
 """
@@ -157,8 +161,9 @@ def test_results_do_not_depend_on_k(sweep: Path, name: str) -> None:
             assert math.isclose(a.test_loss, b.test_loss, rel_tol=1e-4)
 
 
-def test_dropout_masks_do_not_depend_on_k(sweep: Path) -> None:
-    sweep.write_text(SWEEP.replace("net.py:Net, args: {hidden: 12}", "net.py:with_dropout"))
+@pytest.mark.parametrize("name", ["with_dropout", "branching_with_dropout"])  # vmap, a loop
+def test_dropout_masks_do_not_depend_on_k(sweep: Path, name: str) -> None:
+    sweep.write_text(SWEEP.replace("net.py:Net, args: {hidden: 12}", f"net.py:{name}"))
     spec = load_sweep(sweep)
     data, model = build(spec)
     trials = [t for t in expand(spec) if t.params["learning_rate"] < 1]
