@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 import sys
 from collections.abc import Iterator
@@ -20,9 +21,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-# Off a terminal (pipes, CI logs) Rich would wrap at 80 columns; tables need more.
-out_console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def console_width(stream) -> int | None:
+    """A terminal's own width (None: Rich reads it), else ``COLUMNS``, else 120: CI logs are
+    read in wide windows, and tables fit themselves to whatever this gives."""
+    if stream.isatty() or os.environ.get("COLUMNS", "").isdigit():
+        return None
+    return 120
+
+
+out_console = Console(width=console_width(sys.stdout))
+err_console = Console(stderr=True, width=console_width(sys.stderr))
 
 ConfigArg = Annotated[Path, typer.Argument(help="Sweep YAML file.", show_default=False)]
 SetOpt = Annotated[
@@ -418,7 +428,9 @@ def show_result(records, name: str, target, config) -> None:
     from optsweep.report import answer_lines, answer_of, rich_table
     from optsweep.stats import summarize
 
-    out_console.print(rich_table(records, limit=20, title=f"{name}: best first", target=target))
+    title = f"{name}: best first"
+    table = rich_table(records, limit=20, title=title, target=target, width=out_console.width)
+    out_console.print(table)
     for line in answer_lines(answer_of(records, summarize(records), target, config)):
         style = "yellow" if line.startswith("warning:") else None
         out_console.print(line, style=style, highlight=False, soft_wrap=True)
@@ -589,6 +601,8 @@ def report(
         chosen = None if target is None else parse_target(target)
     except ValueError as error:
         raise fail(f"--target {target}: {error}") from None
+    if storage is None and not folder.is_dir():
+        raise fail(f"{folder}: no such folder (a results folder is results/<name>)")
     if storage is None and not (folder / "study.db").exists():
         raise fail(f"{folder}: no study.db here; give --storage URL for a remote study")
     url = storage or sqlite_url(folder)
@@ -644,7 +658,11 @@ def optimizers(
     if name is None:
         out_console.print(registry_table())
     elif name not in OPTIMIZERS:
-        raise fail(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+        import difflib
+
+        close = difflib.get_close_matches(name, OPTIMIZERS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise fail(f"unknown optimizer {name!r}; {hint}choose one of: {', '.join(OPTIMIZERS)}")
     else:
         out_console.print(optimizer_details(name))
 

@@ -40,7 +40,7 @@ class Progress(Protocol):
     def batch(self, labels: list[str], epochs: int) -> None: ...
     def step(self, epoch: int, step: int, steps: int) -> None: ...
     def finished(self, trials: list[Finished]) -> None: ...
-    def stop(self) -> None: ...
+    def stop(self, interrupted: bool = False) -> None: ...
 
 
 class QuietProgress:
@@ -50,7 +50,7 @@ class QuietProgress:
     def batch(self, labels: list[str], epochs: int) -> None: ...
     def step(self, epoch: int, step: int, steps: int) -> None: ...
     def finished(self, trials: list[Finished]) -> None: ...
-    def stop(self) -> None: ...
+    def stop(self, interrupted: bool = False) -> None: ...
 
 
 class LineProgress:
@@ -79,8 +79,9 @@ class LineProgress:
                 highlight=False,
             )
 
-    def stop(self) -> None:
-        self.console.print(f"done in {time.perf_counter() - self.started:.1f} s")
+    def stop(self, interrupted: bool = False) -> None:
+        seconds = time.perf_counter() - self.started
+        self.console.print(f"{'stopped after' if interrupted else 'done in'} {seconds:.1f} s")
 
 
 class RichProgress:
@@ -91,7 +92,9 @@ class RichProgress:
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("[dim]elapsed[/dim]"),
             TimeElapsedColumn(),
+            TextColumn("[dim]left[/dim]"),
             TimeRemainingColumn(),
         )
         self.overall = RichBar(*columns, console=console)
@@ -138,7 +141,7 @@ class RichProgress:
         self.best = sorted(self.best + done, key=lambda t: -t.test_accuracy)[:5]
         self.live.update(self._render())
 
-    def stop(self) -> None:
+    def stop(self, interrupted: bool = False) -> None:
         """The last frame stays on screen without the batch bar: no batch is running."""
         self.live.update(self._render(running=False), refresh=True)
         self.live.stop()

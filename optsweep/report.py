@@ -13,7 +13,9 @@ from typing import Any
 
 import optuna
 import yaml
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from optsweep.config import DataSpec, Target, TrainSpec, dataset_label, target_of
 from optsweep.config.schema import meaning_keys
@@ -393,21 +395,95 @@ def write_table_md(
         temporary.write_text("\n".join(lines) + "\n")
 
 
+# The terminal table's columns that carry the answer: never dropped, never cut.
+ANSWER_COLUMNS = ("rank", "optimizer", "semantics", "seed", "test acc", "status")
+# Dropped, in this order, from a terminal table wider than the terminal (table.md keeps them).
+SPARE_COLUMNS = ("s/trial", "train loss", "best acc", "test loss", "reached")
+# Never folded into the line above the table, even when every shown row holds the same.
+UNFOLDED = ("rank", "test acc")
+
+
+@dataclass(frozen=True)
+class FittedTable:
+    """A table cut to a terminal's width: ``folded`` holds ``name value`` of the columns every
+    row shares (printed above the table), ``dropped`` the spare columns left out."""
+
+    header: list[str]
+    rows: list[list[str]]
+    folded: list[str]
+    dropped: list[str]
+
+
+def table_width(header: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
+    """Rich's width of a boxed table with one space of padding each side of every cell."""
+    widths = [
+        max(len(str(c)) for c in (name, *(row[i] for row in rows))) for i, name in enumerate(header)
+    ]
+    return sum(w + 3 for w in widths) + 1
+
+
+def fit_table(header: list[str], rows: list[list[str]], width: int) -> FittedTable:
+    """Fold the columns every row shares into a line, drop the empty ones, then drop spare
+    columns (`SPARE_COLUMNS`, in order) until the table fits ``width``."""
+    keep, folded = [], []
+    for i, name in enumerate(header):
+        values = {str(row[i]) for row in rows}
+        if name in UNFOLDED or len(rows) < 2 or len(values) > 1:
+            keep.append(i)
+        elif values != {""}:
+            first = rows[0][i]
+            default = " (default)" if isinstance(first, DefaultValue) else ""
+            folded.append(f"{name} {first}{default}")
+    dropped: list[str] = []
+    for spare in SPARE_COLUMNS:
+        kept_header = [header[i] for i in keep]
+        if table_width(kept_header, [[row[i] for i in keep] for row in rows]) <= width:
+            break
+        if spare in kept_header:
+            keep.remove(header.index(spare))
+            dropped.append(spare)
+    return FittedTable(
+        header=[header[i] for i in keep],
+        rows=[[row[i] for i in keep] for row in rows],
+        folded=folded,
+        dropped=dropped,
+    )
+
+
 def rich_table(
     records: Sequence[TrialRecord],
     limit: int | None = None,
     title: str = "",
     target: Target | None = None,
-) -> Table:
-    """The ranked table for the terminal (top ``limit`` rows); defaults dimmed."""
+    width: int = 80,
+) -> Group:
+    """The ranked table for the terminal (top ``limit`` rows) fitted to ``width``
+    (`fit_table`): the columns that carry the answer whole, parameters wrapped where they
+    must; what every row shares on a line above it; defaults dimmed."""
     header, rows = table_rows(records, target)
-    table = Table(title=title or None, caption=SECONDS_NOTE.split(" (")[0] + "; dim: default")
-    for name in header:
+    fitted = fit_table(header, rows[:limit], width)
+    notes = []
+    if limit is not None and len(rows) > limit:
+        notes.append(f"the top {limit} of {len(rows)}; table.md has them all")
+    if "s/trial" in fitted.header:
+        notes.append(SECONDS_NOTE.split(" (")[0])
+    if fitted.dropped:
+        notes.append(f"left out to fit: {', '.join(fitted.dropped)} (in table.md)")
+    notes.append("dim: default")
+    table = Table(title=title or None, caption="; ".join(notes))
+    for name in fitted.header:
         right = name in ("rank", "seed", "s/trial", "reached")
-        table.add_column(name, justify="right" if right else "left")
-    for row in rows[:limit]:
+        answer = name in ANSWER_COLUMNS or name in SPARE_COLUMNS
+        table.add_column(
+            name,
+            justify="right" if right else "left",
+            no_wrap=answer,
+            overflow="ellipsis" if answer else "fold",
+        )
+    for row in fitted.rows:
         table.add_row(*(f"[dim]{c}[/dim]" if isinstance(c, DefaultValue) else c for c in row))
-    return table
+    shared = [Text("every row: " + ", ".join(fitted.folded))] if fitted.folded else []
+    return Group(*shared, table)
 
 
 # The pictures the answer shows, when drawn: the first of each group; the others follow

@@ -344,7 +344,7 @@ def run_sweep(
             for claimed in studies.claim_batches(study, specs, limit, liveness):
                 trained += train_claimed(study, claimed, bench, spec, progress)
         except KeyboardInterrupt:
-            progress.stop()
+            progress.stop(interrupted=True)
             studies.hand_back_own(study)  # also those claimed but not yet training
             if write:
                 write_results(study, folder, spec.name)

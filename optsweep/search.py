@@ -497,7 +497,7 @@ def search_worker(
                 elif not plan.told:
                     time.sleep(liveness.poll)  # others' trials are running: wait for them
     except KeyboardInterrupt:
-        progress.stop()
+        progress.stop(interrupted=True)
         _hand_back(study, holding.trial_ids)
         outcomes = _tally(study.get_trials(deepcopy=False))[0]
         if folder is not None:

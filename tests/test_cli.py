@@ -137,6 +137,22 @@ def test_a_bad_report_target_is_one_line(tmp_path, target, message):
     assert result.output.strip() == f"error: {message}"
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["report", "missing/"], "missing: no such folder (a results folder is results/<name>)"),
+        (["optimizers", "adamm"], "unknown optimizer 'adamm'; did you mean 'adam'? choose one"),
+        (["optimizers", "zzz"], "unknown optimizer 'zzz'; choose one of: sgd, momentum"),
+    ],
+)
+def test_a_wrong_name_is_one_line_that_says_what_to_do(args, message, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"error: {message}")
+
+
 def test_quiet_run_prints_nothing(tiny_sweep, tmp_path):
     config = tiny_sweep("  - name: sgd\n    grid: {learning_rate: [0.1]}\n", epochs=1)
     result = runner.invoke(app, ["run", str(config), "--out", str(tmp_path / "q"), "--quiet"])

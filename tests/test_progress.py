@@ -56,6 +56,15 @@ def test_line_progress_prints_one_line_per_finished_trial():
     assert lines[-1].startswith("done in")
 
 
+@pytest.mark.parametrize(("interrupted", "word"), [(False, "done in"), (True, "stopped after")])
+def test_line_progress_ends_with_what_happened(interrupted, word):
+    out, buffer = console(False)
+    progress = LineProgress(out)
+    progress.start(total=3, done=0)
+    progress.stop(interrupted=interrupted)
+    assert buffer.getvalue().splitlines()[-1].startswith(word)
+
+
 @pytest.mark.parametrize(
     ("trials", "epochs", "line"),
     [(1, 1, "training 1 trial for 1 epoch"), (4, 3, "training 4 trials together for 3 epochs")],
@@ -80,6 +89,7 @@ def test_rich_progress_shows_bar_batch_and_top_five():
     drive(RichProgress(out))
     text = buffer.getvalue()
     assert "3/3" in text  # the overall bar reached the end
+    assert "elapsed" in text and "left" in text  # which time is which
     assert "top 5 so far" in text
     assert "0.9100" in text
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
 
 import pytest
 
@@ -250,3 +251,85 @@ def test_the_report_says_its_setting_and_protocol(config, line):
     from optsweep.report import setting_line
 
     assert setting_line(config, Target("test_accuracy", 0.97) if config else None) == line
+
+
+# ------------------------------------------------------------ the terminal table, fitted
+
+
+def varied(r: TrialRecord, i: int) -> TrialRecord:
+    """``r`` with losses and seconds of its own (``record`` gives every trial the same)."""
+    epochs = [{**e, "train_loss": e["train_loss"] + i / 7, "test_loss": i / 3} for e in r.epochs]
+    return dataclasses.replace(r, epochs=epochs, seconds=1.5 + i, trials_in_batch=1)
+
+
+def wide_records(n: int = 30) -> list[TrialRecord]:
+    """A grid over adagrad's and adam's many knobs: wider than 80 columns unfitted."""
+    records = []
+    for i in range(n):
+        if i % 2:
+            params = {"learning_rate": 10.0 ** -(i % 5), "initial_accumulator_value": 0.1 * i}
+            records.append(varied(record(i, 0.5 + i / 100, optimizer="adagrad", **params), i))
+        else:
+            params = {"learning_rate": 10.0 ** -(i % 4), "beta_1": 0.8, "epsilon": 1e-7 * i}
+            records.append(varied(record(i, 0.5 + i / 100, **params), i))
+    return records
+
+
+def rendered(renderable, width: int) -> list[str]:
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(renderable)
+    return console.export_text().splitlines()
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 200])
+def test_the_terminal_table_fits_and_never_cuts_the_answer(width):
+    from optsweep.report import fit_table, rich_table
+
+    records = wide_records()
+    lines = rendered(rich_table(records, limit=20, title="t", width=width), width)
+    assert max(len(line) for line in lines) <= width
+    text = "\n".join(lines)
+    assert "…" not in text  # nothing cut
+    for r in ranked(records)[:20]:  # each shown accuracy whole
+        assert f"{r.final_test_accuracy:.4f}" in text
+    assert "the top 20 of 30; table.md has them all" in " ".join(text.split())
+    # every row shares its semantics, seed and status: folded into one line above
+    assert lines[0] == "every row: semantics keras, seed 0, status complete"
+    header, rows = table_rows(records)
+    assert ("left out to fit" in text) == (fit_table(header, rows[:20], width).dropped != [])
+    assert ("left out to fit" in text) == (width < 150)
+
+
+@pytest.mark.parametrize("gone", range(5))
+def test_spare_columns_leave_in_order_as_the_width_shrinks(gone):
+    from optsweep.report import SPARE_COLUMNS, fit_table, table_width
+
+    records = [record(0, 0.9, learning_rate=0.1), record(1, 0.8, learning_rate=1)]
+    header, rows = table_rows(
+        [varied(r, i) for i, r in enumerate(records)], Target("test_accuracy", 0.85)
+    )
+    wide = fit_table(header, rows, 1000)
+    assert wide.folded == ["optimizer adam", "semantics keras", "seed 0", "status complete"]
+
+    def width_without(spares) -> int:
+        kept = [i for i, name in enumerate(wide.header) if name not in spares]
+        return table_width(
+            [wide.header[i] for i in kept], [[r[i] for i in kept] for r in wide.rows]
+        )
+
+    exact = width_without(SPARE_COLUMNS[:gone])
+    assert fit_table(header, rows, exact).dropped == list(SPARE_COLUMNS[:gone])
+    assert fit_table(header, rows, exact - 1).dropped == list(SPARE_COLUMNS[: gone + 1])
+    narrowest = fit_table(header, rows, 20)  # all spares gone; the answer stays
+    assert narrowest.dropped == list(SPARE_COLUMNS)
+    assert narrowest.header == ["rank", "learning_rate", "test acc"]
+
+
+def test_an_empty_column_leaves_without_a_word():
+    from optsweep.report import fit_table
+
+    header, rows = ["rank", "rho", "test acc"], [["1", "", "0.9"], ["2", "", "0.8"]]
+    fitted = fit_table(header, rows, 80)
+    assert fitted.header == ["rank", "test acc"] and fitted.folded == []

@@ -355,8 +355,8 @@ def _check_range(
     if not report.search:
         return report.add(
             path,
-            f"a range {{low, high}} is for optsweep search; optsweep run needs a list of "
-            f"values, e.g. {name}: [0.01, 0.001]",
+            f"a range {{low, high}} is for optsweep search (validate --search checks it as "
+            f"one); optsweep run needs a list of values, e.g. {name}: [0.01, 0.001]",
         )
     if len(given.canonical) != 1:
         names = " and ".join(given.canonical)
