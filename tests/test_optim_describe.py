@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from rich.cells import cell_len
 from rich.console import Console
 
 from optsweep.optim import OPTIMIZERS
@@ -39,18 +40,23 @@ def test_parameter_rows_show_both_defaults_and_ranges() -> None:
     assert rows["weight_decay"].keras_default == "null"
 
 
-def test_registry_table_renders_every_optimizer() -> None:
-    text = render(registry_table())
+@pytest.mark.parametrize("width", [80, 160])
+def test_registry_table_renders_every_optimizer(width: int) -> None:
+    text = render(registry_table(), width)
+    assert "…" not in text and max(cell_len(line) for line in text.splitlines()) <= width
     for name in OPTIMIZERS:
         assert name in text
     assert "global_clipnorm" in text
 
 
+@pytest.mark.parametrize("width", [80, 160])  # a list of blocks, a table
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_details_render(name: str) -> None:
-    text = render(optimizer_details(name))
+def test_details_render(name: str, width: int) -> None:
+    text = render(optimizer_details(name), width)
     info = OPTIMIZERS[name]
     assert info.summary in text.replace("\n", " ") or name in text
+    assert max(cell_len(line) for line in text.splitlines()) <= width
+    assert "…" not in text  # nothing cut
     for param in info.params:
         assert param in text
     assert "torch" in text and "keras" in text

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -83,29 +84,95 @@ def parameter_rows(name: str) -> list[ParameterRow]:
     ]
 
 
-def registry_table() -> Table:
-    """All optimizers: parameters with defaults (torch / keras), reference, differences."""
-    table = Table(
-        title="optsweep optimizers (defaults: torch / keras when they differ)",
-        show_lines=True,
-        expand=False,
-    )
-    table.add_column("optimizer", style="bold cyan", no_wrap=True)
-    table.add_column("parameters (torch / keras default)")
-    table.add_column("reference")
-    table.add_column("torch vs keras")
-    for row in registry_rows():
-        table.add_row(
-            Text(row.name),
-            Text(f"{row.summary}\n{row.parameters}"),
-            Text(row.reference),
-            Text(row.differences),
+# Below this width the parameters are a list, one block each: a 7-column table cuts them.
+WIDE_ENOUGH = 140
+
+
+class RegistryView:
+    """All optimizers: parameters with defaults (torch / keras), reference, differences; below
+    `WIDE_ENOUGH` columns the differences are left to ``optsweep optimizers NAME``."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        wide = options.max_width >= WIDE_ENOUGH
+        table = Table(
+            title="optsweep optimizers (defaults: torch / keras when they differ)",
+            show_lines=True,
+            expand=False,
         )
-    table.caption = (
-        "every optimizer also takes " + ", ".join(COMMON_KNOBS) + "; `optsweep optimizers NAME`"
-        " shows one in detail"
-    )
-    return table
+        table.add_column("optimizer", style="bold cyan", no_wrap=True)
+        table.add_column("parameters (torch / keras default)")
+        if wide:
+            table.add_column("reference")
+            table.add_column("torch vs keras")
+        for row in registry_rows():
+            if wide:
+                table.add_row(
+                    Text(row.name),
+                    Text(f"{row.summary}\n{row.parameters}"),
+                    Text(row.reference),
+                    Text(row.differences),
+                )
+            else:
+                table.add_row(
+                    Text(row.name),
+                    Text.assemble(
+                        f"{row.summary}. ", (row.reference, "dim"), f"\n{row.parameters}"
+                    ),
+                )
+        shown = "" if wide else " (the rule and torch vs keras)"
+        table.caption = (
+            "every optimizer also takes " + ", ".join(COMMON_KNOBS) + "; `optsweep optimizers "
+            f"NAME` shows one in detail{shown}"
+        )
+        yield table
+
+
+def registry_table() -> RegistryView:
+    """All optimizers (`RegistryView`)."""
+    return RegistryView()
+
+
+class ParameterView:
+    """An optimizer's parameters: a table where the console is `WIDE_ENOUGH`, else one block
+    per parameter (its name, aliases, defaults, valid values, batched; its meaning indented
+    below), so nothing is cut at 80 columns."""
+
+    def __init__(self, name: str, rows: list[ParameterRow]) -> None:
+        self.name, self.rows = name, rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table() if options.max_width >= WIDE_ENOUGH else self.blocks()
+
+    def _name(self, row: ParameterRow) -> Text:
+        return Text(row.name, style="bold" if row.name not in COMMON_KNOBS else "")
+
+    def table(self) -> Table:
+        params = Table(title=f"{self.name} parameters", show_lines=False)
+        for column in ("parameter", "aliases", "torch", "keras", "valid", "batched", "meaning"):
+            params.add_column(column, no_wrap=column in ("torch", "keras"), overflow="fold")
+        for row in self.rows:
+            params.add_row(
+                self._name(row),
+                Text(row.aliases),
+                Text(row.torch_default),
+                Text(row.keras_default),
+                Text(row.valid),
+                Text("no (structural)" if row.structural else "yes"),
+                Text(row.doc),
+            )
+        return params
+
+    def blocks(self) -> Group:
+        parts: list[Any] = [
+            Text(f"{self.name} parameters (default torch / keras; valid; batched per trial)")
+        ]
+        for row in self.rows:
+            aliases = f" ({row.aliases})" if row.aliases else ""
+            batched = "not batched (structural)" if row.structural else "batched"
+            facts = f"  {row.torch_default} / {row.keras_default}; {row.valid}; {batched}"
+            parts.append(Text.assemble(self._name(row), aliases, (facts, "dim")))
+            parts.append(Padding(Text(row.doc), (0, 0, 0, 4)))
+        return Group(*parts)
 
 
 def optimizer_details(name: str) -> Group:
@@ -116,19 +183,7 @@ def optimizer_details(name: str) -> Group:
     rules.add_column()
     for semantics in SEMANTICS:
         rules.add_row(semantics, Text(info.update_rule[semantics]))
-    params = Table(title=f"{name} parameters", show_lines=False)
-    for column in ("parameter", "aliases", "torch", "keras", "valid", "batched", "meaning"):
-        params.add_column(column, no_wrap=column in ("parameter", "torch", "keras"))
-    for row in parameter_rows(name):
-        params.add_row(
-            Text(row.name, style="bold" if row.name not in COMMON_KNOBS else ""),
-            Text(row.aliases),
-            Text(row.torch_default),
-            Text(row.keras_default),
-            Text(row.valid),
-            Text("no (structural)" if row.structural else "yes"),
-            Text(row.doc),
-        )
+    params = ParameterView(name, parameter_rows(name))
     header = Text.assemble((info.name, "bold cyan"), f" — {info.summary}. ", info.reference)
     return Group(
         header,
