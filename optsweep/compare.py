@@ -38,7 +38,14 @@ from optsweep.measures import (
 )
 from optsweep.plots import pyplot, rows_by_optimizer, save_figure
 from optsweep.records import TrialRecord, collect
-from optsweep.report import STYLE, configuration_text, figure_html, html_table, markdown_table
+from optsweep.report import (
+    STYLE,
+    configuration_text,
+    figure_html,
+    html_table,
+    markdown_table,
+    unfinished,
+)
 from optsweep.stats import ConfigSummary, mean_std_text, summarize
 from optsweep.study import load_study, sqlite_url
 
@@ -199,8 +206,11 @@ class Best:
         mean, std: final test accuracy over the seeds that completed (NaN: none; std NaN with
             one seed).
         seeds: how many seeds completed.
-        rank: among the optimizers on this problem (1 = best; ties share the mean place).
+        rank: among the optimizers on this problem (1 = best; ties share the mean place; one
+            without a completed trial shares the last place).
         speed: its epochs to the problem's target.
+        unfinished: what became of its trials when none completed (`report.unfinished`):
+            it has no configuration to show, and its place is the last for that reason.
     """
 
     problem: str
@@ -212,6 +222,7 @@ class Best:
     seeds: int
     rank: float
     speed: Speed
+    unfinished: str | None = None
 
     @property
     def solver(self) -> str:
@@ -232,18 +243,20 @@ def best_of(problem: Problem) -> list[Best]:
     ranked against the others."""
     firsts = best_per_optimizer(problem.summaries)
     speeds = speed_to_target(problem.records, problem.summaries, problem.target)
+    fates = unfinished(problem.records)
     places = ranks([s.mean for s in firsts.values()])
     return [
         Best(
             problem=problem.label,
             optimizer=s.optimizer,
             semantics=s.semantics,
-            params=dict(s.params),
+            params={} if key in fates else dict(s.params),
             mean=s.mean,
             std=s.std,
             seeds=len(s.accuracy_by_seed),
             rank=place,
             speed=speeds[key],
+            unfinished=fates.get(key),
         )
         for (key, s), place in zip(firsts.items(), places, strict=True)
     ]
@@ -489,7 +502,9 @@ def best_table(best: Sequence[Best]) -> tuple[list[str], list[list[str]]]:
         [
             fmt_rank(b.rank),
             b.solver,
-            configuration_text(b.optimizer, b.semantics, b.params),
+            configuration_text(b.optimizer, b.semantics, b.params)
+            if b.unfinished is None
+            else f"no completed trial ({b.unfinished})",
             mean_std_text(b.mean, b.std),
             str(b.seeds),
             b.speed.text(),

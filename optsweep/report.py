@@ -6,6 +6,7 @@ import base64
 import csv
 import html
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,6 +269,44 @@ class Answer:
     speeds: dict[tuple[str, str], Speed]
     warnings: list[EdgeWarning]
     target: Target | None
+    unfinished: dict[tuple[str, str], str]  # optimizers without a completed trial: `unfinished`
+
+    def unfinished_lines(self) -> list[str]:
+        """``momentum/torch: no completed trial (2 trials, both pruned at epoch 1)``."""
+        return [
+            f"{optimizer}/{semantics}: no completed trial ({fate})"
+            for (optimizer, semantics), fate in self.unfinished.items()
+        ]
+
+
+def _fate(record: TrialRecord) -> str:
+    """What became of a trial that did not complete: ``pruned at epoch 1``, ``diverged``…"""
+    return f"pruned at epoch {len(record.epochs)}" if record.status == "pruned" else record.status
+
+
+def unfinished(records: Sequence[TrialRecord]) -> dict[tuple[str, str], str]:
+    """Per (optimizer, semantics) without a completed trial, what became of its trials: ``2
+    trials, both pruned at epoch 1``, ``3 trials: 2 diverged, 1 pruned at epoch 2``. Such an
+    optimizer is never ranked by a trial that did not finish; it is named, not left out."""
+    groups: dict[tuple[str, str], dict[int, TrialRecord]] = {}
+    for r in records:
+        groups.setdefault((r.optimizer, r.semantics), {}).setdefault(r.trial, r)
+    found = {}
+    for key, trials in groups.items():
+        if any(r.status == "complete" for r in records if (r.optimizer, r.semantics) == key):
+            continue
+        fates = Counter(_fate(r) for r in trials.values())
+        n = len(trials)
+        if len(fates) == 1:
+            (fate,) = fates
+            found[key] = (
+                f"1 trial, {fate}"
+                if n == 1
+                else f"{n} trials, " + (f"both {fate}" if n == 2 else f"all {fate}")
+            )
+        else:
+            found[key] = f"{n} trials: " + ", ".join(f"{c} {f}" for f, c in fates.most_common())
+    return found
 
 
 def ranged_names(config: object) -> set[tuple[str, str]]:
@@ -296,6 +335,7 @@ def answer_of(
         speeds={} if target is None else speed_to_target(records, summaries, target),
         warnings=edge_warnings(summaries, ranged_names(config)),
         target=target,
+        unfinished=unfinished(records),
     )
 
 
@@ -335,7 +375,7 @@ def answer_lines(answer: Answer) -> list[str]:
         if found is not None and answer.target is not None:
             line += f"; {answer.target.text()}: {found.text()}"
         lines.append(line)
-    return lines + [f"warning: {w.text()}" for w in answer.warnings]
+    return lines + answer.unfinished_lines() + [f"warning: {w.text()}" for w in answer.warnings]
 
 
 def configuration_text(optimizer: str, semantics: str, params: Mapping[str, Any]) -> str:
@@ -367,10 +407,11 @@ def write_table_md(
     """
     lines = [f"# {title}", ""]
     answer = answer_of(records, summaries, target, config)
-    if answer.summaries:
-        lines += ["## Best per optimizer", "", *markdown_table(*answer_rows(answer)), ""]
-        lines += [f"- warning: {w.text()}" for w in answer.warnings]
-        lines += [""] if answer.warnings else []
+    if answer.summaries or answer.unfinished:
+        lines += ["## Best per optimizer", ""]
+        lines += [*markdown_table(*answer_rows(answer)), ""] if answer.summaries else []
+        notes = answer.unfinished_lines() + [f"warning: {w.text()}" for w in answer.warnings]
+        lines += [f"- {note}" for note in notes] + ([""] if notes else [])
     if repeated(summaries):
         lines += [
             "## Configurations over seeds",
@@ -653,6 +694,11 @@ def write_html(
             "<p class=note>p vs best: two-sided paired t-test over shared seeds against the "
             f"best configuration. {html.escape(DEFAULT_NOTE)}.</p>"
         )
+    if answer.unfinished and not answer.summaries:
+        parts.append("<h2>Best per optimizer</h2>")
+    if answer.unfinished:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in answer.unfinished_lines())
+        parts.append(f"<ul class=unfinished>{items}</ul>")
     if answer.warnings:
         items = "".join(f"<li>{html.escape(w.text())}</li>" for w in answer.warnings)
         parts.append(f"<ul class=warnings>{items}</ul>")

@@ -44,7 +44,7 @@ import math
 import statistics
 import time
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -562,8 +562,9 @@ def _plan(
         if plan.outcomes >= budget:
             plan.done = True
             return plan
+        turns = _turns(trials, space, spec)
         for _ in range(max(0, min(want - len(plan.train), budget - plan.outcomes - running))):
-            asked = _ask(study, space, spec, holding)
+            asked = _ask(study, space, spec, holding, turns)
             if asked.error is not None:
                 _tell(study, asked, "invalid", None, {**asked.identity, "error": asked.error})
                 holding.discard(asked.trial_id)
@@ -574,18 +575,50 @@ def _plan(
     return plan
 
 
+def _turns(
+    trials: Sequence[FrozenTrial], space: list[BlockSpace], spec: SweepSpec
+) -> Counter[str] | None:
+    """Trials so far per optimizer label, for ``search.share: equal`` over several optimizers
+    (None: the sampler chooses). A trial interrupted is not counted: its point is asked
+    again."""
+    if len(space) < 2 or spec.search.share != "equal" or spec.search.sampler == "grid":
+        return None
+    turns: Counter[str] = Counter({s.label: 0 for s in space})
+    for t in trials:
+        if "optimizer" in t.params and studies.status_of(t) != "interrupted":
+            turns[t.params["optimizer"]] += 1
+    return turns
+
+
 def _ask(
-    study: optuna.Study, space: list[BlockSpace], spec: SweepSpec, holding: studies.Heartbeat
+    study: optuna.Study,
+    space: list[BlockSpace],
+    spec: SweepSpec,
+    holding: studies.Heartbeat,
+    turns: Counter[str] | None = None,
 ) -> Asked:
-    """A new trial (or an enqueued retry) from the sampler, with its configuration."""
-    with warnings.catch_warnings(), interrupts.held():
-        # "Heartbeat … supposed to be used with Study.optimize": optsweep beats for its own
-        warnings.simplefilter("ignore", UserWarning)
-        trial = study.ask()
-        holding.add(private.trial_id(trial))  # before Ctrl-C can land: it is handed back
-    if studies.heartbeats_on(study):  # before anything else: a worker killed now is reaped
-        private.storage(study).record_heartbeat(private.trial_id(trial))
-    block, params = suggest_point(trial, space)
+    """A new trial (or an enqueued retry) from the sampler, with its configuration; with
+    ``turns``, the optimizer with the fewest trials (the first in the file among equals) is
+    fixed and the sampler chooses the rest (Optuna's `PartialFixedSampler`)."""
+    sampler = study.sampler
+    if turns is not None:
+        label = min(turns, key=lambda name: turns[name])  # first of the least tried
+        with warnings.catch_warnings():  # PartialFixedSampler is experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.sampler = optuna.samplers.PartialFixedSampler({"optimizer": label}, sampler)
+    try:
+        with warnings.catch_warnings(), interrupts.held():
+            # "Heartbeat … supposed to be used with Study.optimize": optsweep beats for its own
+            warnings.simplefilter("ignore", UserWarning)
+            trial = study.ask()
+            holding.add(private.trial_id(trial))  # before Ctrl-C can land: it is handed back
+        if studies.heartbeats_on(study):  # before anything else: a worker killed now is reaped
+            private.storage(study).record_heartbeat(private.trial_id(trial))
+        block, params = suggest_point(trial, space)  # the sampler answers here
+    finally:
+        study.sampler = sampler
+    if turns is not None:
+        turns[trial.params["optimizer"]] += 1
     given = {**block.fixed, **params}
     identity = {
         "optimizer": block.name,

@@ -16,6 +16,7 @@ from optsweep.compare import (
     CompareError,
     Problem,
     best_rows,
+    best_table,
     check_comparable,
     check_folders,
     costs_of,
@@ -124,6 +125,17 @@ def test_an_optimizer_missing_from_a_problem_is_ranked_over_the_problems_it_ran(
         {"optimizer": "adam/torch", "ranks": {"mnist mlp": 1}, "mean_rank": 1},
         {"optimizer": "sgd/torch", "ranks": {"mnist mlp": 2, "cifar10 3c3d": 1}, "mean_rank": 1.5},
     ]
+
+
+def test_an_optimizer_without_a_completed_trial_is_named_not_ranked_by_a_pruned_one():
+    momentum = [run(2 + i, "momentum", 0, [0.3], "pruned", lr=0.1 * (i + 1)) for i in range(2)]
+    mnist = problem([run(0, "adam", 0, [0.9, 0.95]), run(1, "rmsprop", 0, [0.8, 0.9]), *momentum])
+    best = best_rows([mnist])
+    last = best[-1]
+    assert (last.optimizer, last.rank, last.params) == ("momentum", 3, {})
+    assert last.unfinished == "2 trials, both pruned at epoch 1"
+    rows = best_table(best)[1]
+    assert rows[-1][2] == "no completed trial (2 trials, both pruned at epoch 1)"
 
 
 @pytest.mark.parametrize(

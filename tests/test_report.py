@@ -333,3 +333,37 @@ def test_an_empty_column_leaves_without_a_word():
     header, rows = ["rank", "rho", "test acc"], [["1", "", "0.9"], ["2", "", "0.8"]]
     fitted = fit_table(header, rows, 80)
     assert fitted.header == ["rank", "test acc"] and fitted.folded == []
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        (["pruned", "pruned"], {("momentum", "keras"): "2 trials, both pruned at epoch 2"}),
+        (["diverged"], {("momentum", "keras"): "1 trial, diverged"}),
+        (["diverged"] * 3, {("momentum", "keras"): "3 trials, all diverged"}),
+        (
+            ["diverged", "pruned", "diverged"],
+            {("momentum", "keras"): "3 trials: 2 diverged, 1 pruned at epoch 2"},
+        ),
+        (["pruned", "complete"], {}),  # one completed: it is ranked by that one
+    ],
+)
+def test_an_optimizer_without_a_completed_trial_is_named_with_its_trials_fate(
+    statuses, expected, tmp_path
+):
+    from optsweep.report import answer_lines, answer_of, unfinished
+    from optsweep.stats import summarize
+
+    theirs = [
+        record(10 + i, 0.5, status, optimizer="momentum", learning_rate=0.1 * (i + 1))
+        for i, status in enumerate(statuses)
+    ]
+    records = [record(0, 0.9, learning_rate=0.01), *theirs]
+    assert unfinished(records) == expected
+    lines = answer_lines(answer_of(records, summarize(records), None))
+    assert lines[0].startswith("best adam/keras")
+    for (optimizer, semantics), fate in expected.items():
+        assert f"{optimizer}/{semantics}: no completed trial ({fate})" in lines
+    write_table_md(records, tmp_path / "table.md", "t", summarize(records))
+    text = (tmp_path / "table.md").read_text()
+    assert all(f"no completed trial ({fate})" in text for fate in expected.values())

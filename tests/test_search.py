@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import json
 import math
 
@@ -354,3 +356,35 @@ def test_each_worker_seeds_its_sampler_apart_but_the_first_keeps_search_seed(
     assert first_points(0) == first_points(0)  # one process: reproducible from search.seed
     assert (first_points(0) == first_points(1)) is same_first_points
     assert first_points(1) != first_points(2) or same_first_points
+
+
+THREE = """\
+  - name: adam
+    grid: {lr: {low: 1.0e-4, high: 1.0e-2, log: true}}
+  - name: rmsprop
+    grid: {lr: {low: 1.0e-4, high: 1.0e-2, log: true}}
+  - name: momentum
+    grid: {lr: {low: 1.0e-3, high: 1.0e-1, log: true}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("share", "sampler", "trials", "batch", "counts"),
+    [
+        ("equal", "random", 9, 3, {"adam": 3, "rmsprop": 3, "momentum": 3}),
+        ("equal", "tpe", 12, 4, {"adam": 4, "rmsprop": 4, "momentum": 4}),
+        ("equal", "random", 7, 2, {"adam": 3, "rmsprop": 2, "momentum": 2}),  # file order first
+        ("sampler", "random", 9, 3, None),  # the sampler's choice: not asserted
+    ],
+)
+def test_each_optimizer_gets_its_share_of_the_budget(
+    write_yaml, tmp_path, share, sampler, trials, batch, counts
+):
+    spec = search_file(write_yaml, THREE, trials=trials, batch=batch)
+    search = dataclasses.replace(spec.search, share=share, sampler=sampler)
+    spec = dataclasses.replace(spec, search=search)
+    result = run_search(spec, QuietProgress(), out=tmp_path / "out")
+    found = collections.Counter(t.params["optimizer"] for t in trials_of(result))
+    assert sum(found.values()) == trials
+    if counts is not None:
+        assert found == counts

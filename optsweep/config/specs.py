@@ -38,6 +38,7 @@ SCHEDULE_PREFIX = "schedule."
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 SAMPLERS = ("tpe", "cmaes", "random", "qmc", "grid")
+SHARES = ("equal", "sampler")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
 METRICS = ("test", "validation")
 DEVICE = Pattern(
@@ -219,6 +220,14 @@ class SearchSpec:
     )
     validation_size: int = setting(5000, Integer(1), "images held out for `metric: validation`")
     batch: int = setting(8, Integer(1), "trials asked from the sampler and trained together")
+    share: str = setting(
+        "equal",
+        OneOf(SHARES),
+        "how the trials divide among several optimizers",
+        note="`equal`: the optimizer with the fewest trials goes next, so each gets the same "
+        "budget (DeepOBS's and AlgoPerf's protocol), the sampler choosing its parameters; "
+        "`sampler`: the sampler chooses the optimizer too (TPE favours the early leader)",
+    )
 
 
 DEFAULT_TARGET_ACCURACY = 0.9  # a dataset `TARGET_ACCURACY` does not name
