@@ -53,7 +53,7 @@ from optsweep.records import (
     resolved_params,
     varying_params,
 )
-from optsweep.stats import METHOD, ConfigSummary, mean_std_text, summarize
+from optsweep.stats import ALPHA, METHOD, ConfigSummary, interval_text, mean_std_text, summarize
 from optsweep.values import fmt
 
 
@@ -207,7 +207,8 @@ def repeated(summaries: Sequence[ConfigSummary]) -> bool:
 
 
 def summary_rows(summaries: Sequence[ConfigSummary]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the over-seeds table: mean ± std, p vs best, ≈ when not told apart."""
+    """Header and rows of the over-seeds table: mean ± std, p vs best, and the difference to
+    the best with its interval (`stats.difference_interval`): what the seeds can tell."""
     params = list(dict.fromkeys(k for s in summaries for k in s.params))
     header = [
         "rank",
@@ -217,7 +218,7 @@ def summary_rows(summaries: Sequence[ConfigSummary]) -> tuple[list[str], list[li
         "test acc (mean ± std)",
         "seeds",
         "p vs best",
-        "≈ best",
+        f"vs best ({1 - ALPHA:.0%} CI)",
     ]
     rows = []
     for rank, s in enumerate(summaries, start=1):
@@ -233,7 +234,7 @@ def summary_rows(summaries: Sequence[ConfigSummary]) -> tuple[list[str], list[li
                 mean_std_text(s.mean, s.std),
                 seeds,
                 "" if rank == 1 else f"{s.p_vs_best:.3g}",
-                "best" if rank == 1 else ("≈" if s.indistinguishable else ""),
+                "best" if rank == 1 else interval_text(s.vs_best),
             ]
         )
     return header, rows

@@ -61,21 +61,26 @@ RECORDS = [
 ]
 
 
-def test_summaries_rank_by_mean_and_mark_indistinguishable():
+def test_summaries_rank_by_mean_with_the_difference_to_the_best():
     summaries = summarize(RECORDS)
     assert [s.params["learning_rate"] for s in summaries] == [0.01, 0.001, 0.1, 1.0]
     best, close, worse, diverged = summaries
     assert best.mean == pytest.approx(0.96) and best.std == pytest.approx(0.01)
-    assert close.indistinguishable and not worse.indistinguishable
-    assert worse.p_vs_best < 0.05
+    assert close.p_vs_best >= 0.05 and worse.p_vs_best < 0.05
+    mean, low, high = close.vs_best  # spans 0: the seeds cannot tell it from the best
+    assert mean == pytest.approx(-0.02 / 3) and low < 0 < high
+    mean, low, high = worse.vs_best  # below 0 on every seed: told apart
+    assert mean == pytest.approx(-0.15) and low == pytest.approx(high) == pytest.approx(-0.15)
+    assert best.vs_best == (0.0, 0.0, 0.0) and diverged.vs_best is None
     assert diverged.statuses == {"diverged": 1} and math.isnan(diverged.mean)
 
 
 def test_over_seeds_table_shows_plus_minus_and_marks():
     header, rows = summary_rows(summarize(RECORDS))
-    assert header[-4:] == ["test acc (mean ± std)", "seeds", "p vs best", "≈ best"]
+    assert header[-4:] == ["test acc (mean ± std)", "seeds", "p vs best", "vs best (95% CI)"]
     assert rows[0][-4:] == ["0.9600 ± 0.0100", "3/3", "", "best"]
-    assert rows[1][-1] == "≈" and rows[2][-1] == ""
+    # differences 0.02, −0.03, −0.01: mean −0.0067, sd 0.0252, t(0.975, 2) = 4.303
+    assert rows[1][-1] == "−0.0067 [−0.0692, +0.0558]" and rows[2][-1].startswith("−0.1500 [")
     assert rows[3][0] == "–" and rows[3][-3] == "0/1, 1 diverged"
 
 
