@@ -42,6 +42,7 @@ from optsweep.plots import (
     plot_search,
     plot_sensitivity,
     plot_tuning_cost,
+    solver_colours,
 )
 from optsweep.records import (
     LEADING_COLUMNS,
@@ -574,11 +575,13 @@ def draw_pictures(
     """Every picture of the results folder, in the order the HTML report shows them."""
     for old in folder.glob("*.png"):  # a picture that no longer applies must not linger
         old.unlink(missing_ok=True)
-    pictures = plot_curves(records, folder)
+    colours = solver_colours(records)  # an optimizer keeps its colour in every picture
+    pictures = plot_curves(records, folder, colours)
     search = study.user_attrs.get("mode") == "search"
     cost = measures["best_so_far"] if search else measures["tuning_cost"]
-    pictures.append(plot_tuning_cost(cost, folder / "tuning_cost.png", search=search))
-    pictures.append(plot_lr_sensitivity(measures["lr_sensitivity"], folder / "lr_sensitivity.png"))
+    pictures.append(plot_tuning_cost(cost, folder / "tuning_cost.png", search, colours))
+    sensitivity = measures["lr_sensitivity"]
+    pictures.append(plot_lr_sensitivity(sensitivity, folder / "lr_sensitivity.png", colours))
     if repeated(summaries):
         pictures.append(plot_mean_curves(summaries, folder / "mean_test_accuracy.png"))
     pictures += plot_heatmaps(summaries, folder)
@@ -604,7 +607,8 @@ def figure_html(picture: Path) -> str:
     """A PNG embedded in the page (base64), captioned with its name."""
     data = base64.b64encode(picture.read_bytes()).decode("ascii")
     return (
-        f'<figure><img alt="{picture.stem}" src="data:image/png;base64,{data}">'
+        f'<figure class="{picture.stem}"><img alt="{picture.stem}" '
+        f'src="data:image/png;base64,{data}">'
         f"<figcaption>{picture.stem}</figcaption></figure>"
     )
 
@@ -618,7 +622,7 @@ STYLE = (
     "img{max-width:100%}.note{font-size:12px;color:#555}.warnings{color:#a40}"
     "summary h2{display:inline}details{margin:1em 0}input.filter{margin:4px 0;width:20em}"
     ".key{display:flex;flex-wrap:wrap;gap:8px}.key figure{margin:0;flex:1 1 30%;"
-    "min-width:320px}"
+    "min-width:320px}.key figure.best_per_optimizer{flex-basis:100%;max-width:1100px}"
 )
 
 FOLD_ROWS = 30  # a longer table starts folded: the answer and pictures come first

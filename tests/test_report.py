@@ -210,6 +210,51 @@ def test_benchmark_pictures_are_drawn_from_their_rows(tmp_path):
     assert plot_lr_sensitivity([], tmp_path / "none.png") is None
 
 
+def test_an_optimizer_keeps_its_colour_from_picture_to_picture(tmp_path, monkeypatch):
+    import optsweep.plots as plots
+    from optsweep.measures import lr_sensitivity, tuning_cost
+    from optsweep.stats import summarize
+
+    drawn = {}
+
+    def keep(fig, path, layout="fixed"):
+        drawn[path.name] = {
+            line.get_label().split(" (")[0]: line.get_color()
+            for ax in fig.axes
+            for line in ax.get_lines()
+            if not line.get_label().startswith("_")
+        }
+        return path
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    records = [*RECORDS, record(4, 0.91, optimizer="rmsprop", learning_rate=0.01)]
+    colours = plots.solver_colours(records)
+    assert list(colours) == ["adam/keras", "sgd/keras", "rmsprop/keras"]  # best first
+    summaries = summarize(records)
+    plots.plot_curves(records, tmp_path, colours)
+    plots.plot_tuning_cost(tuning_cost(summaries, draws=20), tmp_path / "t.png", False, colours)
+    plots.plot_lr_sensitivity(lr_sensitivity(summaries), tmp_path / "l.png", colours)
+    for picture in ("best_per_optimizer.png", "t.png", "l.png"):
+        for name, colour in drawn[picture].items():
+            if name in colours:
+                assert colour == colours[name], (picture, name)
+    assert set(drawn["t.png"]) == set(colours)
+
+
+@pytest.mark.parametrize(("complete", "drawn"), [(19, False), (20, True)])
+def test_importances_are_drawn_from_20_completed_trials_up(tmp_path, complete, drawn):
+    import optuna
+
+    from optsweep.plots import MIN_IMPORTANCE_TRIALS, plot_search
+
+    assert MIN_IMPORTANCE_TRIALS == 20
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2 + t.suggest_float("y", 0, 1), complete)
+    names = {p.name for p in plot_search(study, tmp_path)}
+    assert ("param_importances.png" in names) is drawn
+    assert "optimization_history.png" in names
+
+
 @pytest.mark.parametrize(
     ("config", "ranged"),
     [

@@ -198,6 +198,8 @@ def test_search_prunes_resumes_and_refuses_another_space(write_yaml, tmp_path):
     assert statuses.count("complete") >= 5
     pruned = next(r for r in first.records if r.status == "pruned")
     assert len(pruned.epochs) < 3  # stopped early, with the epochs it reached
+    assert (out / "curves" / "optimization_history.png").is_file()
+    assert not (out / "curves" / "param_importances.png").exists()  # under 20 completed
 
     again = run_search(spec, QuietProgress(), out=out)
     assert again.trained == 0 and len(again.records) == 14
