@@ -626,6 +626,13 @@ def compare(
         list[Path], typer.Argument(help="Results folders, one problem each (two or more).")
     ],
     out: Annotated[Path, typer.Option(help="Folder for the comparison.")] = Path("results/compare"),
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="The target every problem is timed to: 0.9 (test accuracy) or METRIC=VALUE "
+            "[default: each folder's report.target].",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Compare optimizers across problems: ranks, performance profile, tuning cost.
@@ -633,17 +640,30 @@ def compare(
     The folders must share report.target's metric and train.epochs; datasets and models may
     differ (that is the point).
     """
-    from optsweep.compare import CompareError, load_problems, rich_rank_table, write_comparison
+    from optsweep.compare import (
+        CompareError,
+        load_problems,
+        rich_rank_table,
+        unreached_note,
+        write_comparison,
+    )
+    from optsweep.config import parse_target
     from optsweep.study import StorageError
 
     try:
-        problems = load_problems(folders)
+        chosen = None if target is None else parse_target(target)
+    except ValueError as error:
+        raise fail(f"--target {target}: {error}") from None
+    try:
+        problems = load_problems(folders, chosen)
     except (CompareError, StorageError) as error:
         raise fail(str(error)) from None
     with one_line_errors("run it again"):
         best = write_comparison(problems, out)
     if not quiet:
         out_console.print(rich_rank_table(best, problems))
+        if note := unreached_note(best):
+            out_console.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True)
         out_console.print(f"comparison: {out / 'compare.html'}", highlight=False)
 
 

@@ -179,8 +179,9 @@ def check_comparable(problems: Sequence[Problem]) -> None:
             raise CompareError(f"cannot compare different {what}: {each}")
 
 
-def load_problems(folders: Sequence[Path]) -> list[Problem]:
-    """The problems of several results folders, checked comparable and labelled.
+def load_problems(folders: Sequence[Path], target: Target | None = None) -> list[Problem]:
+    """The problems of several results folders, checked comparable and labelled; ``target``
+    (``compare --target``) replaces every problem's own.
 
     Raises:
         CompareError: see `check_folders`, `check_comparable`, `read_problem`.
@@ -188,6 +189,8 @@ def load_problems(folders: Sequence[Path]) -> list[Problem]:
     """
     check_folders(folders)
     problems = [read_problem(f) for f in folders]
+    if target is not None:
+        problems = [dataclasses.replace(p, target=target) for p in problems]
     check_comparable(problems)
     return labelled(problems)
 
@@ -375,6 +378,7 @@ def plot_profile(
     solvers: Sequence[str],
     targets: Mapping[str, Target],
     path: Path,
+    note: str | None = None,
 ) -> Path:
     """ρ(τ) step curves, τ on a log2 axis from 1 to twice the largest finite ratio; the
     title says each problem's target."""
@@ -403,6 +407,8 @@ def plot_profile(
     each = [f"{label} {t.text()}".replace(" ", "\u00a0") for label, t in targets.items()]
     ax.set_title(textwrap.fill("targets: " + "; ".join(each), 100), fontsize=8)
     ax.grid(alpha=0.3)
+    if note:  # a flat profile is an answer only with its reason on it
+        ax.text(0.5, 0.5, textwrap.fill(note, 60), transform=ax.transAxes, ha="center", fontsize=9)
     ax.legend(fontsize=7, loc="lower right", title="(shifted apart to show ties)", title_fontsize=6)
     return save_figure(fig, path, layout="tight")
 
@@ -514,6 +520,20 @@ def best_table(best: Sequence[Best]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def unreached_note(best: Sequence[Best]) -> str | None:
+    """What the profile cannot show: problems on which no optimizer reached the target (its
+    curves then stay at ρ = 0 there), with what to do; None when every problem has one."""
+    costs = costs_of(best)
+    missed = [problem for problem, by in costs.items() if all(math.isinf(c) for c in by.values())]
+    if not missed:
+        return None
+    where = "any problem" if len(missed) == len(costs) else ", ".join(missed)
+    return (
+        f"No optimizer reached its target on {where}, so the profile stays at ρ = 0 there; "
+        "give a lower one with --target (e.g. --target 0.9) to compare speed."
+    )
+
+
 def headline(best: Sequence[Best], problems: Sequence[Problem]) -> str:
     """The answer in one sentence: the lowest mean rank."""
     top = rank_rows(best)[0]
@@ -558,7 +578,10 @@ def write_markdown(
     best: Sequence[Best], problems: Sequence[Problem], pictures: Sequence[Path], path: Path
 ) -> None:
     """compare.md: the answer, the rank table, the problems, each problem's best, pictures."""
-    lines = ["# Comparison across problems", "", headline(best, problems), "", "## Ranks", ""]
+    lines = ["# Comparison across problems", "", headline(best, problems), ""]
+    note = unreached_note(best)
+    lines += [f"Note: {note}", ""] if note else []
+    lines += ["## Ranks", ""]
     lines += [*markdown_table(*rank_table(best, problems)), "", "## Problems", ""]
     lines += markdown_table(*problem_table(problems))
     for p in problems:
@@ -582,6 +605,7 @@ def write_html(
         f"<p>{html.escape(headline(best, problems))}</p>",
         "<h2>Ranks</h2>",
         html_table(*rank_table(best, problems), "ranks"),
+        *([f"<p class=warnings>{html.escape(note)}</p>"] if (note := unreached_note(best)) else []),
         figure_html(profile),
         "<h2>Problems</h2>",
         html_table(*problem_table(problems), "problems"),
@@ -607,7 +631,9 @@ def write_comparison(problems: Sequence[Problem], out: Path) -> list[Best]:
         curves = out / "curves"
         curves.mkdir(exist_ok=True)
         pictures = [
-            plot_profile(costs, solvers, targets, curves / "performance_profile.png"),
+            plot_profile(
+                costs, solvers, targets, curves / "performance_profile.png", unreached_note(best)
+            ),
             plot_tuning_curves(problems, solvers, curves / "tuning_cost.png"),
         ]
         write_best_csv(best, out / "best.csv")

@@ -310,6 +310,23 @@ def test_compare_end_to_end(folders, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("target", "unreached"),
+    [("0.999", True), ("0.05", False)],  # nobody reaches 99.9% in an epoch; everyone 5%
+)
+def test_compare_target_replaces_each_folders_and_a_flat_profile_says_why(
+    folders, tmp_path, target, unreached
+):
+    chosen = [str(folders["logreg"]), str(folders["mlp"])]
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, ["compare", *chosen, "--out", str(out), "--target", target])
+    assert result.exit_code == 0, result.output
+    note = "No optimizer reached its target on any problem"
+    assert (note in " ".join(result.output.split())) is unreached
+    assert (note in (out / "compare.html").read_text()) is unreached
+    assert f"test_accuracy ≥ {target}" in (out / "compare.md").read_text()
+
+
+@pytest.mark.parametrize(
     ("names", "message"),
     [
         (["logreg"], "compare needs two or more results folders, got 1: {logreg}"),
