@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -187,11 +188,21 @@ def smoke_or_exit(config: Path, overrides: list, spec, steps: int, *, search: bo
     return smoke
 
 
-def finish(result, spec, quiet: bool, junit: Path | None, fail_on_diverged: bool) -> None:
-    """The table and answer, the JUnit file; exit 1 when a trial failed (or diverged, when
-    asked)."""
+def finish(
+    result, spec, quiet: bool, junit: Path | None, fail_on_diverged: bool, smoke: bool = False
+) -> None:
+    """The table and answer (a smoke run: one line of counts, since a few steps answer
+    nothing), the JUnit file; exit 1 when a trial failed (or diverged, when asked)."""
     name = spec.name
-    if not quiet:
+    if not quiet and smoke:
+        counts = Counter(r.status for r in result.records)
+        said = ", ".join(f"{n} {status}" for status, n in counts.most_common())
+        out_console.print(
+            f"smoke run: {len(result.records)} trials ({said}); results: {result.folder}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif not quiet:
         show_result(result.records, name, spec.report.target, spec.raw)
         out_console.print(f"results: {result.folder}", highlight=False)
     if junit is not None:
@@ -399,18 +410,21 @@ def run(
             raise fail(str(error)) from None
         except OSError as error:
             raise fail(f"cannot create the results folder {folder}: {error.strerror}") from None
-        result = _run(spec, folder, storage, new, workers, quiet, out, liveness)
-    finish(result, spec, quiet, junit, fail_on_diverged)
+        result = _run(spec, folder, storage, new, workers, quiet, out, liveness, smoke)
+    finish(result, spec, quiet, junit, fail_on_diverged, smoke)
 
 
-def _run(spec, folder: Path, storage, new: bool, workers: int, quiet: bool, out, liveness):
-    """`run`'s training, its expected failures in one line each."""
+def _run(
+    spec, folder: Path, storage, new: bool, workers: int, quiet: bool, out, liveness, brief=False
+):
+    """`run`'s training, its expected failures in one line each (``brief``: a log line for
+    a trial only when it did not complete)."""
     from optsweep.progress import make_progress
     from optsweep.runner import run_sweep, start_over
     from optsweep.study import sqlite_url
     from optsweep.worker import run_with_workers
 
-    progress = make_progress(out_console, quiet)
+    progress = make_progress(out_console, quiet, brief=brief)
     options = {"out": out, "liveness": liveness}
     with one_line_errors(f"run the same command to resume: {same_command()}"):
         if new:  # before any worker starts: they must all find the new study
@@ -559,7 +573,7 @@ def search(
         trials = trials or 4
     device_or_exit(spec.train.device)
     liveness = liveness_or_exit(heartbeat, grace)
-    progress = make_progress(out_console, quiet)
+    progress = make_progress(out_console, quiet, brief=smoke)
     options = {"trials": trials, "out": out}
     options |= {"new": new, "liveness": liveness}
     folder = out if out is not None else Path("results") / study_name(spec)
@@ -574,7 +588,7 @@ def search(
             result = search_with_workers(spec, progress, workers, storage=storage, **options)
         else:
             result = run_search(spec, progress, storage=storage, **options)
-    finish(result, spec, quiet, junit, fail_on_diverged)
+    finish(result, spec, quiet, junit, fail_on_diverged, smoke)
 
 
 @app.command()

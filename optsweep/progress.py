@@ -54,10 +54,12 @@ class QuietProgress:
 
 
 class LineProgress:
-    """One plain line per batch and per finished trial (for logs and pipes)."""
+    """One plain line per batch and per finished trial (for logs and pipes); ``brief`` (CI
+    smoke runs): per finished trial only one that did not complete."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, brief: bool = False) -> None:
         self.console = console
+        self.brief = brief
         self.total = self.done = 0
         self.started = time.perf_counter()
 
@@ -66,6 +68,8 @@ class LineProgress:
         self.console.print(f"{total} trials, {done} already done, {total - done} to train")
 
     def batch(self, labels: list[str], epochs: int) -> None:
+        if self.brief:
+            return
         trials = "1 trial" if len(labels) == 1 else f"{len(labels)} trials together"
         self.console.print(f"training {trials} for {epochs} epoch{'s' if epochs != 1 else ''}")
 
@@ -74,6 +78,8 @@ class LineProgress:
     def finished(self, trials: list[Finished]) -> None:
         for t in trials:
             self.done += 1
+            if self.brief and t.status == "complete":
+                continue
             self.console.print(
                 f"[{self.done}/{self.total}] {t.status:9} acc={t.test_accuracy:.4f} {t.label}",
                 highlight=False,
@@ -147,10 +153,11 @@ class RichProgress:
         self.live.stop()
 
 
-def make_progress(console: Console, quiet: bool) -> Progress:
-    """Quiet, Rich on a terminal, or plain lines."""
+def make_progress(console: Console, quiet: bool, brief: bool = False) -> Progress:
+    """Quiet, Rich on a terminal, or plain lines (``brief``: only the trials that did not
+    complete)."""
     if quiet:
         return QuietProgress()
     if console.is_terminal:
         return RichProgress(console)
-    return LineProgress(console)
+    return LineProgress(console, brief)

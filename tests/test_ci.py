@@ -171,3 +171,20 @@ def test_the_shipped_resnet20_config_trains_as_a_smoke_run(tmp_path):
     cases = ET.parse(junit).getroot().find("testsuite").findall("testcase")
     assert len(cases) == len(expand(load_sweep(config))) == 9
     assert all("status: complete" in c.find("system-out").text for c in cases)
+
+
+def test_a_smoke_runs_log_is_its_counts_not_an_answer(tmp_path):
+    # a few steps answer nothing: no table, no target line, no tuning advice; a log line
+    # only for a trial that did not complete
+    config = REPO / "configs" / "adam.yaml"
+    out = tmp_path / "o"
+    result = cli.invoke(
+        app, ["run", str(config), "--smoke", "--smoke-steps", "1", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    trials = len(expand(load_sweep(config)))
+    lines = result.stdout.strip().splitlines()
+    complete = (out / "trials.csv").read_text().count(",complete,")
+    assert lines[-1].startswith(f"smoke run: {trials} trials ({complete} complete")
+    assert len(lines) <= 3 + (trials - complete)  # start, "done in", counts; the others
+    assert not any(w in result.stdout for w in ("best first", "reached", "warning:"))
