@@ -20,6 +20,7 @@ app = typer.Typer(
     help="Sweep and search gradient-descent optimizers on small vision models.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: Rich markup ate "[default: …]"
     add_completion=False,
 )
 
@@ -35,28 +36,37 @@ def console_width(stream) -> int | None:
 out_console = Console(width=console_width(sys.stdout))
 err_console = Console(stderr=True, width=console_width(sys.stderr))
 
-ConfigArg = Annotated[Path, typer.Argument(help="Sweep YAML file.", show_default=False)]
+ConfigArg = Annotated[
+    Path, typer.Argument(help="Sweep YAML file.", show_default=False, metavar="CONFIG")
+]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--set", help="Override a key, typed like YAML: --set train.epochs=2 (repeatable)."
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a key, typed like YAML: --set train.epochs=2 (repeatable).",
     ),
 ]
 
 
-OutOpt = Annotated[Path | None, typer.Option(help="Results folder [default: results/<name>].")]
+OutOpt = Annotated[
+    Path | None, typer.Option(metavar="DIR", help="Results folder [default: results/<name>].")
+]
 DataDirOpt = Annotated[
     Path | None,
     typer.Option(
+        metavar="DIR",
         help="Folder with the dataset files: --set data.dir=DIR "
-        "[default: data.dir, else $OPTSWEEP_DATA, else ./data]."
+        "[default: data.dir, else $OPTSWEEP_DATA, else ./data].",
     ),
 ]
 DeviceOpt = Annotated[
-    str | None, typer.Option(help="auto, cpu, cuda or cuda:N: --set train.device=DEVICE.")
+    str | None,
+    typer.Option(metavar="DEVICE", help="auto, cpu, cuda or cuda:N: --set train.device=DEVICE."),
 ]
 StorageOpt = Annotated[
-    str | None, typer.Option(help="Optuna storage URL [default: sqlite in the results folder].")
+    str | None,
+    typer.Option(metavar="URL", help="Optuna storage URL [default: sqlite in the results folder]."),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 SmokeOpt = Annotated[
@@ -67,9 +77,12 @@ SmokeOpt = Annotated[
         "optsweep unless --data-dir), into results/<name>-smoke.",
     ),
 ]
-SmokeStepsOpt = Annotated[int, typer.Option(min=1, help="Optimizer steps of a smoke trial.")]
+SmokeStepsOpt = Annotated[
+    int, typer.Option(min=1, metavar="N", help="Optimizer steps of a smoke trial.")
+]
 JunitOpt = Annotated[
-    Path | None, typer.Option(help="Write JUnit XML here: one testcase per trial.")
+    Path | None,
+    typer.Option(metavar="FILE", help="Write JUnit XML here: one testcase per trial."),
 ]
 FailDivergedOpt = Annotated[
     bool,
@@ -86,15 +99,22 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 # ── many workers, one study (optsweep.worker) ──
 WorkersOpt = Annotated[
     int,
-    typer.Option(min=1, help="Worker processes on this machine (more than 1 needs PostgreSQL)."),
+    typer.Option(
+        min=1, metavar="N", help="Worker processes on this machine (more than 1 needs PostgreSQL)."
+    ),
 ]
 HeartbeatOpt = Annotated[
-    int, typer.Option(min=1, help="Seconds between heartbeats of a trial being trained.")
+    int,
+    typer.Option(
+        min=1, metavar="SECONDS", help="Seconds between heartbeats of a trial being trained."
+    ),
 ]
 GraceOpt = Annotated[
     int,
     typer.Option(
-        min=1, help="Seconds without heartbeat after which a trial is retrained elsewhere."
+        min=1,
+        metavar="SECONDS",
+        help="Seconds without heartbeat after which a trial is retrained elsewhere.",
     ),
 ]
 
@@ -326,7 +346,7 @@ def same_command() -> str:
 
 @app.command()
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Sweep YAML files.")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Sweep YAML files.")],
     search: Annotated[
         bool, typer.Option("--search", help="Check them for optsweep search (ranges allowed).")
     ] = False,
@@ -461,7 +481,9 @@ def storage_failure(error: BaseException) -> str:
 @app.command()
 def init(
     config: ConfigArg,
-    storage: Annotated[str, typer.Option(help="Optuna storage URL: postgresql://USER@HOST/DB.")],
+    storage: Annotated[
+        str, typer.Option(metavar="URL", help="Optuna storage URL: postgresql://USER@HOST/DB.")
+    ],
     set_: SetOpt = None,
 ) -> None:
     """Put a sweep into a shared study (config + grid, once), for workers to train."""
@@ -487,14 +509,18 @@ def init(
 
 @app.command()
 def worker(
-    storage: Annotated[str, typer.Option(help="Optuna storage URL: postgresql://USER@HOST/DB.")],
+    storage: Annotated[
+        str, typer.Option(metavar="URL", help="Optuna storage URL: postgresql://USER@HOST/DB.")
+    ],
     study_name: Annotated[
-        str | None, typer.Option("--study", help="Study name [default: the only one there].")
+        str | None,
+        typer.Option("--study", metavar="NAME", help="Study name [default: the only one there]."),
     ] = None,
     data_dir: DataDirOpt = None,
     device: DeviceOpt = None,
     out: Annotated[
-        Path | None, typer.Option(help="Also write the results folder here when done.")
+        Path | None,
+        typer.Option(metavar="DIR", help="Also write the results folder here when done."),
     ] = None,
     heartbeat: HeartbeatOpt = 10,
     grace: GraceOpt = 60,
@@ -529,6 +555,7 @@ def search(
         int | None,
         typer.Option(
             min=1,
+            metavar="N",
             help="Trials in total; re-running continues up to it [default: search.trials, 30].",
         ),
     ] = None,
@@ -536,7 +563,8 @@ def search(
         bool, typer.Option("--new", help="Delete the existing search study and start over.")
     ] = False,
     out: Annotated[
-        Path | None, typer.Option(help="Results folder [default: results/<name>-search].")
+        Path | None,
+        typer.Option(metavar="DIR", help="Results folder [default: results/<name>-search]."),
     ] = None,
     data_dir: DataDirOpt = None,
     device: DeviceOpt = None,
@@ -593,14 +621,20 @@ def search(
 
 @app.command()
 def report(
-    folder: Annotated[Path, typer.Argument(help="A results folder (results/<name>).")],
+    folder: Annotated[
+        Path, typer.Argument(metavar="DIR", help="A results folder (results/<name>).")
+    ],
     storage: Annotated[
-        str | None, typer.Option(help="Optuna storage URL [default: FOLDER/study.db].")
+        str | None,
+        typer.Option(metavar="URL", help="Optuna storage URL [default: FOLDER/study.db]."),
     ] = None,
-    study_name: Annotated[str | None, typer.Option("--study", help="Study name.")] = None,
+    study_name: Annotated[
+        str | None, typer.Option("--study", metavar="NAME", help="Study name.")
+    ] = None,
     target: Annotated[
         str | None,
         typer.Option(
+            metavar="TARGET",
             help="Speed to target's target: 0.98 (test accuracy) or METRIC=VALUE "
             "(test_loss=0.1) [default: the config's report.target].",
         ),
@@ -637,12 +671,16 @@ def report(
 @app.command()
 def compare(
     folders: Annotated[
-        list[Path], typer.Argument(help="Results folders, one problem each (two or more).")
+        list[Path],
+        typer.Argument(metavar="DIR", help="Results folders, one problem each (two or more)."),
     ],
-    out: Annotated[Path, typer.Option(help="Folder for the comparison.")] = Path("results/compare"),
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Folder for the comparison.")] = Path(
+        "results/compare"
+    ),
     target: Annotated[
         str | None,
         typer.Option(
+            metavar="TARGET",
             help="The target every problem is timed to: 0.9 (test accuracy) or METRIC=VALUE "
             "[default: each folder's report.target].",
         ),
@@ -683,7 +721,9 @@ def compare(
 
 @app.command()
 def optimizers(
-    name: Annotated[str | None, typer.Argument(help="Show one optimizer in detail.")] = None,
+    name: Annotated[
+        str | None, typer.Argument(metavar="NAME", help="Show one optimizer in detail.")
+    ] = None,
 ) -> None:
     """List the optimizers, their parameters and defaults under torch and keras semantics."""
     from optsweep.optim.describe import optimizer_details, registry_table
@@ -721,45 +761,56 @@ def schema(
 @app.command()
 def trajectories(
     config: Annotated[
-        Path | None, typer.Argument(help="Sweep YAML file (or give --optimizers).")
+        Path | None,
+        typer.Argument(metavar="CONFIG", help="Sweep YAML file (or give --optimizers)."),
     ] = None,
     optimizers_: Annotated[
         str | None,
         typer.Option(
             "--optimizers",
+            metavar="NAMES",
             help="Comma list, each at its defaults: NAME or NAME/keras, or all "
             "(default: sgd … nadam).",
         ),
     ] = None,
-    semantics: Annotated[str, typer.Option(help="With --optimizers: torch, keras or both.")] = (
-        "torch"
-    ),
+    semantics: Annotated[
+        str, typer.Option(metavar="SEMANTICS", help="With --optimizers: torch, keras or both.")
+    ] = ("torch"),
     functions: Annotated[
-        str | None, typer.Option(help="Comma list or all (default: all but rastrigin).")
+        str | None,
+        typer.Option(metavar="NAMES", help="Comma list or all (default: all but rastrigin)."),
     ] = None,
     start: Annotated[
-        str | None, typer.Option(help="Start point x,y (default: per function).")
+        str | None, typer.Option(metavar="X,Y", help="Start point x,y (default: per function).")
     ] = None,
-    steps: Annotated[int | None, typer.Option(min=1, help="Steps (default: per function).")] = None,
+    steps: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="Steps (default: per function).")
+    ] = None,
     lr: Annotated[
         str | None,
         typer.Option(
+            metavar="LR",
             help="auto (the function's suggested rate), a number, or config "
-            "(default: the config's; auto with --optimizers)."
+            "(default: the config's; auto with --optimizers).",
         ),
     ] = None,
-    lr_scale: Annotated[float, typer.Option(help="Multiply every rate (> 0).")] = 1.0,
+    lr_scale: Annotated[
+        float, typer.Option(metavar="FACTOR", help="Multiply every rate (> 0).")
+    ] = 1.0,
     set_: SetOpt = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Folder (default: results/<name>/trajectories or results/trajectories)."),
+        typer.Option(
+            metavar="DIR",
+            help="Folder (default: results/<name>/trajectories or results/trajectories).",
+        ),
     ] = None,
     grid: Annotated[
         bool | None,
         typer.Option("--grid/--no-grid", help="Small multiples (default: per block with a grid)."),
     ] = None,
     gif: Annotated[bool, typer.Option("--gif/--no-gif", help="Write the animated GIFs.")] = True,
-    frames: Annotated[int, typer.Option(min=2, help="Frames per GIF.")] = 30,
+    frames: Annotated[int, typer.Option(min=2, metavar="N", help="Frames per GIF.")] = 30,
     quiet: QuietOpt = False,
 ) -> None:
     """Draw the optimizers' paths on 2-D test functions: PNG, GIF and a table per function."""

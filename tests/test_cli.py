@@ -210,3 +210,16 @@ def test_a_device_the_machine_lacks_is_one_line_before_anything_is_written(
     (line,) = result.stderr.strip().splitlines()
     assert re.fullmatch(r"error: device 'cuda:\d' is not on this machine; it has: cpu.*", line)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["run", "search", "init", "worker", "report", "compare", "validate", "optimizers", "schema"],
+)
+def test_help_keeps_its_defaults_and_names_what_options_take(command):
+    import re
+
+    text = runner.invoke(app, [command, "--help"]).output
+    assert not re.search(r" \.(\s|$)", text)  # a default markup swallowed left " ." behind
+    assert "<bool>" not in text  # a flag takes no value
+    assert not re.search(r"--[\w-]+ <", text)  # an option names its value (DIR, N, URL…)
