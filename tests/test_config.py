@@ -184,6 +184,19 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
         ),
     ),
     (
+        "model-digits",  # resnet18 is no typo of resnet20: no did-you-mean
+        HEAD + "model: resnet18\n" + BLOCK,
+        (
+            "F:3: model: unknown model 'resnet18'; valid: logreg, mlp, cnn, 2c2d, 3c3d, "
+            "resnet20, resnet32, resnet56",
+        ),
+    ),
+    (
+        "precision-digits",  # nor fp64 of fp16
+        HEAD + "train: {precision: fp64}\n" + BLOCK,
+        ("F:3: train.precision: unknown precision 'fp64'; valid: fp32, bf16, fp16",),
+    ),
+    (
         "model-list",
         HEAD + "model: [mlp]\n" + BLOCK,
         (

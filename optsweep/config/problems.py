@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -163,9 +164,16 @@ def quote_hint(value: Any) -> str:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """``did you mean 'x'? `` for the closest choice, or ""."""
+    """``did you mean 'x'? `` for the closest choice, or "". Never a choice that differs
+    only in its digits: fp64 is not a typo of fp16, nor resnet18 of resnet20."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean '{match[0]}'? " if match else ""
+    if not match or _letters(match[0]) == _letters(word):
+        return ""
+    return f"did you mean '{match[0]}'? "
+
+
+def _letters(word: str) -> str:
+    return re.sub(r"\d", "", word)
 
 
 def is_int(value: Any) -> bool:
