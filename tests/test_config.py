@@ -322,9 +322,9 @@ BAD_FILES: list[tuple[str, str, tuple[str | re.Pattern[str], ...]]] = [
     ),
     (
         "precision",
-        HEAD + "train: {precision: fp64}\n" + BLOCK,
+        HEAD + "train: {precision: bf61}\n" + BLOCK,
         (
-            "F:3: train.precision: unknown precision 'fp64'; did you mean 'fp16'? valid: fp32, "
+            "F:3: train.precision: unknown precision 'bf61'; did you mean 'bf16'? valid: fp32, "
             "bf16, fp16",
         ),
     ),
