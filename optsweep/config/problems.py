@@ -165,15 +165,20 @@ def quote_hint(value: Any) -> str:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``did you mean 'x'? `` for the closest choice, or "". Never a choice that differs
-    only in its digits: fp64 is not a typo of fp16, nor resnet18 of resnet20."""
+    only in its number: fp64 is not a typo of fp16, nor resnet18 of resnet20 (bf61 is one of
+    bf16: the same digits)."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    if not match or _letters(match[0]) == _letters(word):
+    if not match or _another_number(word, match[0]):
         return ""
     return f"did you mean '{match[0]}'? "
 
 
-def _letters(word: str) -> str:
-    return re.sub(r"\d", "", word)
+def _another_number(word: str, choice: str) -> bool:
+    def split(text: str) -> tuple[str, list[str]]:
+        return re.sub(r"\d", "", text), sorted(re.findall(r"\d", text))
+
+    (letters, digits), (their_letters, their_digits) = split(word), split(choice)
+    return letters == their_letters and digits != their_digits
 
 
 def is_int(value: Any) -> bool:
