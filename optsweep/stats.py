@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scipy import stats as scipy_stats
-
 from optsweep.records import TrialRecord
 
 ALPHA = 0.05
@@ -112,6 +110,8 @@ def paired_p_value(a: dict[int, float], b: dict[int, float]) -> float:
     if all(math.isclose(d, differences[0], abs_tol=1e-12) for d in differences):
         # no spread: the t statistic is 0/0 (identical) or ±inf (the same shift every seed)
         return 1.0 if math.isclose(differences[0], 0.0, abs_tol=1e-12) else 0.0
+    from scipy import stats as scipy_stats  # ~1 s to import: only when a test is computed
+
     return float(scipy_stats.ttest_rel([a[s] for s in shared], [b[s] for s in shared]).pvalue)
 
 
@@ -123,6 +123,8 @@ def difference_interval(
     shared = sorted(a.keys() & b.keys())
     if len(shared) < 2:
         return None
+    from scipy import stats as scipy_stats
+
     differences = [a[s] - b[s] for s in shared]
     mean = statistics.fmean(differences)
     half = (
