@@ -61,6 +61,10 @@ VARIANTS: dict[str, tuple[Any, ...]] = {
     "growth_rate": ("default", 1.02, 1.5),
     "alpha_warmup": ("default", 5, 20),
     "beta_3_warmup": ("default", 8, 4),
+    "shampoo_beta": ("default", 0.8, 0.99),
+    "warmup_steps": ("default", 5, 20),
+    "r": ("default", 1.0, 0.5),
+    "weight_lr_power": ("default", 0.0, 1.0),
 }
 
 STRUCTURES: dict[str, dict[str, Any]] = {

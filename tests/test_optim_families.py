@@ -50,6 +50,8 @@ OPTIMIZER_WORDS = (
     "ftrl",
     "prodigy",
     "ademamix",
+    "soap",
+    "schedule_free",
 )
 # named after a parameter, not an optimizer: factories of ParamInfo records
 PARAMETER_FACTORIES = {("parameters.py", "momentum"), ("parameters.py", "momentum_decay")}
@@ -80,6 +82,7 @@ KERNEL_CASES = [
     for s in SEMANTICS
     for flags in _flag_settings(o)
     if not (s == "keras" and flags.get("decoupled_weight_decay") == 0)  # keras refuses it
+    and not any(flags.get(knob) for knob in OPTIMIZERS[o].refuses)  # and soap these
 ]
 
 
@@ -154,3 +157,20 @@ def test_state_slots_count_a_rule_with_more_state() -> None:
     state = inplace("prodigy", "torch", values).init(params)
     copies = [leaf for leaf in state if isinstance(leaf, list)]
     assert len(copies) == OPTIMIZERS["prodigy"].state_copies == 4
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_state_slots_hold_what_the_state_holds(optimizer: str) -> None:
+    """Given the shapes, the estimate covers the floats of a built state per trial, after the
+    first update (where state is allocated on it: Adafactor, Muon, SOAP)."""
+    shapes = [(6, 5), (6,), (3, 2, 2)]
+    values = resolve(optimizer, "torch", {})
+    kernel = inplace(optimizer, "torch", values)
+    params = [torch.randn(2, *s) for s in shapes]  # K = 2
+    state = kernel.init(params)
+    hp = stack_hyperparameters(optimizer, [values, values])
+    kernel.update_([torch.randn_like(p) for p in params], state, params, hp)
+    leaves = [leaf for leaf in state if isinstance(leaf, list)]
+    floats = sum(t.numel() for leaf in leaves for t in leaf) // 2
+    size = sum(p[0].numel() for p in params)
+    assert floats <= state_slots(values, optimizer, shapes) * size

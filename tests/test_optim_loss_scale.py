@@ -144,14 +144,14 @@ def test_conflicting_settings_are_refused(given: dict, pattern: str) -> None:
 
 
 @pytest.mark.parametrize("semantics", ["torch", "keras"])
-@pytest.mark.parametrize("optimizer", ["adafactor", "muon", "prodigy"])
+@pytest.mark.parametrize("optimizer", ["adafactor", "muon", "prodigy", "schedule_free_adamw"])
 def test_a_skipped_first_step_leaves_state_allocated_later_fresh(
     optimizer: str, semantics: str
 ) -> None:
     """Adafactor's factored moments and Muon's AdamW v are allocated on the first update (the
-    trial axis tells their shapes), Prodigy's d starts at d₀ there: a trial whose first step
-    overflows keeps them fresh and then follows its own run alone (a stack of one: the same
-    bfloat16 path for Muon)."""
+    trial axis tells their shapes), Prodigy's d starts at d₀ there, Schedule-Free's η_max and
+    weight sum too: a trial whose first step overflows keeps them fresh and then follows its own
+    run alone (a stack of one: the same bfloat16 path for Muon)."""
     values = resolve(optimizer, semantics, {"learning_rate": LR, **SETTINGS})
     kernel = inplace(optimizer, semantics, values, kernels="batched")
     overflows = [set(), {0, 2}]

@@ -13,6 +13,11 @@ float64 transcription of TF Addons' ``RectifiedAdam`` (tf.keras; TensorFlow is n
 dependency) for keras's RAdam, and for keras's Rprop and ASGD (no tf.keras library ships
 them) torch.optim's class with keras's clipping and decoupled decay done by hand; for torch's
 FTRL (torch ships none) keras's ``Ftrl`` with torch's clipping and coupled L2 done by hand.
+SOAP's oracle is a transcription of nikhilvyas/SOAP (``ReferenceSOAP`` in
+``test_optim_soap``) in both semantics; Schedule-Free's are facebookresearch/schedule_free's
+classes (``schedulefree`` 1.4.1, a test dependency) for torch's AdamW and SGD and keras's SGD
+(keras's knobs by hand), keras's ``ScheduleFreeAdamW`` for keras's AdamW; their evaluation
+point x is held to the same oracles in ``test_optim_schedule_free``.
 
 Every case runs in every form an optimizer has (``FORMS``): the K-batched kernel the engine
 runs (two stacked trials), torch's fused kernel per trial where the family has one, the pure
@@ -64,6 +69,11 @@ try:
     import prodigyopt
 except ImportError:  # pragma: no cover - prodigyopt is a test dependency
     prodigyopt = None
+try:
+    import schedulefree
+except ImportError:  # pragma: no cover - schedulefree is a test dependency
+    schedulefree = None
+from test_optim_soap import ReferenceSOAP, reference_kwargs
 
 from optsweep.optim import (
     OPTIMIZERS,
@@ -184,6 +194,8 @@ REFERENCE_ORACLES = {
     ("ftrl", "torch"): "keras-rule",
     ("prodigy", "keras"): "torch-rule",
     ("ademamix", "keras"): "torch-rule",
+    ("soap", "keras"): "torch-rule",
+    ("schedule_free_sgd", "keras"): "torch-rule",
 }
 
 
@@ -291,6 +303,7 @@ def _flag_and_knob_cases(semantics: str) -> list[Case]:
     cases += _radam_cases(sem) + _lion_cases(sem) + _rprop_cases(sem) + _asgd_cases(sem)
     cases += _adafactor_cases(sem) + _lamb_cases(sem) + _muon_cases(sem)
     cases += _ftrl_cases(sem) + _prodigy_cases(sem) + _ademamix_cases(sem)
+    cases += _soap_cases(sem) + _schedule_free_cases(sem)
     if semantics == "torch":  # torch-only parameters
         cases += [
             Case("momentum", sem, {"learning_rate": 0.05, "momentum": 0.9, "dampening": 0.5}),
@@ -547,6 +560,79 @@ def _ademamix_cases(sem: str) -> list[Case]:
     ]
 
 
+def _soap_cases(sem: str) -> list[Case]:
+    """Every parameter and flag of the reference, and the knobs. SHAPES give a matrix (3, 4)
+    two factors, the vector (5,) one with precondition_1d, (2, 1, 3) three (or one of 6 merged);
+    a frequency of 3 refreshes the eigenbases 33 times in the 100 steps. Clipping by value is
+    gentle (1.0): clipped at 0.2 most first-step entries of (2, 1, 3) are ±0.2 and its 3 × 3
+    factor has a repeated eigenvalue, whose eigenvectors any basis of their plane is: the
+    reference's then is what rounding picks (an off-diagonal 0 there that a product of another
+    order leaves at 1.7e-19 picks another; measured 0.8 apart after 100 steps; at 0.5 with
+    accumulation, nearly repeated: 2.8e-9 relative; at 1.0: 1e-15)."""
+    return [
+        Case("soap", sem),
+        Case("soap", sem, {"learning_rate": 0.01}),
+        Case("soap", sem, {"learning_rate": 0.01, "betas": (0.9, 0.99), "weight_decay": 0.1}),
+        Case("soap", sem, {"learning_rate": 0.01, "shampoo_beta": 0.8, "epsilon": 1e-6}),
+        Case("soap", sem, {"learning_rate": 0.01, "precondition_frequency": 3}),
+        Case("soap", sem, {"learning_rate": 0.01, "merge_dims": True, "precondition_frequency": 4}),
+        Case(
+            "soap",
+            sem,
+            {"learning_rate": 0.01, "precondition_1d": True, "precondition_frequency": 5},
+        ),
+        Case("soap", sem, {"learning_rate": 0.01, "normalize_grads": True}),
+        Case("soap", sem, {"learning_rate": 0.01, "correct_bias": False}),
+        Case("soap", sem, {"learning_rate": 0.01, "max_precond_dim": 3, "merge_dims": True}),
+        Case("soap", sem, {"learning_rate": 0.01, "clipnorm": 0.5}),
+        Case("soap", sem, {"learning_rate": 0.01, "global_clipnorm": 0.5}),
+        Case(
+            "soap",
+            sem,
+            {"learning_rate": 0.01, "clipvalue": 1.0, "gradient_accumulation_steps": 2},
+        ),
+        Case("soap", sem, {"learning_rate": 0.01, "loss_scale_factor": 64.0}),
+        Case("soap", sem, {"learning_rate": 0.01}, schedule=ScheduleSpec("cosine", T_max=STEPS)),
+    ]
+
+
+def _schedule_free_cases(sem: str) -> list[Case]:
+    """Every parameter of the references and the knobs; keras's ScheduleFreeAdamW has no r and
+    no weight_lr_power (its averaging is theirs at 0), so those cases are torch's."""
+    cases = []
+    for name, beta in (("schedule_free_adamw", "beta_1"), ("schedule_free_sgd", "momentum")):
+        lr = 0.01 if name == "schedule_free_adamw" else 0.05
+        cases += [
+            Case(name, sem),
+            Case(name, sem, {"learning_rate": lr, beta: 0.8}),
+            Case(name, sem, {"learning_rate": lr, "weight_decay": 0.1}),
+            Case(name, sem, {"learning_rate": lr, "warmup_steps": 20}),
+            Case(name, sem, {"learning_rate": lr, "clipnorm": 0.5}),
+            Case(name, sem, {"learning_rate": lr, "global_clipnorm": 0.5}),
+            Case(
+                name,
+                sem,
+                {"learning_rate": lr, "clipvalue": 0.2, "gradient_accumulation_steps": 2},
+            ),
+            Case(name, sem, {"learning_rate": lr, "loss_scale_factor": 64.0}),
+            Case(
+                name,
+                sem,
+                {"learning_rate": lr, "warmup_steps": 10},
+                schedule=ScheduleSpec("cosine", T_max=STEPS),
+            ),
+        ]
+        if sem == "torch" or name == "schedule_free_sgd":
+            cases += [
+                Case(name, sem, {"learning_rate": lr, "r": 1.0, "warmup_steps": 5}),
+                Case(name, sem, {"learning_rate": lr, "weight_lr_power": 0.0, "r": 0.5}),
+            ]
+    cases += [
+        Case("schedule_free_adamw", sem, {"learning_rate": 0.01, "beta_2": 0.95, "epsilon": 1e-6}),
+    ]
+    return cases
+
+
 def _formula_cases() -> list[Case]:
     """What no library ships: checked against the float64 transcription below."""
     cases = []
@@ -737,6 +823,8 @@ def _torch_optimizer(name: str, params: list[Tensor], v: Mapping[str, Any]) -> A
         )
     if name == "muon":
         return MuonWithAdamW(params, {**v, "weight_decay": wd})
+    if name.startswith("schedule_free"):  # torch has none: the reference's classes
+        return schedule_free_reference(name, params, {**v, "weight_decay": wd})
     betas = (v["beta_1"], v["beta_2"])
     if name in ("adam", "amsgrad"):
         amsgrad = name == "amsgrad" or v["amsgrad"]
@@ -805,7 +893,35 @@ def _torch_optimizer(name: str, params: list[Tensor], v: Mapping[str, Any]) -> A
         )
     if name == "lion":  # torch has none: the reference implementation's class
         return lion_pytorch.Lion(params, lr=lr, betas=betas, weight_decay=wd)
+    if name == "soap":  # torch has none: the reference's class, transcribed
+        return ReferenceSOAP(params, **reference_kwargs({**v, "weight_decay": wd}))
     raise KeyError(name)
+
+
+def schedule_free_reference(name: str, params: list[Tensor], v: Mapping[str, Any]) -> Any:
+    """schedulefree's ``AdamWScheduleFree`` or ``SGDScheduleFree`` for resolved values, put in
+    train mode (the reference refuses a step before ``train()``)."""
+    common = {
+        "lr": v["learning_rate"],
+        "weight_decay": v["weight_decay"] or 0.0,
+        "warmup_steps": v["warmup_steps"],
+        "r": v["r"],
+        "weight_lr_power": v["weight_lr_power"],
+    }
+    if name == "schedule_free_adamw":
+        opt = schedulefree.AdamWScheduleFree(
+            params, betas=(v["beta_1"], v["beta_2"]), eps=v["epsilon"], **common
+        )
+    else:
+        opt = schedulefree.SGDScheduleFree(params, momentum=v["momentum"], **common)
+    opt.train()
+    # the reference makes z from θ at its first step; keras's knobs decay θ before that step by
+    # hand, where keras (ScheduleFreeAdamW) and optsweep make z from θ₀: made here, as it would
+    for p in params:
+        opt.state[p]["z"] = p.detach().clone()
+        if name == "schedule_free_adamw":
+            opt.state[p]["exp_avg_sq"] = torch.zeros_like(p)
+    return opt
 
 
 class ReferenceAdEMAMix(torch.optim.Optimizer):
@@ -940,7 +1056,7 @@ def _torch_scheduler(case: Case, opt: Any) -> Any:
 # torch.optim classes without a weight_decay argument: coupled L2 added to g by hand
 NO_WEIGHT_DECAY = {"rprop"}
 # references that decay in their own rule in both conventions (keras's too: not by hand)
-OWN_DECAY = {"prodigy", "ademamix"}
+OWN_DECAY = {"prodigy", "ademamix", "soap"}
 
 
 def run_torch(case: Case, problem: Problem = PROBLEM, *, keras_knobs: bool = False) -> Tensor:
@@ -1102,6 +1218,16 @@ def _keras_optimizer(name: str, v: Mapping[str, Any]) -> Any:
         )
     if name == "lion":
         return o.Lion(learning_rate=lr, beta_1=v["beta_1"], beta_2=v["beta_2"], **common)
+    if name == "schedule_free_adamw":
+        assert v["r"] == 0.0 and v["weight_lr_power"] == 0.0  # keras's averaging: 1/(k + 1)
+        return o.ScheduleFreeAdamW(
+            learning_rate=lr,
+            beta_1=v["beta_1"],
+            beta_2=v["beta_2"],
+            epsilon=v["epsilon"],
+            warmup_steps=v["warmup_steps"],
+            **common,
+        )
     if name == "adafactor":
         return o.Adafactor(
             learning_rate=lr,
@@ -1354,6 +1480,13 @@ def ftrl_float32(case: Case) -> Case:
     return replace(case, kwargs=kwargs)
 
 
+def keras_float32_warmup(case: Case) -> bool:
+    """Keras's ScheduleFreeAdamW warms up by ``ops.minimum(t/T, 1.0)``, float32 on the torch
+    backend (a Python float operand, as for clipping): η carries float32 rounding while it
+    warms up (measured, 100 steps: 4.9e-10 absolute, 3.7e-7 relative)."""
+    return case.optimizer == "schedule_free_adamw" and bool(case.kwargs.get("warmup_steps"))
+
+
 def compare(case: Case, form: str = "pure") -> tuple[Tensor, Tensor, float, float]:
     """(ours in ``form``, oracle, rtol, atol) for a case."""
     ref = oracle_trajectory(case)
@@ -1369,7 +1502,7 @@ def compare(case: Case, form: str = "pure") -> tuple[Tensor, Tensor, float, floa
         wd_map = None if case.optimizer == "muon" else keras_decay
         ours = run_ours(mirrored, form=form, lr_map=float32, wd_map=wd_map)
         clipped = {"clipnorm", "global_clipnorm"} & set(case.kwargs)
-        loose = clipped or case.optimizer in KERAS_FLOAT32_OPS
+        loose = clipped or case.optimizer in KERAS_FLOAT32_OPS or keras_float32_warmup(case)
         if loose:
             return ours, ref, KERAS_CLIP_RTOL, KERAS_CLIP_ATOL
         return ours, ref, KERAS_RTOL, ATOL
@@ -1395,6 +1528,8 @@ def missing_oracle(case: Case) -> str | None:
         return "torch-optimizer"
     if case.optimizer == "prodigy" and prodigyopt is None:
         return "prodigyopt"
+    if case.oracle_name in ("torch", "torch-rule") and case.optimizer.startswith("schedule_free"):
+        return None if schedulefree is not None else "schedulefree"
     return None
 
 

@@ -48,7 +48,10 @@ NAMES = (
     "lamb",
     "lion",
     "muon",
+    "soap",
     "prodigy",
+    "schedule_free_adamw",
+    "schedule_free_sgd",
     "nadam",
     "nadamax",
 )  # family by family (optim/families)
@@ -109,6 +112,7 @@ KERAS_CLASSES = {
     "adafactor": "Adafactor",
     "lamb": "Lamb",
     "muon": "Muon",
+    "schedule_free_adamw": "ScheduleFreeAdamW",
 }
 # Deliberate differences from the library signature, each with its reason.
 NOT_LIBRARY_DEFAULTS = {
@@ -202,6 +206,50 @@ def test_prodigy_defaults_are_the_reference_defaults() -> None:
     assert resolve("prodigy", "torch", {})["weight_decay"] == lib["weight_decay"]
 
 
+def test_soap_defaults_are_the_reference_defaults() -> None:
+    """Neither library has SOAP: both semantics take nikhilvyas/SOAP's defaults."""
+    from test_optim_soap import ReferenceSOAP
+
+    lib = _signature_defaults(ReferenceSOAP)
+    for semantics in SEMANTICS:
+        values = resolve("soap", semantics, {})
+        assert values["learning_rate"] == lib["lr"] == 3e-3
+        assert (values["beta_1"], values["beta_2"]) == lib["betas"] == (0.95, 0.95)
+        assert values["shampoo_beta"] is None and lib["shampoo_beta"] == -1  # β₂
+        assert values["epsilon"] == lib["eps"] and values["weight_decay"] == lib["weight_decay"]
+        for name in (
+            "precondition_frequency",
+            "max_precond_dim",
+            "merge_dims",
+            "precondition_1d",
+            "normalize_grads",
+            "correct_bias",
+        ):
+            assert values[name] == lib[name], name
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "cls"),
+    [("schedule_free_adamw", "AdamWScheduleFree"), ("schedule_free_sgd", "SGDScheduleFree")],
+)
+def test_schedule_free_torch_defaults_are_the_reference_defaults(optimizer: str, cls: str) -> None:
+    """torch has no Schedule-Free: torch semantics take schedulefree's defaults (and keras's
+    ScheduleFreeAdamW shares the AdamW ones it has: test_keras_defaults_are_keras_defaults)."""
+    schedulefree = pytest.importorskip("schedulefree")
+    lib = _signature_defaults(getattr(schedulefree, cls))
+    values = resolve(optimizer, "torch", {})
+    assert values["learning_rate"] == lib["lr"]
+    for name in ("weight_decay", "warmup_steps", "r", "weight_lr_power"):
+        assert values[name] == lib[name], name
+    if optimizer == "schedule_free_adamw":
+        assert (values["beta_1"], values["beta_2"]) == lib["betas"]
+        assert values["epsilon"] == lib["eps"]
+        assert resolve(optimizer, "keras", {})["weight_lr_power"] == 0.0  # keras's 1/(k + 1)
+    else:
+        assert values["momentum"] == lib["momentum"]
+        assert resolve(optimizer, "keras", {})["learning_rate"] == lib["lr"]
+
+
 @pytest.mark.skipif(keras is None, reason="keras is not installed")
 @pytest.mark.parametrize("optimizer", list(KERAS_CLASSES))
 def test_keras_defaults_are_keras_defaults(optimizer: str) -> None:
@@ -238,6 +286,10 @@ NAME_CASES = [
     ("prodigy", "beta3", ("beta_3",)),
     ("ademamix", "beta3_warmup", ("beta_3_warmup",)),  # the reference's name
     ("ademamix", "betas", ("beta_1", "beta_2")),  # the reference's betas triple: and beta_3
+    ("soap", "betas", ("beta_1", "beta_2")),
+    ("soap", "eps", ("epsilon",)),
+    ("schedule_free_adamw", "betas", ("beta_1", "beta_2")),
+    ("schedule_free_sgd", "momentum", ("momentum",)),
 ]
 
 
@@ -329,6 +381,16 @@ BAD = [
     ("ademamix-alpha", "ademamix", "torch", {"alpha": -1.0}, r"ademamix.*alpha >= 0"),
     ("ademamix-warmup", "ademamix", "keras", {"alpha_warmup": 0}, r"alpha_warmup >= 1"),
     ("ademamix-steps", "ademamix", "torch", {"beta3_warmup": 2.5}, r"beta_3_warmup.*integer"),
+    # what the references refuse or cannot run (x = (y − (1 − β)z)/β needs β > 0)
+    ("soap-shampoo", "soap", "torch", {"shampoo_beta": 1.0}, r"soap.*shampoo_beta < 1"),
+    ("soap-frequency", "soap", "keras", {"precondition_frequency": 0}, r"frequency >= 1"),
+    ("soap-dim", "soap", "torch", {"max_precond_dim": 2.5}, r"max_precond_dim.*not an integer"),
+    ("soap-scale", "soap", "torch", {"dynamic_loss_scale": True}, r"soap: dynamic_loss_scale is"),
+    ("sf-momentum-0", "schedule_free_sgd", "torch", {"momentum": 0.0}, r"0 < momentum < 1"),
+    ("sf-momentum-1", "schedule_free_sgd", "keras", {"momentum": 1.0}, r"0 < momentum < 1"),
+    ("sf-beta1-0", "schedule_free_adamw", "torch", {"betas": (0.0, 0.9)}, r"0 < beta_1 < 1"),
+    ("sf-warmup", "schedule_free_adamw", "keras", {"warmup_steps": -1}, r"warmup_steps >= 0"),
+    ("sf-r", "schedule_free_sgd", "torch", {"r": -1.0}, r"schedule_free_sgd.*r >= 0"),
     # keras's ftrl_test.py test_invalid_*
     ("ftrl-iav", "ftrl", "keras", {"initial_accumulator_value": -0.1}, r"ftrl.*value >= 0"),
     ("ftrl-power", "ftrl", "keras", {"learning_rate_power": 0.1}, r"ftrl.*_power <= 0"),
@@ -367,6 +429,13 @@ LIBRARY_REFUSALS = [
         "l2_shrinkage_regularization_strength=-0.1",
     ),
 ]
+
+
+def test_the_schedule_free_reference_refuses_momentum_0_and_1_too() -> None:
+    schedulefree = pytest.importorskip("schedulefree")
+    for momentum in (0.0, 1.0):
+        with pytest.raises(ValueError, match="Momentum must be between 0 and 1 exclusive"):
+            schedulefree.SGDScheduleFree([torch.zeros(2, requires_grad=True)], momentum=momentum)
 
 
 @pytest.mark.parametrize(("library", "cls", "kwargs", "pattern"), LIBRARY_REFUSALS)

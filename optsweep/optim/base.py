@@ -15,7 +15,11 @@ Conventions every kernel follows:
   value);
 - state is a ``NamedTuple`` named after the math (torch.optim's state names); a ``list`` field
   holds one tensor per parameter, a ``Tensor`` field is shared by all parameters (step
-  counters).
+  counters);
+- a rule that evaluates somewhere else than where it takes gradients (Schedule-Free: at x,
+  its gradients at y) says so with two methods of its state: ``evaluation_weights(params)``,
+  the weights to evaluate for the parameters it trains, and ``training_weights(weights)``,
+  the inverse (``transforms.evaluation_weights``, the wrapper's ``eval()``/``train()``).
 """
 
 from __future__ import annotations

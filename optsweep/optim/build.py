@@ -19,6 +19,7 @@ Order of the stages (keras's order, and what a torch user does by hand):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -197,12 +198,27 @@ def stack_hyperparameters(
     return out
 
 
-def state_slots(values: Mapping[str, Any], optimizer: str | None = None) -> int:
+def state_slots(
+    values: Mapping[str, Any],
+    optimizer: str | None = None,
+    shapes: Sequence[tuple[int, ...]] | None = None,
+) -> int:
     """Copies of the parameters an optimizer's state and step hold at most, for a memory
     estimate: three for the rules (Adam with AMSGrad, centered RMSprop), or the optimizer's
     own count where it is named and holds more (Prodigy's four), one for the weights'
-    average, four for the copy a dynamically scaled step keeps to skip a trial."""
-    rule = 3 if optimizer is None else max(3, optimizer_info(optimizer).state_copies)
+    average, four for the copy a dynamically scaled step keeps to skip a trial.
+
+    ``shapes``: one trial's parameter shapes (``[tuple(p.shape) for p in model.init(0)]``),
+    for the rules whose state is not copies of the parameters (SOAP's factors and eigenbases,
+    2·d² floats per axis of size d): those floats are counted as whole copies, rounded up.
+    Without shapes such state is not counted."""
+    rule = 3
+    if optimizer is not None:
+        info = optimizer_info(optimizer)
+        rule = max(3, info.state_copies)
+        if shapes is not None and info.state_floats is not None:
+            size = sum(math.prod(s) for s in shapes)
+            rule += -(-info.state_floats(values, shapes) // max(size, 1))
     slots = rule + (1 if values.get("use_ema") else 0)
     if values.get("dynamic_loss_scale"):
         slots += 1 + slots

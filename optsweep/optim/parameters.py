@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,6 +25,8 @@ Kind = Literal["float", "int", "bool"]
 KernelFactory = Callable[[Mapping[str, Any], bool], "Kernel"]
 # torch's fused CPU kernel called per trial: (structural values, keras, decoupled decay)
 FusedFactory = Callable[[Mapping[str, Any], bool, bool], "UpdateFn"]
+# floats of state per trial beyond the copies of the parameters, for the parameters' shapes
+StateFloats = Callable[[Mapping[str, Any], Sequence[tuple[int, ...]]], int]
 
 __all__ = [
     "BETA_1",
@@ -167,6 +169,10 @@ class OptimizerInfo:
             (``{"rho": "momentum"}`` for SGD momentum, which the seeds call rho).
         state_copies: copies of the parameters the rule's state holds, where more than the
             three ``build.state_slots`` assumes (Prodigy: θ₀, s, m, v).
+        state_floats: floats of state per trial that are not copies of the parameters, for
+            the parameters' shapes (SOAP's per-axis factors and eigenbases, 2·d² an axis).
+        refuses: common knobs the rule cannot take, each with why (SOAP: dynamic loss
+            scaling); ``registry.resolve`` refuses them when set.
     """
 
     name: str
@@ -181,6 +187,8 @@ class OptimizerInfo:
     own_weight_decay: bool = False
     hints: dict[str, str] = field(default_factory=dict)
     state_copies: int = 3
+    state_floats: StateFloats | None = None
+    refuses: dict[str, str] = field(default_factory=dict)
 
     def defaults(self, semantics: Semantics) -> dict[str, Any]:
         """Every parameter's default under ``semantics``."""

@@ -172,8 +172,9 @@ def resolve(optimizer: str, semantics: Semantics, given: Mapping[str, Any]) -> d
     Raises:
         UnknownParameterError: a parameter the optimizer does not have ("did you mean").
         ValueError: an invalid value (naming optimizer, parameter and valid range), two
-            names for one parameter, more than one clipping knob, or torch's Nesterov
-            without momentum / with dampening.
+            names for one parameter, more than one clipping knob, a knob the optimizer
+            refuses (``OptimizerInfo.refuses``), or torch's Nesterov without momentum / with
+            dampening.
     """
     check_semantics(semantics)
     info = optimizer_info(optimizer)
@@ -201,6 +202,9 @@ def _check_cross(optimizer: str, semantics: Semantics, values: Mapping[str, Any]
             f"{optimizer} (keras semantics): decoupled_weight_decay = false is torch's coupled "
             "L2; keras always decays θ ← θ − ηλθ. Use semantics torch, or leave it out"
         )
+    for knob, why in optimizer_info(optimizer).refuses.items():
+        if values.get(knob) not in (None, False):
+            raise ValueError(f"{optimizer}: {knob} is not supported: {why}")
     if values["dynamic_loss_scale"] and values["loss_scale_factor"] is not None:
         raise ValueError(
             f"{optimizer}: dynamic_loss_scale and loss_scale_factor both scale the loss; "

@@ -19,6 +19,14 @@ choices: accepted, ignored, same values); ``capturable`` and ``differentiable`` 
 (True asks for CUDA-graph capture or autograd through the step, which this step does not do).
 The step runs the same in-place kernel as the engine (``build.inplace``), on a copy of each
 gradient, so ``p.grad`` is left as it was.
+
+``eval()`` and ``train()``, as Schedule-Free's reference has them: ``eval()`` puts into the
+parameters the weights the rule evaluates at (Schedule-Free's x; the other rules have none and
+only change mode), ``train()`` the point it takes gradients at back (y); ``step()`` in eval
+mode is refused where the two differ. A group starts in train mode (where the reference asks
+for a first ``train()``: before any step the two points are the same). The mode is kept per
+group (``"train_mode"``), in ``state_dict()`` too. ``use_ema``'s average is not swapped in
+(keras swaps it with a callback, ``SwapEMAWeights``).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from torch import Tensor
 from .base import Kernel, flatten_state, unflatten_state
 from .build import inplace
 from .registry import Semantics, canonicalize, check_semantics, optimizer_info, resolve
+from .transforms import rule_state
 
 __all__ = ["SweepOptimizer", "create"]
 
@@ -160,8 +169,15 @@ class SweepOptimizer(torch.optim.Optimizer):
         _implementation_flags(self.optimizer_name, group)
         maximize = group.pop("maximize", self.defaults["maximize"])
         calls = group.pop("iterations", 0)
+        train_mode = group.pop("train_mode", True)
         values = self._resolved(group, self._canonical(self.defaults))
-        group = {"params": params, **_to_group(values), "maximize": maximize, "iterations": calls}
+        group = {
+            "params": params,
+            **_to_group(values),
+            "maximize": maximize,
+            "iterations": calls,
+            "train_mode": train_mode,
+        }
         super().add_param_group(group)
 
     def _kernel(self, values: Mapping[str, Any], maximize: bool) -> tuple[Kernel, Any]:
@@ -210,6 +226,33 @@ class SweepOptimizer(torch.optim.Optimizer):
                 if isinstance(value, Tensor) and value.dtype != self.state[p][key].dtype:
                     self.state[p][key] = value.detach().clone().to(p.device)
 
+    # -- where the rule evaluates ---------------------------------------------------------------
+
+    @torch.no_grad()
+    def eval(self) -> None:
+        """The parameters to the weights the rule evaluates at (Schedule-Free's x), as the
+        reference's ``optimizer.eval()``; call ``train()`` before the next ``step()``."""
+        self._swap(training=False)
+
+    @torch.no_grad()
+    def train(self) -> None:
+        """The parameters back to the point the rule takes gradients at (Schedule-Free's y)."""
+        self._swap(training=True)
+
+    def _swap(self, *, training: bool) -> None:
+        for group in self.param_groups:
+            if group.get("train_mode", True) == training:
+                continue
+            params = [p for p in group["params"] if self.state[p]]  # stepped at least once
+            if params:
+                kernel, skeleton = self._kernel(self._canonical(group), group["maximize"])
+                rule = rule_state(self._gather(kernel, skeleton, params))
+                move = getattr(rule, "training_weights" if training else "evaluation_weights", None)
+                if move is not None:
+                    for p, weights in zip(params, move(params), strict=True):
+                        p.copy_(weights)
+            group["train_mode"] = training
+
     # -- loss scaling ---------------------------------------------------------------------------
 
     def scale_loss(self, loss: Tensor) -> Tensor:
@@ -244,6 +287,13 @@ class SweepOptimizer(torch.optim.Optimizer):
                 raise RuntimeError(f"{self.optimizer_name}: sparse gradients are not supported")
             values = self._canonical(group)
             kernel, skeleton = self._kernel(values, group.get("maximize", False))
+            if not group.get("train_mode", True) and hasattr(
+                rule_state(skeleton), "evaluation_weights"
+            ):
+                raise RuntimeError(
+                    f"{self.optimizer_name}: step() in eval mode (the parameters hold the "
+                    "weights it evaluates at); call train() first"
+                )
             state = self._gather(kernel, skeleton, params)
             device = params[0].device
             dtype = torch.float32 if device.type == "mps" else torch.float64

@@ -28,6 +28,7 @@ __all__ = [
     "dynamic_loss_scale",
     "evaluation_weights",
     "gradient_stages",
+    "rule_state",
     "weights_average",
 ]
 
@@ -222,11 +223,23 @@ def _find(state: Any, kind: type) -> Any:
     return None
 
 
+def rule_state(state: Any) -> Any:
+    """The family's own state at the end of the ``inner`` fields (what the kernel keeps)."""
+    while isinstance(state, tuple) and hasattr(state, "inner"):
+        state = state.inner
+    return state
+
+
 def evaluation_weights(state: Any, params: Sequence[Tensor]) -> Sequence[Tensor]:
     """The weights to evaluate: their moving average with ``use_ema`` (keras's
-    ``SwapEMAWeights`` callback swaps it in for evaluation), else the weights."""
+    ``SwapEMAWeights`` callback swaps it in for evaluation); else where the rule evaluates, if
+    its state says (``evaluation_weights(params)``: Schedule-Free's x, computed from the
+    gradient point y that ``params`` hold and the state, new tensors); else the weights."""
     ema = _find(state, EMAState)
-    return params if ema is None else ema.average
+    if ema is not None:
+        return ema.average
+    point = getattr(rule_state(state), "evaluation_weights", None)
+    return params if point is None else point(params)
 
 
 class LossScaleState(NamedTuple):

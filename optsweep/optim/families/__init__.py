@@ -25,7 +25,9 @@ from . import (
     radam,
     rmsprop,
     rprop,
+    schedule_free,
     sgd,
+    soap,
 )
 
 # nadam last: tests/test_config.py expects the list of names in its messages to end in nadamax
@@ -45,7 +47,9 @@ FAMILIES = (
     lamb,
     lion,
     muon,
+    soap,
     prodigy,
+    schedule_free,
     nadam,
 )
 
