@@ -230,7 +230,10 @@ def choose_trials_per_batch(
             model,
             dataset,
             train.batch_size,
-            optim.state_slots(template.hyperparameters, template.optimizer),
+            # shapes: SOAP's factors grow with each axis squared
+            optim.state_slots(
+                template.hyperparameters, template.optimizer, [p.shape for p in model.params]
+            ),
         )
     )
     cap = int(max(1, min(waiting, fits, MAX_TRIALS_PER_BATCH)))

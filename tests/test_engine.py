@@ -192,6 +192,21 @@ def test_trials_per_batch_is_bounded_by_waiting_trials_and_memory(write_yaml, mi
     assert choose_trials_per_batch(net, data, spec.train, cpu, 100, trials[0]) <= 2
 
 
+def test_soaps_factors_count_in_the_memory_that_chooses_k(write_yaml, mini, monkeypatch):
+    data, net = mini
+    monkeypatch.setattr(engine, "_step_rate", lambda *args: 1.0)  # memory alone decides
+    cpu = torch.device("cpu")
+    chosen = {}
+    for name in ("adam", "soap"):
+        spec, trials = trials_of(write_yaml, f"  - name: {name}\n    grid: {{lr: [0.01]}}\n")
+        slots = optim.state_slots(trials[0].hyperparameters, name, [p.shape for p in net.params])
+        per_trial = engine.bytes_per_trial(net, data, 64, slots)
+        monkeypatch.setattr(engine, "_free_memory", lambda device, b=per_trial: int(6 * b / 0.5))
+        chosen[name] = (slots, choose_trials_per_batch(net, data, spec.train, cpu, 100, trials[0]))
+    assert chosen["soap"][0] > chosen["adam"][0] == 3  # factors and bases of every layer
+    assert chosen["adam"][1] == chosen["soap"][1] == 6  # each fits what its own state needs
+
+
 def test_trials_per_batch_is_the_smallest_k_near_the_best_measured_rate(
     write_yaml, mini, monkeypatch
 ):

@@ -285,7 +285,7 @@ DECOUPLED_WEIGHT_DECAY = ParamInfo(
     structural=True,
 )
 
-# The knobs every optimizer has (seed 002's keras keyword arguments).
+# The knobs every optimizer has (document 002's keras keyword arguments).
 _COMMON: tuple[ParamInfo, ...] = (
     ParamInfo(
         "weight_decay",

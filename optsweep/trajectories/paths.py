@@ -12,10 +12,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from optsweep.config import SweepSpec, expand
 from optsweep.functions import DEFAULT_FUNCTIONS, FUNCTIONS, TestFunction, value_and_grad
-from optsweep.optim import build, registry, stack_hyperparameters
+from optsweep.optim import build, evaluation_weights, registry, stack_hyperparameters
 from optsweep.values import fmt
 
 DEFAULT_OPTIMIZERS = (
@@ -28,7 +29,7 @@ DEFAULT_OPTIMIZERS = (
     "adam",
     "nadam",
 )
-"""``optsweep trajectories`` without a config or ``--optimizers``: the seeds' classic set."""
+"""``optsweep trajectories`` without a config or ``--optimizers``: the documents' classic set."""
 
 
 LearningRate = float | Literal["auto"] | None
@@ -334,6 +335,17 @@ def run_trajectories(
     return [t for t in out if t is not None]
 
 
+def answered(
+    function: TestFunction, state: Any, params: Tensor, loss: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The point a method answers with and its value: where it evaluates (Schedule-Free's
+    average x, an EMA's average), which may not be where it takes gradients (y)."""
+    (point,) = evaluation_weights(state, [params])
+    if point is params:
+        return params, loss
+    return point, function.fn(point[:, 0], point[:, 1])
+
+
 def _run_batch(
     function: TestFunction,
     specs: Sequence[TrajectorySpec],
@@ -359,7 +371,7 @@ def _run_batch(
     non_finite = torch.zeros(k, dtype=torch.bool)
     for step in range(steps):
         loss, grad = value_and_grad(function, params)
-        points[step], losses[step] = params, loss
+        points[step], losses[step] = answered(function, state, params, loss)
         (new,), state = transformation.update([grad * grad_scale], state, [params], hp)
         finite = torch.isfinite(new).all(dim=1)
         inside = ((new >= low) & (new <= high)).all(dim=1)
@@ -370,7 +382,7 @@ def _run_batch(
         alive &= ok
         params = torch.where(alive[:, None], new, params)
     loss, _ = value_and_grad(function, params)
-    points[steps], losses[steps] = params, loss
+    points[steps], losses[steps] = answered(function, state, params, loss)
 
     out = []
     all_points, all_losses = points.numpy(), losses.numpy()

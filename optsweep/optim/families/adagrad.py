@@ -89,7 +89,7 @@ ADAGRAD = OptimizerInfo(
     },
     differences=(
         "ε after the root (torch, 1e-10) vs inside it (keras, 1e-7); s₀ 0 (torch) vs 0.1 "
-        "(keras); η 1e-2 (torch) vs 1e-3 (keras). Seed 002 writes ε outside the root while "
+        "(keras); η 1e-2 (torch) vs 1e-3 (keras). Document 002 writes ε outside the root while "
         "tf.keras puts it inside."
     ),
     kernel=lambda v, keras: adagrad_kernel(keras=keras),

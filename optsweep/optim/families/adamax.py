@@ -75,7 +75,7 @@ ADAMAX = OptimizerInfo(
     },
     differences=(
         "ε inside the max (torch, 1e-8) vs added to u (keras, 1e-7); η 2e-3 vs 1e-3. "
-        "Seed 001 writes a square root over u, which AdaMax does not have, and its second "
+        "Document 001 writes a square root over u, which AdaMax does not have, and its second "
         "moment with v and β where g² and β₂ are meant."
     ),
     kernel=lambda v, keras: adamax_kernel(keras=keras),

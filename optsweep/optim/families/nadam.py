@@ -55,7 +55,7 @@ def nesterov_adam_kernel(*, infinity_norm: bool, schedule: bool, keras: bool) ->
 
     Args:
         infinity_norm: NAdaMax instead of NAdam.
-        schedule: Dozat's momentum schedule; False gives seed 000's plain form μₜ = β₁.
+        schedule: Dozat's momentum schedule; False gives document 000's plain form μₜ = β₁.
         keras: keras's ε placement (NAdaMax).
     """
 
@@ -123,7 +123,7 @@ def nesterov_adam_kernel(*, infinity_norm: bool, schedule: bool, keras: bool) ->
 _MHAT = "m̂ = μₜ₊₁ m/(1 − Π₁..ₜ₊₁ μ) + (1 − μₜ) g/(1 − Π₁..ₜ μ)"
 _MOMENTUM_SCHEDULE = flag(
     "momentum_schedule",
-    "Dozat's schedule μₜ = β₁(1 − ½·0.96^(t·ψ)); false gives the seed's plain form μₜ = β₁",
+    "Dozat's schedule μₜ = β₁(1 − ½·0.96^(t·ψ)); false gives document 000's plain form μₜ = β₁",
     default=True,
 )
 
@@ -150,7 +150,7 @@ NADAM = OptimizerInfo(
     },
     differences=(
         "torch's schedule 0.96^(t·ψ) with ψ = momentum_decay 4e-3 vs keras 0.96ᵗ (ψ = 1); "
-        "η 2e-3 vs 1e-3; ε 1e-8 vs 1e-7. momentum_schedule false gives seed 000's plain "
+        "η 2e-3 vs 1e-3; ε 1e-8 vs 1e-7. momentum_schedule false gives document 000's plain "
         "form μₜ = β₁: θ ← θ − η/(√v̂+ε)·(β₁m/(1−β₁^(t+1)) + (1−β₁)g/(1−β₁ᵗ))."
     ),
     kernel=lambda v, keras: nesterov_adam_kernel(

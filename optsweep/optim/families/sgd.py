@@ -94,7 +94,7 @@ _SGD_MOMENTUM_DIFF = (
     "torch keeps b ← μb + (1 − dampening)g (b₁ = g) and steps −ηb, so η stays outside the "
     "buffer; keras keeps v ← μv − ηg and steps +v, so η enters the buffer (same path while η "
     "is constant). Defaults: torch lr 1e-3, keras 0.01. The library default momentum is 0 "
-    "(plain SGD); optsweep's momentum optimizers default to 0.9. Seed 003's SGDM code "
+    "(plain SGD); optsweep's momentum optimizers default to 0.9. Document 003's SGDM code "
     "re-zeroes its velocity on every call; here the buffer persists."
 )
 
