@@ -298,3 +298,22 @@ def test_keras_tests_as_properties() -> None:
         [(torch.tensor(0.0), variable)]
     )
     assert float(w.detach()) == float(variable.numpy()) == 2.0
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "given", "elsewhere"),
+    [
+        ("adam", {}, False),
+        ("adam", {"use_ema": True}, False),  # an average of the weights, not the rule's point
+        ("schedule_free_adamw", {}, True),
+        ("schedule_free_sgd", {}, True),
+        ("schedule_free_adamw", {"use_ema": True}, False),  # the EMA is what is evaluated
+    ],
+)
+def test_which_rules_evaluate_elsewhere(optimizer, given, elsewhere):
+    from optsweep import optim
+    from optsweep.optim import registry
+
+    hp = registry.resolve(optimizer, "torch", given)
+    state = optim.build(optimizer, "torch", hp).init([torch.zeros(2, 3)])
+    assert optim.evaluates_elsewhere(state) is elsewhere

@@ -242,6 +242,13 @@ def evaluation_weights(state: Any, params: Sequence[Tensor]) -> Sequence[Tensor]
     return params if point is None else point(params)
 
 
+def evaluates_elsewhere(state: Any) -> bool:
+    """Whether the rule itself evaluates at another point than the gradient point (Schedule-
+    Free's x), not an EMA of the weights: a model's BatchNorm statistics, gathered at the
+    gradient point, are then recomputed at that point before it is evaluated."""
+    return _find(state, EMAState) is None and hasattr(rule_state(state), "evaluation_weights")
+
+
 class LossScaleState(NamedTuple):
     """``loss_scale``: s, per trial (the caller multiplies the loss by it); ``good_steps``:
     finite steps since s last changed; ``inner``: the kernel's state, its counters per trial."""
