@@ -30,10 +30,11 @@ format:  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix optsweep tests bench examples
 	$(BIN)/ruff format optsweep tests bench examples
 
-bench:  ## print throughput (conventional loop, torch.func ensemble vs optsweep) and command-line start-up figures; DATA=path to datasets
+bench:  ## print throughput (conventional loop, torch.func ensemble vs optsweep), command-line start-up and optimizer step figures; DATA=path to datasets
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/throughput.py --data-dir $(DATA)
 	$(BIN)/python bench/user_model.py
+	$(BIN)/python bench/optimizers.py
 
 quickstart:  ## run configs/quickstart.yaml on the bundled mnist-mini data
 	$(BIN)/optsweep run configs/quickstart.yaml
