@@ -87,6 +87,8 @@ def plot_curves(
             ax.set_yscale("log")
         else:
             ax.xaxis.get_major_locator().set_params(integer=True)  # epochs: 1, 2, 3
+            last = max((len(r.epochs) for r in done), default=1)
+            ax.set_xlim(0.5, last + 0.5)  # one epoch: a point at 1, not an axis 0.96-1.04
         ax.legend(fontsize=7, loc=where, ncols=2 if len(groups) > 8 else 1)
         written.append(save_figure(fig, folder / name))
 
