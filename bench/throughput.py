@@ -1,19 +1,35 @@
-"""Throughput: the training loop users write today against optsweep, side by side, one process.
+"""Throughput: optsweep against the loops people write, side by side, one process.
 
-For each case (model, dataset) the benchmark runs, in this order:
+For each case (model, dataset) the benchmark times, in this order, on the same model, batch
+size and data:
 
 1. **conventional**: torchvision ``datasets.MNIST`` (or ``FashionMNIST``) with ``ToTensor`` +
-   ``Normalize`` per sample behind a ``DataLoader`` (shuffle, batch 64), an ``nn.Module``,
-   ``torch.optim.Adam``: one trial, a fixed number of steps after a short warm-up;
-2. **optsweep**: the same model and batch size as a K-trial Adam grid (K = 32 by default),
-   one epoch, run through ``run_sweep`` into a temporary results folder and timed end to end:
-   start-up (study, data decoding), training, evaluation and the results folder.
+   ``Normalize`` per sample behind a ``DataLoader`` (shuffle), an ``nn.Module``,
+   ``torch.optim.Adam``: one trial, what the PyTorch MNIST example writes;
+2. **plain loop**: the images decoded once as tensors in memory, a ``randperm`` per epoch,
+   index slices, the same ``nn.Module`` and ``torch.optim.Adam(fused=True)``: one trial, what
+   a user who cares about speed writes;
+3. **torch.func ensemble**: K copies of the module trained at once as PyTorch's
+   model-ensembling tutorial does (``stack_module_state`` + ``functional_call`` + ``vmap``,
+   dropout drawn per model), one ``torch.optim.Adam`` over the stacked parameters (fused,
+   faster here than the tutorial's foreach);
+4. **Keras**: Keras 3 ``model.fit`` on the in-memory arrays (torch backend, channels first as
+   the tensors are) of the same network, one trial; ``not measured`` when ``keras`` does not
+   import;
+5. **optsweep**: a K-trial Adam grid (K = 32 by default) on the same model and batch size,
+   one epoch, run as ``python -m optsweep run`` in a subprocess into a temporary results
+   folder and timed end to end (imports, data decoding, study, training, evaluation, results
+   folder); the batches alone are the sum of the ``seconds`` column of its ``trials.csv``
+   (each TrialBatch's training and evaluation, once per batch).
 
-It prints trial-samples/s for each (a trial-sample is one sample seen by one trial), their
-ratio (also counting only the time spent in the engine, without the study and results folder),
-and the achieved GFLOP/s (forward + backward taken as 3x ``flops_per_sample()``)
-against an fp32 (and, with ``--precision bf16``, bf16) matmul peak measured on the spot.
-The machine is often shared: the ratios are what to compare, and both sides run close in time.
+Peers 1-4 are timed in steady state: a few warm-up steps, then ``--steps`` steps or
+``--seconds``, whichever comes first. Each case prints a Markdown table: every peer in
+trial-samples/s (a trial-sample is one sample seen by one trial) with optsweep's ratio to it,
+end to end and for its batches alone; below it, the time outside the batches (wall minus the
+batches' seconds) and the achieved GFLOP/s (forward + backward taken as 3x
+``flops_per_sample()``) against an fp32 (and, with ``--precision bf16``, bf16) matmul peak
+measured on the spot. The peers train in fp32. The machine is often shared: the ratios are
+what to compare, and every side runs close in time.
 
     python bench/throughput.py --data-dir ../shared/datasets            # make bench
     python bench/throughput.py --quick                                  # smoke run, < 1 min
@@ -26,13 +42,16 @@ benchmark decompresses the published ``.gz`` files of the data folder into a tem
 from __future__ import annotations
 
 import argparse
+import csv
 import gzip
+import math
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,13 +65,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout without installing
     sys.path.insert(0, str(REPO))
 
-from optsweep import runner  # noqa: E402
-from optsweep.config import load_sweep  # noqa: E402
-from optsweep.data import MNIST_MINI_DIR, load_dataset  # noqa: E402
+from optsweep.data import MNIST_MINI_DIR, Dataset, load_dataset  # noqa: E402
 from optsweep.models import build_model  # noqa: E402
-from optsweep.progress import QuietProgress  # noqa: E402
 
-BATCH_SIZE = 64
+BATCH_SIZE = 128  # what the shipped configs train with
+WARMUP = 10  # untimed steps of a one-trial peer (the ensemble: 2)
+MIN_TIMED = 3  # steps timed even past --seconds
 # (our dataset name, folder under the data dir, torchvision class name, mean, std)
 DATASETS = {
     "mnist": ("mnist", "MNIST", (0.1307,), (0.3081,)),
@@ -108,7 +126,7 @@ class C2D2(nn.Module):
 MODULES: dict[str, Callable[[], nn.Module]] = {"mlp": MLP, "cnn": CNN, "2c2d": C2D2}
 
 
-# ------------------------------------------------------------------------------------ measuring
+# -------------------------------------------------------------------------------------- measuring
 
 
 def matmul_peak(
@@ -140,8 +158,35 @@ def torchvision_root(dataset: str, data_dir: Path, into: Path) -> Path:
     return into
 
 
+# -------------------------------------------------------------------------------------- the peers
+
+
+def timed_steps(step: Callable[[], Any], steps: int, seconds: float, warmup: int) -> float:
+    """Steps/s of ``step`` after ``warmup`` untimed calls: ``steps`` of them, or fewer once
+    ``seconds`` have passed (at least ``MIN_TIMED``)."""
+    for _ in range(warmup):
+        step()
+    done, start = 0, time.perf_counter()
+    while done < steps and (done < MIN_TIMED or time.perf_counter() - start < seconds):
+        step()
+        done += 1
+    return done / (time.perf_counter() - start)
+
+
+def shuffled(data: Dataset, batch: int, seed: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Training batches of the in-memory tensors, epoch after epoch: a ``randperm`` per
+    epoch and index slices, as a user who keeps the data in memory writes it."""
+    generator = torch.Generator().manual_seed(seed)
+    n = len(data.train_y)
+    while True:
+        perm = torch.randperm(n, generator=generator)
+        for s in range(0, n, batch):
+            idx = perm[s : s + batch]
+            yield data.train_x[idx], data.train_y[idx]
+
+
 def conventional(
-    model_name: str, dataset: str, data_dir: Path, steps: int, warmup: int = 10
+    model_name: str, dataset: str, data_dir: Path, batch: int, steps: int, seconds: float
 ) -> float:
     """Samples/s of the usual loop (torchvision dataset + DataLoader + nn.Module + Adam)."""
     from torchvision import datasets, transforms
@@ -151,30 +196,153 @@ def conventional(
         root = torchvision_root(dataset, data_dir, Path(tmp))
         transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
         train = getattr(datasets, cls)(root, train=True, download=False, transform=transform)
-        loader = torch.utils.data.DataLoader(train, batch_size=BATCH_SIZE, shuffle=True)
-        torch.manual_seed(0)
-        model = MODULES[model_name]()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        model.train()
-        done, start = 0, 0.0
-        while done < warmup + steps:
-            for x, y in loader:
-                if done == warmup:
-                    start = time.perf_counter()
-                optimizer.zero_grad()
-                loss = F.cross_entropy(model(x), y)
-                loss.backward()
-                optimizer.step()
-                done += 1
-                if done == warmup + steps:
-                    break
-        return steps * BATCH_SIZE / (time.perf_counter() - start)
+        loader = torch.utils.data.DataLoader(train, batch_size=batch, shuffle=True)
+
+        def forever() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            while True:
+                yield from loader
+
+        return batch * one_trial(model_name, forever(), steps, seconds)
+
+
+def one_trial(
+    model_name: str,
+    batches: Iterator[tuple[torch.Tensor, ...]],
+    steps: int,
+    seconds: float,
+    fused: bool | None = None,
+) -> float:
+    """Steps/s of one ``nn.Module`` trained by ``torch.optim.Adam`` on ``batches``."""
+    torch.manual_seed(0)
+    model = MODULES[model_name]()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
+    model.train()
+
+    def step() -> None:
+        x, y = next(batches)
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    return timed_steps(step, steps, seconds, WARMUP)
+
+
+def plain_loop(model_name: str, data: Dataset, batch: int, steps: int, seconds: float) -> float:
+    """Samples/s of one trial on the in-memory tensors (randperm, index slices), its Adam
+    fused (one kernel over all parameters: 1.25x the default on the MLP, 2 cores)."""
+    return batch * one_trial(model_name, shuffled(data, batch), steps, seconds, fused=True)
+
+
+def func_ensemble(
+    model_name: str, data: Dataset, batch: int, trials: int, steps: int, seconds: float
+) -> float:
+    """Trial-samples/s of PyTorch's model-ensembling tutorial: K modules stacked
+    (``stack_module_state``), ``functional_call`` under ``vmap`` on the same batch (dropout
+    drawn per model), one Adam over the stacked parameters (``bench/user_model.py``'s
+    ``func_ensemble`` for the MLP), fused: 1.2x the tutorial's foreach on the MLP, 2 cores."""
+    torch.manual_seed(0)
+    models = [MODULES[model_name]() for _ in range(trials)]
+    params, buffers = torch.func.stack_module_state(models)
+    base = models[0].to("meta")
+
+    def one(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(base, (p, b), (x,))
+
+    ensemble = torch.vmap(one, in_dims=(0, 0, None), randomness="different")
+    optimizer = torch.optim.Adam(list(params.values()), lr=1e-3, fused=True)
+    batches = shuffled(data, batch)
+
+    def step() -> None:
+        x, y = next(batches)
+        logits = ensemble(params, buffers, x)  # (K, B, C)
+        loss = F.cross_entropy(logits.transpose(1, 2), y.expand(trials, -1), reduction="none")
+        optimizer.zero_grad(set_to_none=True)
+        loss.mean(dim=1).sum().backward()
+        optimizer.step()
+
+    return trials * batch * timed_steps(step, steps, seconds, min(2, WARMUP))
+
+
+def keras_network(model_name: str, keras: Any) -> Any:
+    """The Keras 3 ``Sequential`` of each reference module, channels first: the layout of
+    the tensors, and on the torch backend ~1.1x Keras's default channels last (cnn, 2 cores)."""
+    layers, first = keras.layers, {"data_format": "channels_first"}
+    body = {
+        "mlp": [layers.Flatten(**first), layers.Dense(128, activation="relu"), layers.Dense(10)],
+        "cnn": [
+            layers.Conv2D(32, 3, activation="relu", **first),
+            layers.Conv2D(64, 3, activation="relu", **first),
+            layers.MaxPooling2D(2, **first),
+            layers.Dropout(0.25),
+            layers.Flatten(**first),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(10),
+        ],
+        "2c2d": [
+            layers.Conv2D(32, 5, padding="same", activation="relu", **first),
+            layers.MaxPooling2D(2, **first),
+            layers.Conv2D(64, 5, padding="same", activation="relu", **first),
+            layers.MaxPooling2D(2, **first),
+            layers.Flatten(**first),
+            layers.Dense(1024, activation="relu"),
+            layers.Dense(10),
+        ],
+    }[model_name]
+    return keras.Sequential([keras.Input((1, 28, 28)), *body])
+
+
+def keras_fit(
+    model_name: str, data: Dataset, batch: int, steps: int, seconds: float
+) -> float | str:
+    """Samples/s of Keras 3 ``model.fit`` (torch backend) on the in-memory arrays, one trial,
+    timed by a callback between batches; why not, when ``keras`` does not import."""
+    os.environ["KERAS_BACKEND"] = "torch"  # read when keras is first imported
+    try:
+        import keras
+    except Exception as error:  # not installed, or its default backend missing
+        return f"not measured (keras: {type(error).__name__})"
+    if keras.backend.backend() != "torch":
+        return f"not measured (keras imported earlier on {keras.backend.backend()})"
+
+    class Clock(keras.callbacks.Callback):
+        """Times steps WARMUP+1 … WARMUP+steps (fewer past ``seconds``), then stops fit."""
+
+        done, start, rate = 0, 0.0, 0.0
+
+        def on_train_batch_end(self, batch_index: int, logs: Any = None) -> None:
+            self.done += 1
+            timed = self.done - WARMUP
+            if timed == 0:
+                self.start = time.perf_counter()
+            elif timed > 0:
+                took = time.perf_counter() - self.start
+                if timed >= steps or (timed >= MIN_TIMED and took >= seconds):
+                    self.rate = timed / took
+                    self.model.stop_training = True
+
+    keras.utils.set_random_seed(0)
+    net = keras_network(model_name, keras)
+    net.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    x, y = data.train_x.numpy(), data.train_y.numpy()
+    clock = Clock()
+    epochs = math.ceil((WARMUP + steps + 1) * batch / len(y))
+    net.fit(x, y, batch_size=batch, epochs=epochs, shuffle=True, verbose=0, callbacks=[clock])
+    keras.backend.clear_session()
+    return batch * clock.rate
+
+
+# --------------------------------------------------------------------------------------- optsweep
 
 
 def sweep_yaml(
     model: str,
     dataset: str,
     trials: int,
+    batch: int,
     precision: str,
     train_subset: int | None,
     trials_per_batch: int | None = None,
@@ -193,7 +361,7 @@ def sweep_yaml(
         "model": model,
         "train": {
             "epochs": 1,
-            "batch_size": BATCH_SIZE,
+            "batch_size": batch,
             "seeds": [0],
             "precision": precision,
             "trials_per_batch": trials_per_batch,
@@ -205,30 +373,20 @@ def sweep_yaml(
 @dataclass(frozen=True)
 class SweepRun:
     trial_samples_per_s: float  # end to end
-    seconds: float
+    seconds: float  # the process's wall time
     trials_per_batch: int  # the largest TrialBatch trained
     best_accuracy: float
     engine_seconds: float  # summed over the TrialBatches: training and evaluation
+    stopped: int  # trials that did not complete (diverged): engine_seconds counts them short
 
+    @property
+    def engine_rate(self) -> float:
+        return self.trial_samples_per_s * self.seconds / self.engine_seconds
 
-@contextmanager
-def engine_calls() -> Iterator[list[tuple[int, float]]]:
-    """(K, seconds) of every ``train_batch`` the runner makes meanwhile."""
-    calls: list[tuple[int, float]] = []
-    original = runner.train_batch
-
-    def timed(dataset: Any, model: Any, trials: Any, *args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return original(dataset, model, trials, *args, **kwargs)
-        finally:
-            calls.append((len(trials), time.perf_counter() - start))
-
-    runner.train_batch = timed
-    try:
-        yield calls
-    finally:
-        runner.train_batch = original
+    @property
+    def outside_seconds(self) -> float:
+        """The time the process spent outside its batches."""
+        return self.seconds - self.engine_seconds
 
 
 def optsweep_run(
@@ -236,38 +394,57 @@ def optsweep_run(
     dataset: str,
     data_dir: Path,
     trials: int,
+    n_train: int,
+    batch: int,
     precision: str,
     train_subset: int | None,
     trials_per_batch: int | None,
 ) -> SweepRun:
-    """Trial-samples/s of a K-trial sweep, end to end, into a temporary results folder."""
-    grid = sweep_yaml(model, dataset, trials, precision, train_subset, trials_per_batch)
-    with tempfile.TemporaryDirectory() as tmp, engine_calls() as calls:
-        config = Path(tmp) / "sweep.yaml"
+    """Trial-samples/s of ``optsweep run`` on a K-trial grid, a process timed end to end into
+    a temporary results folder; its batches' seconds read back from ``trials.csv``."""
+    grid = sweep_yaml(model, dataset, trials, batch, precision, train_subset, trials_per_batch)
+    with tempfile.TemporaryDirectory() as tmp:
+        config, out = Path(tmp) / "sweep.yaml", Path(tmp) / "results"
         config.write_text(yaml.safe_dump(grid))
+        command = [sys.executable, "-m", "optsweep", "run", str(config), "--out", str(out)]
+        command += ["--data-dir", str(data_dir), "--quiet"]
         start = time.perf_counter()
-        spec = load_sweep(config, [f"data.dir={data_dir}"])
-        out = Path(tmp) / "results"
-        result = runner.run_sweep(spec, QuietProgress(), out=out)
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         seconds = time.perf_counter() - start
-    n_train = train_subset or len(load_dataset(dataset, data_dir, "cpu").train_y)
-    accuracies = [r.final_test_accuracy for r in result.records if r.status == "complete"]
-    best = max(accuracies, default=0.0)
-    k = max((n for n, _ in calls), default=0)
-    engine_seconds = sum(s for _, s in calls)
-    return SweepRun(trials * n_train / seconds, seconds, k, best, engine_seconds)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+        with (out / "trials.csv").open(newline="") as f:
+            records = list(csv.DictReader(f))
+    complete = [r for r in records if r["status"] == "complete"]
+    # a complete trial's seconds are its whole batch's: K of them make one batch's time
+    engine_seconds = sum(float(r["seconds"]) / int(r["trials_in_batch"]) for r in complete)
+    best = max((float(r["final_test_accuracy"]) for r in complete), default=0.0)
+    k = max((int(r["trials_in_batch"]) for r in records), default=0)
+    stopped = len(records) - len(complete)
+    return SweepRun(trials * n_train / seconds, seconds, k, best, engine_seconds, stopped)
 
 
-# ------------------------------------------------------------------------------------------ main
+# ------------------------------------------------------------------------------------------- main
+
+PEERS = {
+    "conventional": "conventional: torchvision `DataLoader`, per-sample `ToTensor` + "
+    "`Normalize`, `torch.optim.Adam` — one trial",
+    "plain": "plain loop: tensors in memory, a `randperm` per epoch, index slices, "
+    "`nn.Module`, `torch.optim.Adam(fused=True)` — one trial",
+    "ensemble": "`torch.func` ensemble of {k} (`stack_module_state` + `functional_call` + "
+    "`vmap`), one fused `torch.optim.Adam`",
+    "keras": "Keras 3 `model.fit` on in-memory arrays (torch backend) — one trial",
+}
 
 
 @dataclass(frozen=True)
 class Row:
     case: str
-    conventional: float
+    peers: dict[str, float | str]  # trial-samples/s, or why it was not measured
     sweep: SweepRun
-    gflops: float
+    gflops: float  # optsweep end to end
     peak: float
+    n_train: int  # images in optsweep's epoch
 
 
 def run_case(model: str, args: argparse.Namespace, peak: float) -> Row:
@@ -279,34 +456,67 @@ def run_case(model: str, args: argparse.Namespace, peak: float) -> Row:
         subset = min(subset or 10**9, 320 if model != "mlp" else 6400)
     if args.mini:
         subset = min(subset or 5000, 5000)  # mnist-mini holds 5,000 training images
-    steps = args.steps or (10 if args.quick else 100 if model != "mlp" else 600)
-    conv = conventional(model, dataset, args.data_dir, steps)
+    steps = args.steps or (10 if args.quick else 50 if model != "mlp" else 400)
+    seconds = args.seconds or (1.0 if args.quick else 10.0)
+    batch = args.batch_size
+    data = load_dataset(dataset, args.data_dir, "cpu")
+    n_train = subset or len(data.train_y)
+    peers: dict[str, float | str] = {
+        "conventional": conventional(model, dataset, args.data_dir, batch, steps, seconds),
+        "plain": plain_loop(model, data, batch, steps, seconds),
+        "ensemble": func_ensemble(model, data, batch, args.trials, steps, seconds),
+        "keras": keras_fit(model, data, batch, steps, seconds),
+    }
+    del data
     sweep = optsweep_run(
-        model, dataset, args.data_dir, args.trials, args.precision, subset, args.trials_per_batch
+        model,
+        dataset,
+        args.data_dir,
+        args.trials,
+        n_train,
+        batch,
+        args.precision,
+        subset,
+        args.trials_per_batch,
     )
     flops = 3 * build_model(model, (1, 28, 28), 10).flops_per_sample()
-    case = f"{model} {dataset} B={BATCH_SIZE} {args.precision}"
-    return Row(case, conv, sweep, flops * sweep.trial_samples_per_s / 1e9, peak)
+    case = f"{model} {dataset} B={batch} {args.precision}"
+    return Row(case, peers, sweep, flops * sweep.trial_samples_per_s / 1e9, peak, n_train)
 
 
-def table(rows: Sequence[Row], peak_name: str) -> str:
-    head = (
-        f"| case | conventional samples/s | optsweep trial-samples/s (K, s) | ratio "
-        f"| optsweep GFLOP/s | % of {peak_name} peak | in engine (s): trial-samples/s, ratio "
-        f"| best acc |"
-    )
-    lines = [head, "|" + "---|" * 8]
-    for r in rows:
-        s = r.sweep
-        engine = s.trial_samples_per_s * s.seconds / s.engine_seconds
-        lines.append(
-            f"| {r.case} | {r.conventional:,.0f} | {s.trial_samples_per_s:,.0f} "
-            f"({s.trials_per_batch}, {s.seconds:.1f}) "
-            f"| {s.trial_samples_per_s / r.conventional:.1f}x "
-            f"| {r.gflops:.1f} | {100 * r.gflops / r.peak:.0f}% "
-            f"| ({s.engine_seconds:.1f}) {engine:,.0f}, {engine / r.conventional:.1f}x "
-            f"| {s.best_accuracy:.3f} |"
-        )
+def table(row: Row, trials: int, peak_name: str) -> str:
+    """One case: every peer with optsweep's ratios to it, then optsweep's own rows."""
+    s = row.sweep
+    lines = [
+        f"### {row.case}: optsweep a {trials}-point Adam grid, one epoch of "
+        f"{row.n_train:,} images; the peers in fp32, steady state",
+        "",
+        "| what | trial-samples/s | optsweep end to end ÷ it | optsweep's batches ÷ it |",
+        "|---|---|---|---|",
+    ]
+    for name, rate in row.peers.items():
+        what = PEERS[name].format(k=trials)
+        if isinstance(rate, str):
+            lines.append(f"| {what} | {rate} | | |")
+        else:
+            lines.append(
+                f"| {what} | {rate:,.0f} | {s.trial_samples_per_s / rate:.2f}x "
+                f"| {s.engine_rate / rate:.2f}x |"
+            )
+    lines += [
+        f"| **optsweep run**, end to end as a process ({s.seconds:.1f} s, K {s.trials_per_batch})"
+        f" | {s.trial_samples_per_s:,.0f} | | |",
+        f"| … of which its batches (the `seconds` column, {s.engine_seconds:.1f} s) "
+        f"| {s.engine_rate:,.0f} | | |",
+        "",
+        f"Outside the batches: {s.outside_seconds:.1f} s (wall {s.seconds:.1f} s − batches "
+        f"{s.engine_seconds:.1f} s)"
+        + (f", {s.stopped} trials stopped early (counted short)" if s.stopped else "")
+        + f". Best test accuracy {s.best_accuracy:.3f}. optsweep {row.gflops:.1f} GFLOP/s end "
+        f"to end, {row.gflops * s.seconds / s.engine_seconds:.1f} in its batches "
+        f"({100 * row.gflops * s.seconds / s.engine_seconds / row.peak:.0f}% of the "
+        f"{peak_name} matmul peak, {row.peak:.0f} GFLOP/s).",
+    ]
     return "\n".join(lines)
 
 
@@ -314,7 +524,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "datasets")
     parser.add_argument("--models", default="mlp,cnn,2c2d", help="comma-separated: mlp,cnn,2c2d")
-    parser.add_argument("--trials", type=int, default=32, help="K, trials in the Adam grid")
+    parser.add_argument(
+        "--trials", type=int, default=32, help="K, trials in the Adam grid and the ensemble"
+    )
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument(
         "--trials-per-batch",
         type=int,
@@ -322,7 +535,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="train.trials_per_batch of the optsweep run (default: optsweep chooses)",
     )
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    parser.add_argument("--steps", type=int, default=None, help="conventional loop steps")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="timed steps of each peer (400 mlp, 50 conv)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="at most this long per peer (10)"
+    )
     parser.add_argument(
         "--train-subset",
         type=int,
@@ -353,8 +571,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     rows = []
     for model in args.models.split(","):
         rows.append(run_case(model.strip(), args, peak))
-        print(f"done: {rows[-1].case}", flush=True)
-    print(table(rows, peak_name))
+        print(f"\n{table(rows[-1], args.trials, peak_name)}\n", flush=True)
     return rows
 
 

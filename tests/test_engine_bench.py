@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from _keras import ARRAY_WARNING, keras
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "throughput.py"
 
 
-def test_bench_quick_runs_both_loops_and_prints_the_table(capsys, monkeypatch):
+@pytest.mark.filterwarnings(ARRAY_WARNING)
+def test_bench_quick_runs_every_peer_and_prints_the_table(capsys, monkeypatch):
     pytest.importorskip("torchvision")
     spec = importlib.util.spec_from_file_location("throughput", BENCH)
     bench = importlib.util.module_from_spec(spec)
@@ -32,8 +34,16 @@ def test_bench_quick_runs_both_loops_and_prints_the_table(capsys, monkeypatch):
         ]
     )
     (row,) = rows
-    assert row.conventional > 0 and row.sweep.trial_samples_per_s > 0
-    # 4 trials waiting: optsweep trains them as one batch, and the engine is part of the run
-    assert row.sweep.trials_per_batch == 4 and row.sweep.best_accuracy > 0.5
-    assert 0 < row.sweep.engine_seconds < row.sweep.seconds
-    assert "| mlp mnist-mini B=64 fp32 |" in capsys.readouterr().out
+    assert list(row.peers) == ["conventional", "plain", "ensemble", "keras"]
+    measured = {name: rate for name, rate in row.peers.items() if not isinstance(rate, str)}
+    assert all(rate > 0 for rate in measured.values())
+    assert ("keras" in measured) == (keras is not None)
+    # 4 trials waiting: optsweep trains them as one batch, and the batches are part of the run
+    sweep = row.sweep
+    assert sweep.trials_per_batch == 4 and sweep.best_accuracy > 0.5 and sweep.stopped == 0
+    assert sweep.trial_samples_per_s > 0
+    assert 0 < sweep.engine_seconds < sweep.seconds
+    assert sweep.outside_seconds == pytest.approx(sweep.seconds - sweep.engine_seconds)
+    out = capsys.readouterr().out
+    assert "### mlp mnist-mini B=128 fp32" in out
+    assert "| `torch.func` ensemble of 4 " in out and "Outside the batches: " in out
