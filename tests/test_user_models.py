@@ -111,6 +111,27 @@ def load_net_file(sweep: Path, name: str):
     return module
 
 
+def plain_module(sweep: Path, name: str, seed: int, data) -> torch.nn.Module:
+    """The module as the loop a user writes makes it: under the trial's seed, a lazy layer
+    materialised by a first image, in train mode."""
+    module = load_net_file(sweep, f"net_{name}")
+    torch.manual_seed(seed)
+    net = getattr(module, name)(hidden=12)
+    with torch.no_grad():
+        net.eval()(data.train_x[:1])
+    return net.train()
+
+
+def plain_epoch(net: torch.nn.Module, opt, data, order: torch.Generator) -> None:
+    """One epoch of that loop in the engine's batch order (batch 64)."""
+    perm = torch.randperm(len(data.train_y), generator=order)
+    for start in range(0, len(perm), 64):
+        idx = perm[start : start + 64]
+        opt.zero_grad()
+        F.cross_entropy(net(data.train_x[idx]), data.train_y[idx]).backward()
+        opt.step()
+
+
 # A plain nn.Module, one with BatchNorm (running statistics per trial, a lazy layer), one vmap
 # refuses (data-dependent control flow: trained trial by trial).
 MODULES = ["Net", "with_batchnorm", "Branching"]
@@ -125,21 +146,11 @@ def test_a_trial_equals_a_plain_pytorch_loop(sweep: Path, name: str) -> None:
     (ours,) = train_batch(data, model, [trial], spec.train, device=torch.device("cpu"))
     # the loop a user writes: the module under the trial's seed (a lazy layer materialised by
     # a first image), the engine's batch order, evaluation in eval mode
-    module = load_net_file(sweep, f"net_{name}")
-    torch.manual_seed(trial.seed)
-    net = getattr(module, name)(hidden=12)
-    with torch.no_grad():
-        net.eval()(data.train_x[:1])
-    net.train()
+    net = plain_module(sweep, name, trial.seed, data)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     order = torch.Generator().manual_seed(trial.seed)
     for epoch in range(spec.train.epochs):
-        perm = torch.randperm(len(data.train_y), generator=order)
-        for start in range(0, len(perm), 64):
-            idx = perm[start : start + 64]
-            opt.zero_grad()
-            F.cross_entropy(net(data.train_x[idx]), data.train_y[idx]).backward()
-            opt.step()
+        plain_epoch(net, opt, data, order)
         with torch.no_grad():
             test_loss = F.cross_entropy(net.eval()(data.test_x), data.test_y).item()
         net.train()
@@ -164,23 +175,13 @@ def test_schedule_free_evaluates_at_x_with_batchnorm_recomputed_as_its_authors_l
     data, model = build(spec)
     (trial,) = expand(spec)
     (ours,) = train_batch(data, model, [trial], spec.train, device=torch.device("cpu"))
-    module = load_net_file(sweep, "net_sf")
-    torch.manual_seed(trial.seed)
-    net = module.with_batchnorm(hidden=12)
-    with torch.no_grad():
-        net.eval()(data.train_x[:1])
-    net.train()
+    net = plain_module(sweep, "with_batchnorm", trial.seed, data)
     opt = schedulefree.AdamWScheduleFree(net.parameters(), lr=0.01)
     opt.train()
     order = torch.Generator().manual_seed(trial.seed)
     statistics_batches = min(engine.STATISTICS_BATCHES, 256 // 64)
     for epoch in range(spec.train.epochs):
-        perm = torch.randperm(len(data.train_y), generator=order)
-        for start in range(0, len(perm), 64):
-            idx = perm[start : start + 64]
-            opt.zero_grad()
-            F.cross_entropy(net(data.train_x[idx]), data.train_y[idx]).backward()
-            opt.step()
+        plain_epoch(net, opt, data, order)
         opt.eval()
         with torch.no_grad():
             for s in range(statistics_batches):  # train mode at x: BatchNorm's statistics
