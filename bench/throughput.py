@@ -146,6 +146,27 @@ def matmul_peak(
     return best
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """(CPU seconds the whole machine has been busy, those of this process and the children
+    it waited for); NaN for the first where ``/proc/stat`` is absent (not Linux)."""
+    own = os.times()
+    mine = own.user + own.system + own.children_user + own.children_system
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return math.nan, mine
+    busy = sum(int(v) for i, v in enumerate(fields[:8]) if i not in (3, 4))  # not idle, iowait
+    return busy / os.sysconf("SC_CLK_TCK"), mine
+
+
+def others_share(since: tuple[float, float], start: float) -> float:
+    """The share of the machine's CPUs other processes used since ``since`` (``start`` its
+    ``perf_counter``): a shared machine's noise, what the ratios cannot control."""
+    now = cpu_seconds()
+    others = (now[0] - since[0]) - (now[1] - since[1])
+    return max(others, 0.0) / ((time.perf_counter() - start) * (os.cpu_count() or 1))
+
+
 def torchvision_root(dataset: str, data_dir: Path, into: Path) -> Path:
     """A torchvision root holding ``<Class>/raw/*-ubyte`` decompressed from the ``.gz`` files."""
     folder, cls, _, _ = DATASETS[dataset]
@@ -445,6 +466,7 @@ class Row:
     gflops: float  # optsweep end to end
     peak: float
     n_train: int  # images in optsweep's epoch
+    others: float  # the share of the CPUs other processes used meanwhile
 
 
 def run_case(model: str, args: argparse.Namespace, peak: float) -> Row:
@@ -459,6 +481,7 @@ def run_case(model: str, args: argparse.Namespace, peak: float) -> Row:
     steps = args.steps or (10 if args.quick else 50 if model != "mlp" else 400)
     seconds = args.seconds or (1.0 if args.quick else 10.0)
     batch = args.batch_size
+    since, start = cpu_seconds(), time.perf_counter()
     data = load_dataset(dataset, args.data_dir, "cpu")
     n_train = subset or len(data.train_y)
     peers: dict[str, float | str] = {
@@ -481,7 +504,9 @@ def run_case(model: str, args: argparse.Namespace, peak: float) -> Row:
     )
     flops = 3 * build_model(model, (1, 28, 28), 10).flops_per_sample()
     case = f"{model} {dataset} B={batch} {args.precision}"
-    return Row(case, peers, sweep, flops * sweep.trial_samples_per_s / 1e9, peak, n_train)
+    others = others_share(since, start)
+    gflops = flops * sweep.trial_samples_per_s / 1e9
+    return Row(case, peers, sweep, gflops, peak, n_train, others)
 
 
 def table(row: Row, trials: int, peak_name: str) -> str:
@@ -516,6 +541,8 @@ def table(row: Row, trials: int, peak_name: str) -> str:
         f"to end, {row.gflops * s.seconds / s.engine_seconds:.1f} in its batches "
         f"({100 * row.gflops * s.seconds / s.engine_seconds / row.peak:.0f}% of the "
         f"{peak_name} matmul peak, {row.peak:.0f} GFLOP/s).",
+        f"Other processes used {100 * row.others:.0f}% of the {os.cpu_count()} CPUs meanwhile"
+        + (": the figures are not this machine's alone." if row.others > 0.05 else "."),
     ]
     return "\n".join(lines)
 

@@ -44,6 +44,8 @@ def test_bench_quick_runs_every_peer_and_prints_the_table(capsys, monkeypatch):
     assert sweep.trial_samples_per_s > 0
     assert 0 < sweep.engine_seconds < sweep.seconds
     assert sweep.outside_seconds == pytest.approx(sweep.seconds - sweep.engine_seconds)
+    assert not row.others < 0  # other processes' share of the CPUs (NaN off Linux)
     out = capsys.readouterr().out
     assert "### mlp mnist-mini B=128 fp32" in out
     assert "| `torch.func` ensemble of 4 " in out and "Outside the batches: " in out
+    assert "Other processes used " in out
