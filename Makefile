@@ -32,7 +32,7 @@ format:  ## apply ruff's fixes and formatting
 
 bench:  ## print throughput (conventional loop, torch.func ensemble vs optsweep), command-line start-up and optimizer step figures; DATA=path to datasets
 	$(BIN)/python bench/cli_startup.py
-	$(BIN)/python bench/throughput.py --data-dir $(DATA)
+	$(BIN)/python bench/throughput.py --data-dir $(DATA) --sweep configs/adam.yaml
 	$(BIN)/python bench/user_model.py
 	$(BIN)/python bench/optimizers.py
 

@@ -393,6 +393,8 @@ def sweep_yaml(
 
 @dataclass(frozen=True)
 class SweepRun:
+    trials: int
+    images: int  # in its one epoch
     trial_samples_per_s: float  # end to end
     seconds: float  # the process's wall time
     trials_per_batch: int  # the largest TrialBatch trained
@@ -411,24 +413,16 @@ class SweepRun:
 
 
 def optsweep_run(
-    model: str,
-    dataset: str,
-    data_dir: Path,
-    trials: int,
-    n_train: int,
-    batch: int,
-    precision: str,
-    train_subset: int | None,
-    trials_per_batch: int | None,
+    config: Path, data_dir: Path, n_train: int, overrides: Sequence[str] = ()
 ) -> SweepRun:
-    """Trial-samples/s of ``optsweep run`` on a K-trial grid, a process timed end to end into
-    a temporary results folder; its batches' seconds read back from ``trials.csv``."""
-    grid = sweep_yaml(model, dataset, trials, batch, precision, train_subset, trials_per_batch)
+    """Trial-samples/s of ``optsweep run config`` (one epoch of ``n_train`` images), a process
+    timed end to end into a temporary results folder; its batches' seconds read back from
+    ``trials.csv``."""
     with tempfile.TemporaryDirectory() as tmp:
-        config, out = Path(tmp) / "sweep.yaml", Path(tmp) / "results"
-        config.write_text(yaml.safe_dump(grid))
+        out = Path(tmp) / "results"
         command = [sys.executable, "-m", "optsweep", "run", str(config), "--out", str(out)]
         command += ["--data-dir", str(data_dir), "--quiet"]
+        command += [f"--set={override}" for override in overrides]
         start = time.perf_counter()
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         seconds = time.perf_counter() - start
@@ -441,8 +435,9 @@ def optsweep_run(
     engine_seconds = sum(float(r["seconds"]) / int(r["trials_in_batch"]) for r in complete)
     best = max((float(r["final_test_accuracy"]) for r in complete), default=0.0)
     k = max((int(r["trials_in_batch"]) for r in records), default=0)
-    stopped = len(records) - len(complete)
-    return SweepRun(trials * n_train / seconds, seconds, k, best, engine_seconds, stopped)
+    stopped, trials = len(records) - len(complete), len(records)
+    rate = trials * n_train / seconds
+    return SweepRun(trials, n_train, rate, seconds, k, best, engine_seconds, stopped)
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -461,15 +456,17 @@ PEERS = {
 @dataclass(frozen=True)
 class Row:
     case: str
+    optsweep: str  # what optsweep runs
     peers: dict[str, float | str]  # trial-samples/s, or why it was not measured
     sweep: SweepRun
     gflops: float  # optsweep end to end
     peak: float
-    n_train: int  # images in optsweep's epoch
     others: float  # the share of the CPUs other processes used meanwhile
 
 
-def run_case(model: str, args: argparse.Namespace, peak: float) -> Row:
+def run_case(model: str, args: argparse.Namespace, peak: float) -> list[Row]:
+    """The peers and optsweep's K-point grid on one model; and ``--sweep``'s file when it
+    declares this model, dataset and batch size."""
     dataset = "mnist-mini" if args.mini else CASES[model]
     subset = args.train_subset
     if subset is None and model != "mlp" and not args.full:
@@ -483,7 +480,7 @@ def run_case(model: str, args: argparse.Namespace, peak: float) -> Row:
     batch = args.batch_size
     since, start = cpu_seconds(), time.perf_counter()
     data = load_dataset(dataset, args.data_dir, "cpu")
-    n_train = subset or len(data.train_y)
+    n_all = len(data.train_y)
     peers: dict[str, float | str] = {
         "conventional": conventional(model, dataset, args.data_dir, batch, steps, seconds),
         "plain": plain_loop(model, data, batch, steps, seconds),
@@ -491,30 +488,37 @@ def run_case(model: str, args: argparse.Namespace, peak: float) -> Row:
         "keras": keras_fit(model, data, batch, steps, seconds),
     }
     del data
-    sweep = optsweep_run(
-        model,
-        dataset,
-        args.data_dir,
-        args.trials,
-        n_train,
-        batch,
-        args.precision,
-        subset,
-        args.trials_per_batch,
+    grid = sweep_yaml(
+        model, dataset, args.trials, batch, args.precision, subset, args.trials_per_batch
     )
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "sweep.yaml"
+        config.write_text(yaml.safe_dump(grid))
+        run = optsweep_run(config, args.data_dir, subset or n_all)
+    runs = [(f"a {args.trials}-point Adam grid", run)]
+    declared = yaml.safe_load(args.sweep.read_text()) if args.sweep else {}
+    train = declared.get("train") or {}
+    declares = (declared.get("model"), declared.get("dataset"), train.get("batch_size"))
+    if declares == (model, dataset, batch):
+        n_train = (declared.get("subset") or {}).get("train") or n_all
+        overrides = ["train.epochs=1", f"train.precision={args.precision}"]
+        run = optsweep_run(args.sweep.resolve(), args.data_dir, n_train, overrides)
+        runs.append((f"`{args.sweep}` with `--set train.epochs=1`", run))
+    others = others_share(since, start)
     flops = 3 * build_model(model, (1, 28, 28), 10).flops_per_sample()
     case = f"{model} {dataset} B={batch} {args.precision}"
-    others = others_share(since, start)
-    gflops = flops * sweep.trial_samples_per_s / 1e9
-    return Row(case, peers, sweep, gflops, peak, n_train, others)
+    return [
+        Row(case, what, peers, run, flops * run.trial_samples_per_s / 1e9, peak, others)
+        for what, run in runs
+    ]
 
 
 def table(row: Row, trials: int, peak_name: str) -> str:
     """One case: every peer with optsweep's ratios to it, then optsweep's own rows."""
     s = row.sweep
     lines = [
-        f"### {row.case}: optsweep a {trials}-point Adam grid, one epoch of "
-        f"{row.n_train:,} images; the peers in fp32, steady state",
+        f"### {row.case}: optsweep runs {row.optsweep} ({s.trials} trials), one epoch of "
+        f"{s.images:,} images; the peers in fp32, steady state",
         "",
         "| what | trial-samples/s | optsweep end to end ÷ it | optsweep's batches ÷ it |",
         "|---|---|---|---|",
@@ -574,6 +578,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="optsweep trains on the first N images (default: all for mlp, 3200 for conv nets)",
     )
+    parser.add_argument(
+        "--sweep",
+        type=Path,
+        default=None,
+        help="also run this sweep file for one epoch against the case of its model, dataset "
+        "and batch size (make bench: configs/adam.yaml, the 160-point grid)",
+    )
     parser.add_argument("--full", action="store_true", help="conv nets on the full epoch too")
     parser.add_argument("--quick", action="store_true", help="smoke run: few steps, small subset")
     parser.add_argument("--mini", action="store_true", help="use the bundled mnist-mini data")
@@ -597,8 +608,11 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         print(f"{args.precision} matmul peak: {peak:.0f} GFLOP/s", flush=True)
     rows = []
     for model in args.models.split(","):
-        rows.append(run_case(model.strip(), args, peak))
-        print(f"\n{table(rows[-1], args.trials, peak_name)}\n", flush=True)
+        for row in run_case(model.strip(), args, peak):
+            rows.append(row)
+            print(f"\n{table(row, args.trials, peak_name)}\n", flush=True)
+    if args.sweep and all(r.optsweep == rows[0].optsweep for r in rows):
+        print(f"--sweep {args.sweep}: no case has its model, dataset and batch size")
     return rows
 
 

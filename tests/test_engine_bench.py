@@ -13,12 +13,18 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "throughput.py"
 
 
 @pytest.mark.filterwarnings(ARRAY_WARNING)
-def test_bench_quick_runs_every_peer_and_prints_the_table(capsys, monkeypatch):
+def test_bench_quick_runs_every_peer_and_prints_the_table(capsys, monkeypatch, tmp_path):
     pytest.importorskip("torchvision")
     spec = importlib.util.spec_from_file_location("throughput", BENCH)
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "throughput", bench)  # dataclasses look their module up
     spec.loader.exec_module(bench)
+    sweep_file = tmp_path / "two.yaml"  # --sweep: a file of the case's model, data, batch size
+    sweep_file.write_text(
+        "name: two\ndataset: mnist-mini\nmodel: mlp\nsubset: {train: 256, test: 100}\n"
+        "train: {epochs: 3, batch_size: 128}\n"
+        "optimizers: [{name: adam, grid: {learning_rate: [0.01, 0.001]}}]\n"
+    )
     rows = bench.main(
         [
             "--quick",
@@ -31,9 +37,11 @@ def test_bench_quick_runs_every_peer_and_prints_the_table(capsys, monkeypatch):
             "5",
             "--train-subset",
             "640",
+            "--sweep",
+            str(sweep_file),
         ]
     )
-    (row,) = rows
+    row, from_file = rows
     assert list(row.peers) == ["conventional", "plain", "ensemble", "keras"]
     measured = {name: rate for name, rate in row.peers.items() if not isinstance(rate, str)}
     assert all(rate > 0 for rate in measured.values())
@@ -45,7 +53,11 @@ def test_bench_quick_runs_every_peer_and_prints_the_table(capsys, monkeypatch):
     assert 0 < sweep.engine_seconds < sweep.seconds
     assert sweep.outside_seconds == pytest.approx(sweep.seconds - sweep.engine_seconds)
     assert not row.others < 0  # other processes' share of the CPUs (NaN off Linux)
+    # the file ran for one epoch of its subset, beside the same peers
+    assert from_file.peers is row.peers and from_file.sweep.trials == 2
+    assert from_file.sweep.images == 256 and from_file.sweep.engine_seconds > 0
     out = capsys.readouterr().out
     assert "### mlp mnist-mini B=128 fp32" in out
     assert "| `torch.func` ensemble of 4 " in out and "Outside the batches: " in out
     assert "Other processes used " in out
+    assert f"optsweep runs `{sweep_file}` with `--set train.epochs=1` (2 trials)" in out
