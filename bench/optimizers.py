@@ -30,6 +30,7 @@ table of trial-steps/s (K × steps ÷ seconds) and optsweep's ratio to the libra
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -41,11 +42,13 @@ import torch
 from torch import Tensor
 
 REPO = Path(__file__).resolve().parents[1]
-for path in (REPO, REPO / "tests"):  # the parity table's oracles live with the tests
+# the parity table's oracles live with the tests; the machine's load is throughput.py's measure
+for path in (REPO, REPO / "tests", REPO / "bench"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
 import test_optim_parity as parity  # noqa: E402  (sets KERAS_BACKEND=torch before keras)
+from throughput import cpu_seconds, others_share  # noqa: E402
 
 from optsweep.optim import inplace, resolve, stack_hyperparameters  # noqa: E402
 
@@ -77,6 +80,7 @@ class Row:
     ours: float | None  # trial-steps/s
     theirs: float | None
     note: str = ""
+    others: float = 0.0  # the share of the CPUs other processes used meanwhile
 
 
 def trial_values(name: str, semantics: str, trials: int) -> list[dict[str, Any]]:
@@ -166,6 +170,7 @@ def measure(name: str, args: argparse.Namespace) -> Row:
     missing = missing_package(package)
     if missing is not None:
         return Row(name, semantics, library, None, None, missing)
+    since, start = cpu_seconds(), time.perf_counter()
     values = trial_values(name, semantics, args.trials)
     params, grads = problem(args.trials)
     ours = optsweep_step(name, semantics, values, params, grads)
@@ -179,7 +184,8 @@ def measure(name: str, args: argparse.Namespace) -> Row:
     for _ in range(args.repeats):  # interleaved: a busy spell hits both sides
         best["ours"] = max(best["ours"], block_rate(ours, args.trials, args.steps))
         best["theirs"] = max(best["theirs"], block_rate(theirs, args.trials, args.steps))
-    return Row(name, semantics, library, best["ours"], best["theirs"])
+    others = others_share(since, start)
+    return Row(name, semantics, library, best["ours"], best["theirs"], others=others)
 
 
 def table(rows: Sequence[Row]) -> str:
@@ -194,6 +200,13 @@ def table(rows: Sequence[Row]) -> str:
             lines.append(f"| {name} | — | — | {r.note} |")
             continue
         lines.append(f"| {name} | {r.ours:,.0f} | {r.theirs:,.0f} | {r.ours / r.theirs:.1f}x |")
+    busy = [r for r in rows if r.others > 0.05]
+    worst = max((r.others for r in rows), default=0.0)
+    lines.append(
+        f"\nOther processes used at most {100 * worst:.0f}% of the {os.cpu_count()} CPUs while a "
+        "row was measured"
+        + (f" (over 5%: {', '.join(r.optimizer for r in busy)})." if busy else ".")
+    )
     return "\n".join(lines)
 
 

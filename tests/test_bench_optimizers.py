@@ -29,6 +29,7 @@ def test_bench_quick_measures_both_sides_and_prints_the_table(bench, capsys):
     out = capsys.readouterr().out
     assert "| optimizer | optsweep batched (trial-steps/s) |" in out
     assert "| radam · torch: torch.optim.RAdam |" in out
+    assert "Other processes used at most" in out
 
 
 def test_bench_refuses_an_unknown_optimizer(bench):
