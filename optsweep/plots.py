@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -415,6 +416,17 @@ def rows_by_optimizer(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str
 FEW_CONFIGURATIONS = 5
 
 
+def few_note(few: Mapping[str, int], optimizers: int, search: bool) -> str:
+    """What a tuning-cost picture says when some optimizers have few configurations (or
+    trials): ``every optimizer has 3 configurations: the band is mostly resampling``."""
+    what = "trials" if search else "configurations"
+    tail = "" if search else ": the band is mostly resampling"
+    counts = set(few.values())
+    if len(few) == optimizers and len(counts) == 1:
+        return f"every optimizer has {counts.pop()} {what}{tail}"
+    return f"few {what} ({', '.join(f'{name} {n}' for name, n in few.items())}){tail}"
+
+
 def plot_tuning_cost(
     rows: Sequence[dict[str, Any]],
     path: Path,
@@ -453,10 +465,14 @@ def plot_tuning_cost(
         ax.xaxis.get_major_locator().set_params(integer=True)  # k: 1, 2, 3
     few = {name: len(group) for name, group in groups.items() if len(group) < FEW_CONFIGURATIONS}
     if few:
-        counted = ", ".join(f"{name} {n}" for name, n in few.items())
-        what = "trials" if search else "configurations; the band is mostly resampling"
         ax.text(
-            0.01, 0.01, f"few {what}: {counted}", transform=ax.transAxes, fontsize=8, color="0.3"
+            0.01,
+            0.99,
+            textwrap.fill(few_note(few, len(groups), search), 70),
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            color="0.3",
         )
     if search:
         ax.set(

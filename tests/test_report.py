@@ -412,3 +412,24 @@ def test_an_optimizer_without_a_completed_trial_is_named_with_its_trials_fate(
     write_table_md(records, tmp_path / "table.md", "t", summarize(records))
     text = (tmp_path / "table.md").read_text()
     assert all(f"no completed trial ({fate})" in text for fate in expected.values())
+
+
+@pytest.mark.parametrize(
+    ("few", "optimizers", "search", "note"),
+    [
+        (
+            {"a": 3, "b": 3},
+            2,
+            False,
+            "every optimizer has 3 configurations: the band is mostly resampling",
+        ),
+        ({"a": 2}, 2, False, "few configurations (a 2): the band is mostly resampling"),
+        ({"a": 2, "b": 4}, 3, True, "few trials (a 2, b 4)"),
+    ],
+)
+def test_a_tuning_cost_picture_says_when_it_stands_on_few_configurations(
+    few, optimizers, search, note
+):
+    from optsweep.plots import few_note
+
+    assert few_note(few, optimizers, search) == note
