@@ -464,16 +464,8 @@ def plot_tuning_cost(
     else:
         ax.xaxis.get_major_locator().set_params(integer=True)  # k: 1, 2, 3
     few = {name: len(group) for name, group in groups.items() if len(group) < FEW_CONFIGURATIONS}
-    if few:
-        ax.text(
-            0.01,
-            0.99,
-            textwrap.fill(few_note(few, len(groups), search), 70),
-            transform=ax.transAxes,
-            va="top",
-            fontsize=8,
-            color="0.3",
-        )
+    # said above the legend it concerns, where no curve runs
+    note = textwrap.fill(few_note(few, len(groups), search), 45) if few else None
     if search:
         ax.set(
             xlabel="trials of the optimizer (in search order)",
@@ -486,7 +478,7 @@ def plot_tuning_cost(
             ylabel="expected best mean final test accuracy",
             title="Tuning cost: expected best of k configurations (band: 5–95% bootstrap)",
         )
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right", title=note, title_fontsize=7)
     return save_figure(fig, path)
 
 
