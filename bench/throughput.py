@@ -74,7 +74,7 @@ from optsweep.models import build_model  # noqa: E402
 
 BATCH_SIZE = 128  # what the shipped configs train with
 WARMUP = 10  # untimed steps of a one-trial peer (the ensemble: 2)
-MIN_TIMED = 3  # steps timed even past --seconds
+MIN_TIMED = 3  # steps a window times even past --seconds
 # (our dataset name, folder under the data dir, torchvision class name, mean, std)
 DATASETS = {
     "mnist": ("mnist", "MNIST", (0.1307,), (0.3081,)),
