@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 import yaml
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -457,12 +458,25 @@ class FittedTable:
     dropped: list[str]
 
 
+def shown_header(name: str) -> str:
+    """A column's header as the terminal shows it: a parameter's name broken after its
+    underscores (``learning_`` / ``rate``), so a narrow column folds it there, not mid-word."""
+    if name in ANSWER_COLUMNS or name in SPARE_COLUMNS:
+        return name
+    return name.replace("_", "_\n")
+
+
 def table_width(header: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
-    """Rich's width of a boxed table with one space of padding each side of every cell."""
+    """Rich's width of the terminal table (`rich_table`): columns two spaces apart, no
+    vertical rules or edges."""
     widths = [
-        max(len(str(c)) for c in (name, *(row[i] for row in rows))) for i, name in enumerate(header)
+        max(
+            max(len(line) for line in shown_header(name).split("\n")),
+            *(len(str(row[i])) for row in rows),
+        )
+        for i, name in enumerate(header)
     ]
-    return sum(w + 3 for w in widths) + 1
+    return sum(widths) + 2 * (len(widths) - 1)
 
 
 def fit_table(header: list[str], rows: list[list[str]], width: int) -> FittedTable:
@@ -513,12 +527,19 @@ def rich_table(
     if fitted.dropped:
         notes.append(f"left out to fit: {', '.join(fitted.dropped)} (in table.md)")
     notes.append("dim: default")
-    table = Table(title=title or None, caption="; ".join(notes))
+    table = Table(
+        title=title or None,
+        caption="; ".join(notes),
+        box=box.SIMPLE_HEAD,  # a rule under the header, none between columns: 3 characters
+        show_edge=False,  # fewer a column than boxed, so more columns fit 80 whole
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for name in fitted.header:
         right = name in ("rank", "seed", "s/trial", "reached")
         answer = name in ANSWER_COLUMNS or name in SPARE_COLUMNS
         table.add_column(
-            name,
+            shown_header(name),
             justify="right" if right else "left",
             no_wrap=answer,
             overflow="ellipsis" if answer else "fold",

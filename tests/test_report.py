@@ -344,7 +344,7 @@ def test_the_terminal_table_fits_and_never_cuts_the_answer(width):
     assert lines[0] == "every row: semantics keras, seed 0, status complete"
     header, rows = table_rows(records)
     assert ("left out to fit" in text) == (fit_table(header, rows[:20], width).dropped != [])
-    assert ("left out to fit" in text) == (width < 150)
+    assert ("left out to fit" in text) == (width < 120)
 
 
 @pytest.mark.parametrize("gone", range(5))
