@@ -546,12 +546,11 @@ class _Lane:
         loop they show leaves them so for the training that follows, and so does this). The
         same first batches of the training set for every trial, without augmentation."""
         setup = self.setup
-        images, size = setup.dataset.train_x, setup.train.batch_size
+        model, images, size = setup.model, setup.dataset.train_x, setup.train.batch_size
         generator = torch.Generator(device=self.dropout.device).manual_seed(setup.seed)
         with torch.no_grad(), setup.autocast():
             for s in range(min(STATISTICS_BATCHES, setup.steps_per_epoch)):
                 x = images[s * size : (s + 1) * size]
-                model = setup.model
                 model.forward(weights, x, buffers=self.buffers, train=True, generator=generator)
 
     def evaluate(self) -> dict[int, tuple[float, float, float]]:

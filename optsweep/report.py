@@ -291,13 +291,16 @@ def unfinished(records: Sequence[TrialRecord]) -> dict[tuple[str, str], str]:
     """Per (optimizer, semantics) without a completed trial, what became of its trials: ``2
     trials, both pruned at epoch 1``, ``3 trials: 2 diverged, 1 pruned at epoch 2``. Such an
     optimizer is never ranked by a trial that did not finish; it is named, not left out."""
-    groups: dict[tuple[str, str], dict[int, TrialRecord]] = {}
+    groups: dict[tuple[str, str], list[TrialRecord]] = {}
     for r in records:
-        groups.setdefault((r.optimizer, r.semantics), {}).setdefault(r.trial, r)
+        groups.setdefault((r.optimizer, r.semantics), []).append(r)
     found = {}
-    for key, trials in groups.items():
-        if any(r.status == "complete" for r in records if (r.optimizer, r.semantics) == key):
+    for key, group in groups.items():
+        if any(r.status == "complete" for r in group):
             continue
+        trials: dict[int, TrialRecord] = {}
+        for r in group:  # a trial's first record (its first seed) tells its fate
+            trials.setdefault(r.trial, r)
         fates = Counter(_fate(r) for r in trials.values())
         n = len(trials)
         if len(fates) == 1:

@@ -901,19 +901,9 @@ def _torch_optimizer(name: str, params: list[Tensor], v: Mapping[str, Any]) -> A
 def schedule_free_reference(name: str, params: list[Tensor], v: Mapping[str, Any]) -> Any:
     """schedulefree's ``AdamWScheduleFree`` or ``SGDScheduleFree`` for resolved values, put in
     train mode (the reference refuses a step before ``train()``)."""
-    common = {
-        "lr": v["learning_rate"],
-        "weight_decay": v["weight_decay"] or 0.0,
-        "warmup_steps": v["warmup_steps"],
-        "r": v["r"],
-        "weight_lr_power": v["weight_lr_power"],
-    }
-    if name == "schedule_free_adamw":
-        opt = schedulefree.AdamWScheduleFree(
-            params, betas=(v["beta_1"], v["beta_2"]), eps=v["epsilon"], **common
-        )
-    else:
-        opt = schedulefree.SGDScheduleFree(params, momentum=v["momentum"], **common)
+    from test_optim_schedule_free import reference  # it skips its module without schedulefree
+
+    opt = reference(name, params, v)
     opt.train()
     # the reference makes z from θ at its first step; keras's knobs decay θ before that step by
     # hand, where keras (ScheduleFreeAdamW) and optsweep make z from θ₀: made here, as it would

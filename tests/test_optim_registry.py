@@ -208,7 +208,7 @@ def test_prodigy_defaults_are_the_reference_defaults() -> None:
 
 def test_soap_defaults_are_the_reference_defaults() -> None:
     """Neither library has SOAP: both semantics take nikhilvyas/SOAP's defaults."""
-    from test_optim_soap import ReferenceSOAP
+    from test_optim_soap import SAME_NAMES, ReferenceSOAP
 
     lib = _signature_defaults(ReferenceSOAP)
     for semantics in SEMANTICS:
@@ -217,14 +217,7 @@ def test_soap_defaults_are_the_reference_defaults() -> None:
         assert (values["beta_1"], values["beta_2"]) == lib["betas"] == (0.95, 0.95)
         assert values["shampoo_beta"] is None and lib["shampoo_beta"] == -1  # β₂
         assert values["epsilon"] == lib["eps"] and values["weight_decay"] == lib["weight_decay"]
-        for name in (
-            "precondition_frequency",
-            "max_precond_dim",
-            "merge_dims",
-            "precondition_1d",
-            "normalize_grads",
-            "correct_bias",
-        ):
+        for name in SAME_NAMES:
             assert values[name] == lib[name], name
 
 

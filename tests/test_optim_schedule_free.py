@@ -13,6 +13,7 @@ once, against the references (``test_optim_parity`` holds every form's y to them
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -48,7 +49,8 @@ def gradient(params: list[Tensor], t: int) -> list[Tensor]:
     return [2 * (p - 0.3) + 0.5 * torch.randn(p.shape, generator=gen, dtype=F64) for p in params]
 
 
-def reference(name: str, params: list[Tensor], v: dict[str, Any]) -> Any:
+def reference(name: str, params: list[Tensor], v: Mapping[str, Any]) -> Any:
+    """schedulefree's ``AdamWScheduleFree`` or ``SGDScheduleFree`` for resolved values."""
     common = {
         "lr": v["learning_rate"],
         "weight_decay": v["weight_decay"] or 0.0,

@@ -335,6 +335,17 @@ class ReferenceSOAP(torch.optim.Optimizer):
         return final
 
 
+# The reference's keyword arguments that optsweep names alike.
+SAME_NAMES = (
+    "precondition_frequency",
+    "max_precond_dim",
+    "merge_dims",
+    "precondition_1d",
+    "normalize_grads",
+    "correct_bias",
+)
+
+
 def reference_kwargs(values: dict[str, Any]) -> dict[str, Any]:
     """The reference's keyword arguments for resolved optsweep values."""
     return {
@@ -343,17 +354,7 @@ def reference_kwargs(values: dict[str, Any]) -> dict[str, Any]:
         "shampoo_beta": -1 if values["shampoo_beta"] is None else values["shampoo_beta"],
         "eps": values["epsilon"],
         "weight_decay": values["weight_decay"] or 0.0,
-        **{
-            k: values[k]
-            for k in (
-                "precondition_frequency",
-                "max_precond_dim",
-                "merge_dims",
-                "precondition_1d",
-                "normalize_grads",
-                "correct_bias",
-            )
-        },
+        **{k: values[k] for k in SAME_NAMES},
     }
 
 
