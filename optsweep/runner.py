@@ -29,7 +29,6 @@ from typing import Any
 import optuna
 import torch
 import yaml
-from optuna.trial import Trial
 
 import optsweep
 from optsweep import study as studies
@@ -397,28 +396,21 @@ def prepare_in_background(spec: SweepSpec) -> Future[Workbench]:
 
 def train_claimed(
     study: optuna.Study,
-    claimed: list[tuple[Trial, TrialSpec]],
+    claimed: list[tuple[int, TrialSpec]],
     bench: Workbench,
     spec: SweepSpec,
     progress: Progress,
-    *,
-    prune: bool = False,
 ) -> int:
-    """Train one batch of claimed trials and tell the study how each ended.
-
-    With ``prune``, the study's pruner is asked after every epoch but the last; a pruned
-    trial leaves the batch and is told PRUNED with the epochs it reached.
-    """
-    trials = [t for t, _ in claimed]
+    """Train one batch of claimed trials (by id) and tell the study how each ended: every
+    epoch's test accuracies, and the outcomes, each in one transaction for the batch."""
+    ids = [i for i, _ in claimed]
     specs = [s for _, s in claimed]
     progress.batch([label_of(s) for s in specs], spec.train.epochs)
 
     def on_epoch(epoch: int, metrics: Mapping[int, EpochMetrics]) -> list[int]:
-        for index, m in metrics.items():
-            studies.report_epoch(trials[index], epoch, m.test_accuracy)
-        if not prune or epoch == spec.train.epochs:
-            return []
-        return [index for index in metrics if trials[index].should_prune()]
+        accuracies = {ids[index]: m.test_accuracy for index, m in metrics.items()}
+        studies.report_epochs(study, accuracies, epoch)
+        return []  # a grid trains every point to the end
 
     try:
         outcomes = train_batch(
@@ -432,21 +424,20 @@ def train_claimed(
             data=spec.data,
         )
     except KeyboardInterrupt:
-        for trial in trials:
-            studies.finish(study, trial, "interrupted", None, {})
+        studies.finish_batch(study, [(i, "interrupted", None, {}) for i in ids])
         raise
     except Exception as error:  # one bad batch must not end the sweep; it is retried next run
-        for trial in trials:
-            studies.finish(
-                study, trial, "failed", None, {"error": f"{type(error).__name__}: {error}"}
-            )
+        reason = {"error": f"{type(error).__name__}: {error}"}
+        studies.finish_batch(study, [(i, "failed", None, reason) for i in ids])
         progress.finished([Finished(label_of(s), "failed", float("nan")) for s in specs])
         return 0
-    finished = []
-    for trial, trial_spec, outcome in zip(trials, specs, outcomes, strict=True):
+    told = []
+    for trial_id, trial_spec, outcome in zip(ids, specs, outcomes, strict=True):
         accuracy = outcome.epochs[-1].test_accuracy if outcome.epochs else float("nan")
         attrs = {**identity(trial_spec), **outcome_attrs(outcome, len(specs))}
-        studies.finish(study, trial, outcome.status, accuracy, attrs)
-        finished.append(Finished(label_of(trial_spec), outcome.status, accuracy))
-    progress.finished(finished)
+        told.append((trial_id, outcome.status, accuracy, attrs))
+    studies.finish_batch(study, told)
+    progress.finished(
+        [Finished(label_of(s), status, a) for s, (_, status, a, _) in zip(specs, told, strict=True)]
+    )
     return len(specs)

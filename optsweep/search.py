@@ -695,7 +695,7 @@ def _copy(study: optuna.Study, asked: Asked, first: FrozenTrial) -> str:
 def _tell(
     study: optuna.Study, asked: Asked, status: str, value: float | None, attrs: dict[str, Any]
 ) -> bool:
-    return studies.finish(study, asked.trial, status, value, attrs, grid=False)
+    return studies.finish(study, asked.trial, status, value, attrs)
 
 
 def _requeue(study: optuna.Study, trial_ids: Sequence[int]) -> None:

@@ -53,7 +53,6 @@ from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, Trial, TrialState
 from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from optsweep import interrupts
 from optsweep import optuna_private as private
@@ -535,7 +534,8 @@ def sync_grid(
     so workers starting at once enqueue each point once. Without ``retry_failed`` only points
     never enqueued or whose latest trial was ``interrupted`` are enqueued (what workers do
     mid-sweep; a ``failed`` point is retried by the next run, not in a loop). Points are
-    enqueued sorted by batch key, so that consecutive waiting trials train together.
+    enqueued sorted by batch key, so that consecutive waiting trials train together, in one
+    transaction (what ``Study.enqueue_trial`` writes, for every point at once).
     """
     if exclusive is None:
         exclusive = not shared(study)
@@ -564,11 +564,17 @@ def sync_grid(
             and t.key not in live
             and (retry_failed or latest.get(t.key, (0, "interrupted"))[1] == "interrupted")
         ]
-        for trial in sorted(todo, key=batch_key):
-            study.enqueue_trial(
-                grid_params(trial),
-                user_attrs={"key": trial.key, "batch_key": batch_key(trial), "seed": trial.seed},
-                skip_if_exists=False,
+        with private.one_transaction(study) as session:
+            private.add_waiting_trials(
+                session,
+                private.study_id(study),
+                [
+                    (
+                        {"key": t.key, "batch_key": batch_key(t), "seed": t.seed},
+                        {"fixed_params": grid_params(t)},
+                    )
+                    for t in sorted(todo, key=batch_key)
+                ],
             )
     return SyncReport(
         total=len(trials),
@@ -599,62 +605,71 @@ def claim_limit(limit: int, compatible: int) -> int:
 
 def pop_batch(
     study: optuna.Study, specs: Mapping[str, TrialSpec], limit: int, *, share: bool = False
-) -> list[tuple[Trial, TrialSpec]]:
+) -> list[tuple[int, TrialSpec]]:
     """Claim up to ``limit`` WAITING trials sharing the batch key of the oldest waiting one
-    (with ``share``, up to ``claim_limit`` of them).
+    (with ``share``, up to ``claim_limit`` of them); their ids and grid points.
 
-    Each claim is the storage's conditional WAITING → RUNNING update (as in ``Study.ask``); a
-    trial another worker claimed first is skipped. Waiting trials whose key is not in
+    The claim is the storage's conditional WAITING → RUNNING update (as in ``Study.ask``),
+    for the whole batch in one transaction with each trial's worker and parameters
+    (`_claim`); a trial another worker claimed first is skipped, and when every trial of the
+    oldest batch key was, the next key's are claimed. Waiting trials whose key is not in
     ``specs`` (grid points of an older config) are left alone. With heartbeats on, a trial's
     heartbeat is recorded *before* it is claimed, so that a worker killed right after a
     claim still leaves a heartbeat to go stale (Optuna never reaps a trial without one).
     """
-    claimed: list[tuple[Trial, TrialSpec]] = []
-    wanted: str | None = None
-    beating = private.heartbeats_on(study)
     waiting = [(i, key, batch) for i, key, batch in _waiting(study) if (key or "") in specs]
     if share and waiting:
         oldest = waiting[0][2]
         limit = claim_limit(limit, sum(batch == oldest for _, _, batch in waiting))
-    for trial_id, key, trial_batch in waiting:
-        if wanted is not None and trial_batch != wanted:
-            continue
-        spec = specs[key or ""]
-        if beating:
-            private.storage(study).record_heartbeat(trial_id)
-        with interrupts.held():  # a stop between RUNNING and "worker" would leave it RUNNING
-            try:
-                if not private.storage(study).set_trial_state_values(
-                    trial_id, state=TrialState.RUNNING
-                ):
-                    continue
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue
-            try:
-                _record_claim(study, trial_id, spec)
-            except UpdateFinishedTrialError:  # this worker stalled mid-claim and was reaped
-                continue
-        wanted = trial_batch
-        claimed.append((private.trial_of(study, trial_id), spec))
-        if len(claimed) >= limit:
-            break
+    keys = list(dict.fromkeys(batch for _, _, batch in waiting))  # oldest first
+    for wanted in keys:
+        candidates = [(i, specs[key or ""]) for i, key, batch in waiting if batch == wanted]
+        claimed: list[tuple[int, TrialSpec]] = []
+        while candidates and len(claimed) < limit:
+            take, candidates = (
+                candidates[: limit - len(claimed)],
+                candidates[limit - len(claimed) :],
+            )
+            if private.heartbeats_on(study):
+                for trial_id, _ in take:
+                    private.storage(study).record_heartbeat(trial_id)
+            with interrupts.held():  # a stop mid-claim would leave trials RUNNING
+                claimed += _claim(study, take)
+        if claimed:
+            return claimed
+    return []
+
+
+def _claim(
+    study: optuna.Study, candidates: Sequence[tuple[int, TrialSpec]]
+) -> list[tuple[int, TrialSpec]]:
+    """WAITING → RUNNING for the candidates still waiting, with who claimed each (user
+    attribute ``worker``) and its grid point (Optuna's fixed params) as its parameters, in one
+    transaction. Optuna's own calls take five commits and a full read of the trial, each
+    (~10 ms a trial on SQLite)."""
+    with private.one_transaction(study) as session:
+        rows = private.locked_trials(session, [i for i, _ in candidates])
+        claimed = [(i, spec) for i, spec in candidates if rows[i].state == TrialState.WAITING]
+        for trial_id, _ in claimed:
+            private.set_state(rows[trial_id], TrialState.RUNNING)
+        me = worker_id()
+        private.upsert_attrs(
+            session, private.TRIAL_USER_ATTRS, [(i, "worker", me) for i, _ in claimed]
+        )
+        private.add_params(
+            session,
+            private.study_id(study),
+            [(i, *param) for i, spec in claimed for param in _params(spec)],
+        )
     return claimed
 
 
 def _waiting(study: optuna.Study) -> list[tuple[int, str | None, str | None]]:
     """(trial id, key, batch key) of the WAITING trials, oldest first.
 
-    On an RDB storage one light query of ids and two attributes: loading whole trials, as
-    ``get_all_trials`` does, costs a hundred times more on a big grid, at every pop.
+    One light query of ids and two attributes: loading whole trials, as ``get_all_trials``
+    does, costs a hundred times more on a big grid, at every pop.
     """
-    backend = private.backend(study)
-    if not isinstance(backend, RDBStorage):
-        return [
-            (private.trial_id(t), t.user_attrs.get("key"), t.user_attrs.get("batch_key"))
-            for t in private.storage(study).get_all_trials(
-                private.study_id(study), deepcopy=False, states=(TrialState.WAITING,)
-            )
-        ]
     trials = private.TRIALS
     key = private.TRIAL_USER_ATTRS.alias("k")
     batch = private.TRIAL_USER_ATTRS.alias("b")
@@ -668,7 +683,7 @@ def _waiting(study: optuna.Study) -> list[tuple[int, str | None, str | None]]:
         )
         .order_by(trials.c.trial_id)
     )
-    with backend.engine.connect() as connection:
+    with private.backend(study).engine.connect() as connection:
         rows = connection.execute(query).all()
     return [(i, k and json.loads(k), b and json.loads(b)) for i, k, b in rows]
 
@@ -696,16 +711,8 @@ def grid_params(spec: TrialSpec) -> dict[str, Any]:
     return {"optimizer": spec.optimizer, "semantics": spec.semantics, **named}
 
 
-def _record_claim(study: optuna.Study, trial_id: int, spec: TrialSpec) -> None:
-    """Record who claimed the trial (user attribute ``worker``) and its grid point (Optuna's
-    fixed params) as the trial's parameters, in one transaction.
-
-    Optuna's own calls commit each write (4 commits, each a round trip to PostgreSQL); on
-    SQLite the time is the same either way (~5 ms a trial, the ORM's queries). Written to the
-    storage itself, past Optuna's per-process cache, which knows only the trials this process
-    has listed (`_waiting` lists them without it).
-    """
-    backend = private.backend(study)
+def _params(spec: TrialSpec) -> list[tuple[str, float, BaseDistribution]]:
+    """The grid point as Optuna's parameters: (name, internal value, distribution)."""
     params = []
     for name, value in grid_params(spec).items():
         if name == "optimizer":
@@ -715,12 +722,7 @@ def _record_claim(study: optuna.Study, trial_id: int, spec: TrialSpec) -> None:
         else:
             distribution = _point(value)
         params.append((name, distribution.to_internal_repr(value), distribution))
-    if not isinstance(backend, RDBStorage):
-        private.storage(study).set_trial_user_attr(trial_id, "worker", worker_id())
-        for name, internal, distribution in params:
-            backend.set_trial_param(trial_id, name, internal, distribution)
-        return
-    private.write_claim(study, trial_id, {"worker": worker_id()}, params)
+    return params
 
 
 def report_epoch(trial: Trial, epoch: int, test_accuracy: float) -> None:
@@ -735,6 +737,111 @@ def report_epoch(trial: Trial, epoch: int, test_accuracy: float) -> None:
         log.debug("trial %d: epoch %d not reported: %s", trial.number, epoch, _reason(e))
 
 
+def report_epochs(study: optuna.Study, accuracies: Mapping[int, float], epoch: int) -> None:
+    """`report_epoch` for a batch of grid trials, by id, in one transaction: the trials
+    still RUNNING get their intermediate value. Best effort, as `report_epoch`."""
+    try:
+        with private.one_transaction(study) as session:
+            rows = private.locked_trials(session, accuracies)
+            running = {i: v for i, v in accuracies.items() if rows[i].state == TrialState.RUNNING}
+            private.add_intermediate_values(session, running, epoch)
+    except (StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as e:
+        log.debug("epoch %d not reported: %s", epoch, _reason(e))
+
+
+def final_status(status: str, value: float | None) -> str:
+    """A ``complete`` trial whose value is NaN or ±inf is ``diverged``: never ranked, never
+    fed to a sampler."""
+    if status == "complete" and (value is None or not math.isfinite(value)):
+        return "diverged"
+    return status
+
+
+# A claimed trial's outcome: (trial id, status, value, user attributes to store).
+Outcome = tuple[int, str, float | None, Mapping[str, Any]]
+
+
+def finish_batch(
+    study: optuna.Study, outcomes: Sequence[Outcome], *, patience: float | None = None
+) -> list[bool]:
+    """Store a batch of grid trials' histories and outcomes (``complete``, ``diverged``,
+    ``failed``, ``interrupted``: see the module docstring) in one transaction.
+
+    Retried while the database is unreachable (``patience`` seconds, default
+    `Liveness.patience`). Returns, for each, whether it was kept; a result is dropped, and
+    nothing of it written, when the trial was no longer RUNNING (a reaper failed it after its
+    worker stalled, and its grid point went to another worker), or when its grid point has a
+    COMPLETE trial already (this one is then FAIL ``duplicate``).
+    """
+    outcomes = [(i, final_status(status, value), value, a) for i, status, value, a in outcomes]
+    patience = Liveness().patience if patience is None else patience
+    kept = retrying(_finish_batch, study, outcomes, patience=patience)
+    for (trial_id, *_), stored in zip(outcomes, kept, strict=True):
+        if not stored:
+            log.warning("trial id %d: result dropped; its point is trained elsewhere", trial_id)
+    return kept
+
+
+_STATE_OF = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
+
+
+def _finish_batch(study: optuna.Study, outcomes: Sequence[Outcome]) -> list[bool]:
+    ids = [trial_id for trial_id, *_ in outcomes]
+    with private.one_transaction(study) as session:
+        rows = private.locked_trials(session, ids)
+        attrs = _attrs_of(session, ids, ("key", "status"))
+        live = {i for i in ids if rows[i].state == TrialState.RUNNING}
+        completing = {attrs.get((i, "key")) for i, status, *_ in outcomes if status == "complete"}
+        elsewhere = _completed_keys(session, study, completing - {None}, other_than=ids)
+        kept = []
+        for trial_id, status, value, extra in outcomes:
+            state = _STATE_OF.get(status, TrialState.FAIL)
+            if trial_id not in live:  # reaped; or written by our attempt whose reply was lost
+                same = rows[trial_id].state == state
+                kept.append(same and attrs.get((trial_id, "status")) == status)
+                continue
+            duplicate = status == "complete" and attrs.get((trial_id, "key")) in elsewhere
+            written = {"status": "duplicate"} if duplicate else {**extra, "status": status}
+            private.upsert_attrs(
+                session, private.TRIAL_USER_ATTRS, [(trial_id, k, v) for k, v in written.items()]
+            )
+            if status == "complete" and not duplicate:
+                private.add_value(session, trial_id, value)
+            private.set_state(rows[trial_id], TrialState.FAIL if duplicate else state)
+            kept.append(not duplicate)
+    return kept
+
+
+def _attrs_of(session: Any, ids: Sequence[int], names: Sequence[str]) -> dict[tuple[int, str], Any]:
+    """The trials' user attributes ``names``, by (trial id, name)."""
+    table = private.TRIAL_USER_ATTRS
+    query = sqlalchemy.select(table.c.trial_id, table.c.key, table.c.value_json).where(
+        table.c.trial_id.in_(ids), table.c.key.in_(names)
+    )
+    return {(i, k): json.loads(v) for i, k, v in session.execute(query)}
+
+
+def _completed_keys(
+    session: Any, study: optuna.Study, keys: set[str], *, other_than: Sequence[int]
+) -> set[str]:
+    """The grid points among ``keys`` with a COMPLETE trial besides ``other_than``."""
+    if not keys:
+        return set()
+    trials, attrs = private.TRIALS, private.TRIAL_USER_ATTRS
+    query = (
+        sqlalchemy.select(attrs.c.value_json)
+        .join(trials, attrs.c.trial_id == trials.c.trial_id)
+        .where(
+            trials.c.study_id == private.study_id(study),
+            trials.c.state == TrialState.COMPLETE.name,
+            trials.c.trial_id.not_in(other_than),
+            attrs.c.key == "key",
+            attrs.c.value_json.in_([json.dumps(k) for k in keys]),
+        )
+    )
+    return {json.loads(v) for (v,) in session.execute(query)}
+
+
 def finish(
     study: optuna.Study,
     trial: Trial,
@@ -743,54 +850,30 @@ def finish(
     attrs: Mapping[str, Any],
     *,
     patience: float | None = None,
-    grid: bool = True,
 ) -> bool:
-    """Store the trial's history and outcome; see the module docstring for statuses.
+    """Store a search trial's history and outcome, told through ``Study.tell`` so that the
+    sampler sees it; see the module docstring for statuses and `final_status`.
 
-    A ``complete`` trial whose value is NaN or ±inf is recorded as ``diverged`` (FAIL): it is
-    never ranked and never fed to a sampler. Storage calls are retried while the database is
-    unreachable (``patience`` seconds, default `Liveness.patience`).
-
-    Returns:
-        False when the result was dropped: the trial was no longer RUNNING (a reaper failed
-        it after its worker stalled, and its grid point went to another worker), or (with
-        ``grid``) it is a grid point that already has a COMPLETE trial. Nothing is then
-        written. A search keeps its repeated points apart itself (``grid=False``).
+    Storage calls are retried while the database is unreachable (``patience`` seconds,
+    default `Liveness.patience`). Returns False when the result was dropped: the trial was
+    no longer RUNNING (a reaper failed it after its worker stalled). Nothing is then written.
     """
-    if status == "complete" and (value is None or not math.isfinite(value)):
-        status = "diverged"
+    status = final_status(status, value)
     patience = Liveness().patience if patience is None else patience
-    kept = retrying(_finish, study, trial, status, value, attrs, grid, patience=patience)
+    kept = retrying(_finish, study, trial, status, value, attrs, patience=patience)
     if not kept:
         log.warning("trial %d: result dropped; its point is trained elsewhere", trial.number)
     return kept
 
 
-_STATE_OF = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
-
-
 def _finish(
-    study: optuna.Study,
-    trial: Trial,
-    status: str,
-    value: float | None,
-    attrs: Mapping[str, Any],
-    grid: bool = True,
+    study: optuna.Study, trial: Trial, status: str, value: float | None, attrs: Mapping[str, Any]
 ) -> bool:
     frozen = private.storage(study).get_trial(private.trial_id(trial))
     if frozen.state.is_finished():  # reaped; or told by our own attempt whose reply was lost
         return frozen.state == _STATE_OF.get(status, TrialState.FAIL) and (
             frozen.user_attrs.get("status") == status
         )
-    key = frozen.user_attrs.get("key")
-    grid_point = grid and "fixed_params" in frozen.system_attrs and key is not None
-    if (
-        status == "complete"
-        and grid_point
-        and _completed(study, key, other_than=private.trial_id(trial))
-    ):
-        fail_trial(study, private.trial_id(trial), "duplicate")
-        return False
     try:
         set_user_attrs(study, private.trial_id(trial), {**attrs, "status": status})
         if status == "complete":
@@ -808,9 +891,6 @@ def _finish(
     return True
 
 
-_UPSERTS = {"sqlite": sqlite_dialect.insert, "postgresql": pg_dialect.insert}
-
-
 def set_user_attrs(study: optuna.Study, trial_id: int, attrs: Mapping[str, Any]) -> None:
     """Every user attribute of a RUNNING trial in one statement and one commit.
 
@@ -822,24 +902,17 @@ def set_user_attrs(study: optuna.Study, trial_id: int, attrs: Mapping[str, Any])
     Raises:
         UpdateFinishedTrialError: the trial is no longer RUNNING.
     """
-    backend = private.backend(study)
-    upsert = _UPSERTS.get(backend.engine.name) if isinstance(backend, RDBStorage) else None
-    if upsert is None:  # another storage: Optuna's own calls
+    if private.rdb(study) is None:  # another storage (a search in memory): Optuna's own calls
         for name, value in attrs.items():
             private.storage(study).set_trial_user_attr(trial_id, name, value)
         return
-    trials, table = private.TRIALS, private.TRIAL_USER_ATTRS
-    rows = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
-    insert = upsert(table).values(rows)
-    statement = insert.on_conflict_do_update(
-        index_elements=[table.c.trial_id, table.c.key],
-        set_={"value_json": insert.excluded.value_json},
-    )
-    state = sqlalchemy.select(trials.c.state).where(trials.c.trial_id == trial_id)
-    with backend.engine.begin() as connection:
-        if connection.execute(state.with_for_update()).scalar_one() != TrialState.RUNNING:
+    with private.one_transaction(study) as session:
+        row = private.locked_trials(session, [trial_id])[trial_id]
+        if row.state != TrialState.RUNNING:
             raise UpdateFinishedTrialError(f"trial {trial_id} is no longer running")
-        connection.execute(statement)
+        private.upsert_attrs(
+            session, private.TRIAL_USER_ATTRS, [(trial_id, k, v) for k, v in attrs.items()]
+        )
 
 
 def fail_trial(study: optuna.Study, trial_id: int, status: str, error: str | None = None) -> bool:
@@ -865,31 +938,6 @@ def hand_back_own(study: optuna.Study) -> int:
         for t in running
         if t.user_attrs.get("worker") == me
     )
-
-
-def _completed(study: optuna.Study, key: str, *, other_than: int) -> bool:
-    """Whether grid point ``key`` has a COMPLETE trial besides ``other_than`` (one query)."""
-    backend = private.backend(study)
-    if not isinstance(backend, RDBStorage):
-        return any(
-            t.user_attrs.get("key") == key and private.trial_id(t) != other_than
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        )
-    trials, attrs = private.TRIALS, private.TRIAL_USER_ATTRS
-    query = (
-        sqlalchemy.select(trials.c.trial_id)
-        .join(attrs, attrs.c.trial_id == trials.c.trial_id)
-        .where(
-            trials.c.study_id == private.study_id(study),
-            trials.c.state == TrialState.COMPLETE.name,
-            trials.c.trial_id != other_than,
-            attrs.c.key == "key",
-            attrs.c.value_json == json.dumps(key),
-        )
-        .limit(1)
-    )
-    with backend.engine.connect() as connection:
-        return connection.execute(query).first() is not None
 
 
 def reap_stale(study: optuna.Study) -> list[int]:
@@ -997,7 +1045,7 @@ def claim_batches(
     specs: Mapping[str, TrialSpec],
     limit: int,
     liveness: Liveness | None = None,
-) -> Iterator[list[tuple[Trial, TrialSpec]]]:
+) -> Iterator[list[tuple[int, TrialSpec]]]:
     """Yield batches of claimed trials until no grid point of ``specs`` is left to train.
 
     One process (SQLite): pop until nothing waits. Shared storage: each batch is kept alive
@@ -1027,7 +1075,7 @@ def claim_batches(
                 top_up()
             claimed = again(pop_batch, study, specs, limit, share=True)
             if claimed:
-                ids = [private.trial_id(t) for t, _ in claimed]
+                ids = [trial_id for trial_id, _ in claimed]
                 with Heartbeat(study, ids, liveness.heartbeat):
                     yield claimed
                 continue

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from optsweep import optuna_private as private
 from optsweep import study as studies
 from optsweep.config import expand, load_sweep
 
@@ -28,8 +29,9 @@ def main() -> None:
         study = studies.load_study(url, f"pop{round_}", liveness)
         popped: list[int] = []
         while batch := studies.pop_batch(study, specs, int(limit)):
-            popped += [trial.number for trial, _ in batch]
-        print(json.dumps(popped), flush=True)
+            popped += [trial_id for trial_id, _ in batch]
+        number = {private.trial_id(t): t.number for t in study.get_trials(deepcopy=False)}
+        print(json.dumps([number[i] for i in popped]), flush=True)
 
 
 if __name__ == "__main__":

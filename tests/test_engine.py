@@ -213,12 +213,23 @@ def test_trials_per_batch_is_the_smallest_k_near_the_best_measured_rate(
     data, net = mini
     spec, trials = trials_of(write_yaml, "  - name: adam\n    grid: {learning_rate: [0.01]}\n")
     measured = {8: 100.0, 16: 150.0, 20: 152.0, 32: 193.0, 64: 197.0, 128: 200.0, 200: 120.0}
-    monkeypatch.setattr(engine, "_step_rate", lambda *args: measured[args[4]])
+    probed: list[int] = []
+    monkeypatch.setattr(
+        engine, "_step_rate", lambda *args: probed.append(args[4]) or measured[args[4]]
+    )
     monkeypatch.setattr(engine, "K_TOLERANCE", 0.04)
     cpu = torch.device("cpu")
-    # 0.96 x 200 = 192: K = 32 is the smallest within 4% of the best
+    # 64 gains under 4% on 32 (197 < 1.04 x 193): the walk ends there, and 0.96 x 197 = 189:
+    # K = 32 is the smallest within 4% of the best measured
     assert choose_trials_per_batch(net, data, spec.train, cpu, 200, trials[0]) == 32
+    assert probed == [8, 16, 32, 64]
+    probed.clear()
     assert choose_trials_per_batch(net, data, spec.train, cpu, 20, trials[0]) == 16  # 152 x 0.96
+    assert probed == [8, 16, 20]
+    measured[16] = 90.0  # slower than 8: the walk ends at once
+    probed.clear()
+    assert choose_trials_per_batch(net, data, spec.train, cpu, 200, trials[0]) == 8
+    assert probed == [8, 16]
 
 
 def host_reads_while_training(monkeypatch, n_train: int, optimizers: str, write_yaml) -> int:

@@ -38,10 +38,12 @@ def instances(tmp_path_factory):
 def test_private_symbol_exists(instances, module, name):
     owner, _, attribute = name.rpartition(".")
     found = importlib.import_module(module)
-    if owner:
+    if owner in instances:
         cls = getattr(found, owner)
         assert type(instances[owner]) is cls
         assert hasattr(instances[owner], attribute), f"{module}.{name} is gone"
+    elif owner:  # a class's own attribute (a model's classmethod)
+        assert hasattr(getattr(found, owner), attribute), f"{module}.{name} is gone"
     else:
         assert hasattr(found, attribute), f"{module}.{name} is gone"
 
@@ -66,3 +68,65 @@ def test_sqlite_pragmas_are_on_the_studys_own_engine_only(tmp_path):
     other = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'other.db'}")
     with other.connect() as connection:  # an engine optsweep did not open is left alone
         assert connection.execute(sqlalchemy.text("PRAGMA journal_mode")).scalar() == "delete"
+
+
+def _read_back(trial: optuna.trial.FrozenTrial) -> tuple:
+    """What a reader of the study sees of a trial, its ids and times aside."""
+    return (
+        trial.number,
+        trial.state,
+        trial.values,
+        trial.params,
+        trial.distributions,
+        trial.user_attrs,
+        trial.system_attrs,
+        trial.intermediate_values,
+        trial.datetime_start is not None,
+        trial.datetime_complete is not None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "value"), [("complete", 0.75), ("diverged", None), ("failed", None)]
+)
+def test_batched_writes_read_back_as_optunas_own_calls(tmp_path, tiny_sweep, status, value):
+    """A grid point enqueued, claimed, reported and finished by the batched writes reads
+    back as the same trial written by Optuna's public calls one at a time."""
+    from optsweep.config import expand, load_sweep
+
+    spec = load_sweep(tiny_sweep("  - name: adam\n    grid: {learning_rate: [0.01, 0.1]}\n"))
+    trials = expand(spec)
+    attrs = {"epochs": [{"epoch": 1}], "seconds": 1.5}
+    mine = studies.open_study("mine", studies.sqlite_url(tmp_path))
+    studies.sync_grid(mine, trials)
+    claimed = studies.pop_batch(mine, {t.key: t for t in trials}, 2)
+    studies.report_epochs(mine, {i: 0.5 for i, _ in claimed}, 1)
+    studies.finish_batch(mine, [(i, status, value, attrs) for i, _ in claimed])
+
+    theirs = optuna.create_study(study_name="theirs", storage=studies.sqlite_url(tmp_path))
+    for trial in sorted(trials, key=studies.batch_key):
+        theirs.enqueue_trial(
+            studies.grid_params(trial),
+            user_attrs={
+                "key": trial.key,
+                "batch_key": studies.batch_key(trial),
+                "seed": trial.seed,
+            },
+        )
+    storage = private.storage(theirs)
+    for (_, spec_), asked in zip(claimed, [theirs.ask(), theirs.ask()], strict=True):
+        storage.set_trial_user_attr(private.trial_id(asked), "worker", studies.worker_id())
+        for name, internal, distribution in studies._params(spec_):
+            storage.set_trial_param(private.trial_id(asked), name, internal, distribution)
+        asked.report(0.5, step=1)
+        for name, stored in {**attrs, "status": status}.items():
+            storage.set_trial_user_attr(private.trial_id(asked), name, stored)
+        state = {"complete": "COMPLETE"}.get(status, "FAIL")
+        theirs.tell(
+            asked,
+            value if state == "COMPLETE" else None,
+            state=getattr(optuna.trial.TrialState, state),
+        )
+    assert [_read_back(t) for t in mine.get_trials()] == [
+        _read_back(t) for t in theirs.get_trials()
+    ]

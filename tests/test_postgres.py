@@ -29,6 +29,7 @@ from _workers import (
     tally,
 )
 
+from optsweep import optuna_private as private
 from optsweep import study as studies
 from optsweep.config import expand, load_sweep
 from optsweep.progress import QuietProgress
@@ -129,30 +130,29 @@ def test_stalled_worker_coming_back_records_nothing(postgres, tiny_sweep):  # no
     [(stalled, stalled_spec)] = studies.pop_batch(stalled_worker, specs, 1)
     # The worker stalls: no heartbeat. After the grace period another worker reaps the
     # trial, enqueues its grid point again, claims and completes it.
-    assert wait_for(lambda: studies.reap_stale(other_worker), timeout=3 * GRACE) == [
-        stalled._trial_id
-    ]
+    assert wait_for(lambda: studies.reap_stale(other_worker), timeout=3 * GRACE) == [stalled]
     assert studies.sync_grid(other_worker, trials, retry_failed=False).enqueued == 1
     [(fresh, fresh_spec)] = studies.pop_batch(other_worker, specs, 1)
     assert fresh_spec.key == stalled_spec.key
-    assert studies.finish(other_worker, fresh, "complete", 0.9, {"epochs": []})
+    assert studies.finish_batch(other_worker, [(fresh, "complete", 0.9, {"epochs": []})]) == [True]
     # The stalled worker comes back with its result: refused, dropped, nothing written.
-    assert not studies.finish(stalled_worker, stalled, "complete", 0.5, {"epochs": ["late"]})
-    frozen = load(url, spec.name).get_trials(deepcopy=False)
-    by_number = {t.number: t for t in frozen}
-    assert by_number[stalled.number].state.name == "FAIL"
-    assert by_number[stalled.number].user_attrs["status"] == "interrupted"
-    assert "epochs" not in by_number[stalled.number].user_attrs
-    assert by_number[fresh.number].value == 0.9
+    late = [(stalled, "complete", 0.5, {"epochs": ["late"]})]
+    assert studies.finish_batch(stalled_worker, late) == [False]
+    by_id = {private.trial_id(t): t for t in load(url, spec.name).get_trials(deepcopy=False)}
+    assert by_id[stalled].state.name == "FAIL"
+    assert by_id[stalled].user_attrs["status"] == "interrupted"
+    assert "epochs" not in by_id[stalled].user_attrs
+    assert by_id[fresh].value == 0.9
     # A second trial of a completed grid point (enqueued behind optsweep's back) is not told
-    # COMPLETE: finish checks before telling.
+    # COMPLETE: finish_batch checks before writing.
     other_worker.enqueue_trial(
         studies.grid_params(fresh_spec),
         user_attrs={"key": fresh_spec.key, "batch_key": studies.batch_key(fresh_spec)},
     )
     [(twin, _)] = studies.pop_batch(other_worker, specs, 2)
-    assert not studies.finish(other_worker, twin, "complete", 0.7, {})
-    assert studies.status_of(load(url, spec.name).trials[twin.number]) == "duplicate"
+    assert studies.finish_batch(other_worker, [(twin, "complete", 0.7, {})]) == [False]
+    by_id = {private.trial_id(t): t for t in load(url, spec.name).get_trials(deepcopy=False)}
+    assert studies.status_of(by_id[twin]) == "duplicate"
     complete = [t for t in load(url, spec.name).get_trials() if t.state.name == "COMPLETE"]
     assert [t.user_attrs["key"] for t in complete] == [fresh_spec.key]
 
