@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import shlex
@@ -858,4 +859,10 @@ def main() -> None:
     from optsweep.interrupts import handle_stops
 
     handle_stops()
-    app()
+    try:
+        app()
+    finally:
+        # Every object alive now is left to the exit: the interpreter's last collections
+        # otherwise walk torch's and the study's objects, measured 0.85 s of the
+        # quickstart's 6 s after its last line (0.19 s frozen).
+        gc.freeze()

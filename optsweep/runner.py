@@ -19,6 +19,7 @@ import hashlib
 import json
 import platform
 import subprocess
+import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ from optsweep.engine import (
 )
 from optsweep.files import folder_lock, replacing
 from optsweep.models import BatchedModel, build_model, resolved_options
+from optsweep.plots import pyplot
 from optsweep.progress import Finished, Progress
 from optsweep.records import GRID_KEYS, TrialRecord
 from optsweep.report import write_results
@@ -339,6 +341,8 @@ def run_sweep(
             template=trials[0],
         )
         progress.start(synced.total, synced.done)
+        if write:  # loads while the first batch trains, which holds the GIL little
+            threading.Thread(target=pyplot, name="optsweep-pyplot", daemon=True).start()
         try:
             for claimed in studies.claim_batches(study, specs, limit, liveness):
                 trained += train_claimed(study, claimed, bench, spec, progress)
