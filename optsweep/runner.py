@@ -341,10 +341,14 @@ def run_sweep(
             template=trials[0],
         )
         progress.start(synced.total, synced.done)
-        if write:  # loads while the first batch trains, which holds the GIL little
-            threading.Thread(target=pyplot, name="optsweep-pyplot", daemon=True).start()
+        # pyplot loads while the first batch trains, which holds the GIL little (started
+        # before the first claim, it slowed that claim by 0.2 s)
+        drawing_ahead = write
         try:
             for claimed in studies.claim_batches(study, specs, limit, liveness):
+                if drawing_ahead:
+                    threading.Thread(target=pyplot, name="optsweep-pyplot", daemon=True).start()
+                    drawing_ahead = False
                 trained += train_claimed(study, claimed, bench, spec, progress)
         except KeyboardInterrupt:
             progress.stop(interrupted=True)
