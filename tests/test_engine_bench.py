@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from _keras import ARRAY_WARNING, keras
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "throughput.py"
@@ -62,3 +63,24 @@ def test_bench_quick_runs_every_peer_and_prints_the_table(capsys, monkeypatch, t
     assert "| `torch.func` ensemble of 4 " in out and "Outside the batches: " in out
     assert "| others' CPU |" in out
     assert f"optsweep runs `{sweep_file}` with `--set train.epochs=1` (2 trials)" in out
+
+
+def test_headroom_splits_a_lane_step_into_its_parts(capsys, monkeypatch):
+    """bench/headroom.py: the step, its GEMMs and its update, each timed and positive, and the
+    parts no longer than the step they come from (correctness only, no timing goal)."""
+    path = BENCH.parent / "headroom.py"
+    spec = importlib.util.spec_from_file_location("headroom", path)
+    headroom = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "headroom", headroom)  # dataclasses look their module up
+    spec.loader.exec_module(headroom)
+    threads = torch.get_num_threads()
+    try:
+        [split] = headroom.main(["--quick"])
+    finally:
+        torch.set_num_threads(threads)
+    assert split.trials == 4
+    assert 0 < split.forward_backward < split.step and 0 < split.update < split.step
+    mlp_weights = 784 * 128 + 128 + 128 * 10 + 10
+    assert split.flops == 6 * mlp_weights * 128 * 4 and split.update_bytes == 28 * mlp_weights * 4
+    out = capsys.readouterr().out
+    assert "| K | step (ms) |" in out and "GFLOP/s = " in out and "GB/s = " in out
