@@ -123,7 +123,8 @@ def measure(trials: int, repeats: int, batch: int) -> Split:
 
     def update() -> None:
         with torch.no_grad():
-            lane.kernel.update_([g.clone() for g in grads], lane.state, lane.params, lane.hp)
+            [rule] = lane.groups  # one optimizer: one group of rows
+            rule.kernel.update_([g.clone() for g in grads], rule.state, lane.params, rule.hp)
 
     clone_seconds = best_seconds(lambda: [g.clone() for g in grads], repeats)
     n_params = model.num_params()

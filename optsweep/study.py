@@ -56,7 +56,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 
 from optsweep import interrupts
 from optsweep import optuna_private as private
-from optsweep.config import SweepSpec, TrialSpec
+from optsweep.config import SweepSpec, TrialSpec, structure_key, trains_beside_others
 from optsweep.optim.registry import OPTIMIZERS, SEMANTICS
 
 # Statuses after which a grid point is done and never trained again.
@@ -472,29 +472,15 @@ def study_lock(study: optuna.Study) -> Iterator[None]:
 
 
 def batch_key(trial: TrialSpec) -> str:
-    """What trials must share to be trained together in one batched update.
-
-    Continuous hyperparameters (learning rate, betas, epsilon…) may differ; everything that
-    changes the computation (flags, integer knobs, the presence of an optional knob, the
-    schedule, the seed) may not.
+    """What trials must share to be trained together in one batch: the seed and the schedule
+    (the batches' order, the initial weights, the learning rate's curve). A trial that cannot
+    train beside other rules (`trains_beside_others`) shares its structure too
+    (`structure_key`); the others batch across optimizers, each rule updating its rows.
     """
-    info = OPTIMIZERS[trial.optimizer]
-    structural = {
-        name: value
-        for name, value in sorted(trial.hyperparameters.items())
-        if info.params[name].structural or value is None
-    }
-    return json.dumps(
-        {
-            "optimizer": trial.optimizer,
-            "semantics": trial.semantics,
-            "structural": structural,
-            "schedule": repr(trial.schedule),
-            "seed": trial.seed,
-        },
-        sort_keys=True,
-        default=str,
-    )
+    shared: dict[str, Any] = {"schedule": repr(trial.schedule), "seed": trial.seed}
+    if not trains_beside_others(trial):
+        shared["structure"] = structure_key(trial)
+    return json.dumps(shared, sort_keys=True)
 
 
 @dataclass(frozen=True)

@@ -350,3 +350,58 @@ def test_per_trial_loss_is_torch_cross_entropy_per_trial(smoothing: float) -> No
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=smoothing)
     want = torch.stack([criterion(trial, labels) for trial in logits])
     torch.testing.assert_close(got, want)
+
+
+# Five rules on one seed: plain SGD (one rate diverges), Adam's fused per-trial kernel, keras
+# RMSprop, Nesterov momentum and Lion (a batched kernel).
+SEVERAL_RULES = (
+    "  - name: sgd\n    grid: {learning_rate: [0.1, 1.0e+10]}\n"
+    "  - name: adam\n    grid: {learning_rate: [0.01, 0.001]}\n"
+    "  - name: rmsprop\n    semantics: keras\n    grid: {learning_rate: [0.001]}\n"
+    "  - name: nesterov\n    grid: {learning_rate: [0.01]}\n"
+    "  - name: lion\n    grid: {learning_rate: [0.0003]}\n"
+)
+
+
+@pytest.mark.parametrize("threads", [1, 2], ids=["one lane", "two lanes"])
+def test_several_rules_in_one_batch_train_each_trial_as_alone(write_yaml, mini, threads):
+    """Trials of different rules share a batch (one forward and backward, each rule updating
+    its rows), in any order, across lanes, with one of them diverging: each trains as it
+    does alone."""
+    data, net = mini
+    spec, trials = trials_of(write_yaml, SEVERAL_RULES)
+    mixed = [trials[i] for i in (6, 0, 3, 1, 5, 2, 4)]  # the rules interleaved
+    cpu = torch.device("cpu")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert engine.lanes_for(net, cpu, len(mixed)) == threads
+        together = train_batch(data, net, mixed, spec.train, device=cpu)
+        alone = [train_batch(data, net, [t], spec.train, device=cpu)[0] for t in mixed]
+    finally:
+        torch.set_num_threads(before)
+    assert [o.status for o in together].count("diverged") == 1
+    assert_same_training(together, alone, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("block", "beside_others"),
+    [
+        ("  - name: adam\n    grid: {learning_rate: [0.01]}\n", True),
+        ("  - name: lion\n    grid: {learning_rate: [0.0003]}\n", True),
+        ("  - name: adam\n    grid: {learning_rate: [0.01]}\n    use_ema: true\n", False),
+        ("  - name: sgd\n    grid: {learning_rate: [0.1]}\n    dynamic_loss_scale: true\n", False),
+        ("  - name: sgd\n    grid: {learning_rate: [0.1]}\n    loss_scale_factor: 8.0\n", False),
+        ("  - name: schedule_free_adamw\n    grid: {learning_rate: [0.0025]}\n", False),
+    ],
+)
+def test_what_trains_beside_other_rules(write_yaml, block, beside_others):
+    """A rule evaluated elsewhere (an average, Schedule-Free's x) or with a scaled loss keeps
+    its batches to itself; the others batch with every rule of the same seed and schedule."""
+    from optsweep import study as studies
+    from optsweep.config import trains_beside_others
+
+    _, [trial] = trials_of(write_yaml, block)
+    _, [sgd] = trials_of(write_yaml, "  - name: sgd\n    grid: {learning_rate: [0.1]}\n")
+    assert trains_beside_others(trial) is beside_others
+    assert (studies.batch_key(trial) == studies.batch_key(sgd)) is beside_others

@@ -479,3 +479,14 @@ def test_no_two_parameters_share_a_name(optimizer: str) -> None:
     the AdamW half's epsilon)."""
     written = [name for p in OPTIMIZERS[optimizer].params.values() for name in (p.name, *p.aliases)]
     assert len(written) == len(set(written)), sorted(written)
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_the_registry_says_which_rules_evaluate_elsewhere_as_their_state_does(optimizer):
+    """`OptimizerInfo.evaluates_elsewhere` (what batching reads from a trial's spec) agrees
+    with the state each rule builds (what evaluation reads)."""
+    from optsweep.optim import build, evaluates_elsewhere
+
+    hp = resolve(optimizer, "torch", {})
+    state = build(optimizer, "torch", hp).init([torch.zeros(2, 3, 4), torch.zeros(2, 5)])
+    assert OPTIMIZERS[optimizer].evaluates_elsewhere is evaluates_elsewhere(state)

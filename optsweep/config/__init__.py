@@ -38,7 +38,16 @@ from __future__ import annotations
 
 from optsweep.values import fmt
 
-from .expand import configuration_key, expand, identity, label_of, make_trial, trial_label
+from .expand import (
+    configuration_key,
+    expand,
+    identity,
+    label_of,
+    make_trial,
+    structure_key,
+    trains_beside_others,
+    trial_label,
+)
 from .problems import ConfigError, Problem
 from .reader import Override, parse_override
 from .specs import (
@@ -81,7 +90,9 @@ __all__ = [
     "make_trial",
     "parse_override",
     "parse_target",
+    "structure_key",
     "target_of",
+    "trains_beside_others",
     "trial_label",
     "validate",
 ]

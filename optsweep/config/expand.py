@@ -188,6 +188,36 @@ def trial_label(optimizer: str, semantics: str, params: Mapping[str, Any], seed:
     )
 
 
+def structure_key(spec: TrialSpec) -> str:
+    """What trials must share to be updated by one kernel call: the optimizer, its convention
+    and its structural values (flags, integer knobs, whether an optional knob is set).
+    Continuous hyperparameters (learning rate, betas, epsilon…) may differ."""
+    info = registry.OPTIMIZERS[spec.optimizer]
+    structural = {
+        name: value
+        for name, value in sorted(spec.hyperparameters.items())
+        if info.params[name].structural or value is None
+    }
+    return json.dumps(
+        {"optimizer": spec.optimizer, "semantics": spec.semantics, "structural": structural},
+        sort_keys=True,
+        default=str,
+    )
+
+
+def trains_beside_others(spec: TrialSpec) -> bool:
+    """Whether the trial can share a batch with trials of other rules (one forward and
+    backward for all, each rule updating its own rows): it is evaluated where it takes its
+    gradients (no average of the weights, not Schedule-Free's x) and its loss is not scaled."""
+    hp = spec.hyperparameters
+    return not (
+        registry.OPTIMIZERS[spec.optimizer].evaluates_elsewhere
+        or hp.get("use_ema")
+        or hp.get("dynamic_loss_scale")
+        or hp.get("loss_scale_factor") is not None
+    )
+
+
 def identity(spec: TrialSpec) -> dict[str, Any]:
     """What a report needs to name a trial: optimizer, semantics, YAML-named params, seed."""
     params = {spec.display.get(k, k): v for k, v in spec.params.items()}

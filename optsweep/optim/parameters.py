@@ -173,6 +173,9 @@ class OptimizerInfo:
             the parameters' shapes (SOAP's per-axis factors and eigenbases, 2·d² an axis).
         refuses: common knobs the rule cannot take, each with why (SOAP: dynamic loss
             scaling); ``registry.resolve`` refuses them when set.
+        evaluates_elsewhere: the rule answers at another point than where it takes gradients
+            (Schedule-Free's x), as its state says (``transforms.evaluates_elsewhere``): its
+            trials train in batches of their own, never beside other rules' trials.
     """
 
     name: str
@@ -189,6 +192,7 @@ class OptimizerInfo:
     state_copies: int = 3
     state_floats: StateFloats | None = None
     refuses: dict[str, str] = field(default_factory=dict)
+    evaluates_elsewhere: bool = False
 
     def defaults(self, semantics: Semantics) -> dict[str, Any]:
         """Every parameter's default under ``semantics``."""

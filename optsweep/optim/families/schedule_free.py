@@ -271,6 +271,7 @@ _AVERAGE = (
 )
 SCHEDULE_FREE_ADAMW = OptimizerInfo(
     name="schedule_free_adamw",
+    evaluates_elsewhere=True,
     params=_ADAMW_PARAMS,
     summary="AdamW without a schedule: steps z, averages x, gradients at y between them",
     reference="Defazio et al., 2024",
@@ -294,6 +295,7 @@ SCHEDULE_FREE_ADAMW = OptimizerInfo(
 )
 SCHEDULE_FREE_SGD = OptimizerInfo(
     name="schedule_free_sgd",
+    evaluates_elsewhere=True,
     params=_SGD_PARAMS,
     summary="SGD without a schedule: steps z, averages x, gradients at y between them",
     reference="Defazio et al., 2024",
