@@ -4,9 +4,9 @@ The K trials' parameters are stacked along a leading trial axis; one forward/bac
 all of them on the same batch, and each optimizer rule updates its trials' rows in one call
 with per-trial hyperparameter tensors (trials of several rules share a batch when each is
 evaluated where it steps: `optsweep.config.trains_beside_others`; the quickstart's six trials
-of five rules trained in 1.5 s as one batch against 2.4 s as five). Batches are index slices of an on-device permutation drawn
-from the seed, so every trial with the same seed sees the same batches in the same order,
-whatever K is (a paired comparison).
+of five rules trained in 1.5 s as one batch against 2.4 s as five). Batches are index
+slices of an on-device permutation drawn from the seed, so every trial with the same seed
+sees the same batches in the same order, whatever K is (a paired comparison).
 
 The update runs in place (``optim.inplace``, the family's kernel with its stages); K
 (``train.trials_per_batch``) defaults to ``choose_trials_per_batch``: what memory
