@@ -19,7 +19,6 @@ import hashlib
 import json
 import platform
 import subprocess
-import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,7 +54,6 @@ from optsweep.engine import (
 )
 from optsweep.files import folder_lock, replacing
 from optsweep.models import BatchedModel, build_model, resolved_options
-from optsweep.plots import pyplot
 from optsweep.progress import Finished, Progress
 from optsweep.records import GRID_KEYS, TrialRecord
 from optsweep.report import write_results
@@ -341,14 +339,8 @@ def run_sweep(
             template=trials[0],
         )
         progress.start(synced.total, synced.done)
-        # pyplot loads while the first batch trains, which holds the GIL little (started
-        # before the first claim, it slowed that claim by 0.2 s)
-        drawing_ahead = write
         try:
             for claimed in studies.claim_batches(study, specs, limit, liveness):
-                if drawing_ahead:
-                    threading.Thread(target=pyplot, name="optsweep-pyplot", daemon=True).start()
-                    drawing_ahead = False
                 trained += train_claimed(study, claimed, bench, spec, progress)
         except KeyboardInterrupt:
             progress.stop(interrupted=True)
