@@ -210,6 +210,13 @@ def bytes_per_trial(
     return copies * 4 * model.num_params() + held + saved * max(1, batch_size // x.shape[0])
 
 
+def heaviest_trial(model: BatchedModel, trials: Sequence[TrialSpec]) -> TrialSpec:
+    """The trial whose optimizer state takes the most memory (``optim.state_slots``): K is
+    chosen once for a run whose batches may hold any of its rules (SOAP's beside SGD's)."""
+    shapes = [p.shape for p in model.params]
+    return max(trials, key=lambda t: optim.state_slots(t.hyperparameters, t.optimizer, shapes))
+
+
 def choose_trials_per_batch(
     model: BatchedModel,
     dataset: Dataset,

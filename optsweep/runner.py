@@ -49,6 +49,7 @@ from optsweep.engine import (
     EpochMetrics,
     TrialOutcome,
     choose_trials_per_batch,
+    heaviest_trial,
     resolve_device,
     train_batch,
 )
@@ -336,7 +337,7 @@ def run_sweep(
             spec.train,
             bench.device,
             waiting=synced.total - synced.done,
-            template=trials[0],
+            template=heaviest_trial(bench.model, trials),
         )
         progress.start(synced.total, synced.done)
         try:

@@ -207,6 +207,17 @@ def test_soaps_factors_count_in_the_memory_that_chooses_k(write_yaml, mini, monk
     assert chosen["adam"][1] == chosen["soap"][1] == 6  # each fits what its own state needs
 
 
+def test_k_is_chosen_for_the_rule_whose_state_is_largest(write_yaml, mini):
+    _, net = mini
+    _, trials = trials_of(
+        write_yaml,
+        "  - name: sgd\n    grid: {lr: [0.1]}\n  - name: soap\n    grid: {lr: [0.003]}\n"
+        "  - name: prodigy\n    grid: {lr: [1.0]}\n",
+    )
+    assert engine.heaviest_trial(net, trials).optimizer == "soap"  # factors and eigenbases
+    assert engine.heaviest_trial(net, [trials[0], trials[2]]).optimizer == "prodigy"  # 4 copies
+
+
 def test_trials_per_batch_is_the_smallest_k_near_the_best_measured_rate(
     write_yaml, mini, monkeypatch
 ):
