@@ -15,6 +15,7 @@ from optsweep.plots import colour_groups, plot_curves, plot_lr_sensitivity, plot
 from optsweep.records import TrialRecord, ranked
 from optsweep.report import (
     DefaultValue,
+    drawn_in_two_processes,
     table_rows,
     write_history_csv,
     write_table_md,
@@ -433,3 +434,31 @@ def test_a_tuning_cost_picture_says_when_it_stands_on_few_configurations(
     from optsweep.plots import few_note
 
     assert few_note(few, optimizers, search) == note
+
+
+@pytest.mark.parametrize("child_fails", [False, True], ids=["child draws", "child fails"])
+def test_pictures_are_drawn_in_two_processes_in_order(tmp_path, child_fails):
+    """The first drawings are the forked child's, the others this process's; the pictures come
+    back in the drawings' order, and a child that fails leaves its drawings to this process."""
+    parent = os.getpid()
+
+    def drawing(name: str, fails_in_child: bool = False):
+        def draw():
+            if fails_in_child and os.getpid() != parent:
+                raise RuntimeError("the child fails")
+            path = tmp_path / f"{name}.png"
+            path.write_text(str(os.getpid()))
+            return [path, None]
+
+        return draw
+
+    names = ["curves", "cost", "heatmaps", "sensitivity"]
+    drawings = [drawing(n, fails_in_child=child_fails and i < 2) for i, n in enumerate(names)]
+    pictures = drawn_in_two_processes(drawings)
+    assert pictures == [p for n in names for p in (tmp_path / f"{n}.png", None)]
+    drawers = [int((tmp_path / f"{n}.png").read_text()) for n in names]
+    assert drawers[2:] == [parent, parent]
+    if child_fails or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+        assert drawers[:2] == [parent, parent]
+    else:
+        assert drawers[0] == drawers[1] != parent
