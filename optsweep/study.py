@@ -964,8 +964,8 @@ def _unbeaten_trial_ids(study: optuna.Study, seconds: float) -> list[int]:
     )
     with private.backend(study).engine.connect() as connection:
         rows = connection.execute(query).all()
-    # Optuna writes datetime_start with the worker's clock (naive local time).
-    now = datetime.datetime.now()
+    # Optuna 5 stores datetime_start as naive UTC (its TrialModel converts local time).
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     return [i for i, start in rows if start is not None and (now - start).total_seconds() > seconds]
 
 

@@ -130,3 +130,24 @@ def test_batched_writes_read_back_as_optunas_own_calls(tmp_path, tiny_sweep, sta
     assert [_read_back(t) for t in mine.get_trials()] == [
         _read_back(t) for t in theirs.get_trials()
     ]
+
+
+def test_a_claims_age_is_read_in_utc_whatever_the_local_zone(tmp_path, tiny_sweep, monkeypatch):
+    """Optuna 5 stores a trial's start as naive UTC: a trial claimed now is not older than a
+    minute in a zone nine hours ahead of UTC (reaping a live worker's trial otherwise)."""
+    import time
+
+    from optsweep.config import expand, load_sweep
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        spec = load_sweep(tiny_sweep("  - name: sgd\n    grid: {learning_rate: [0.1]}\n"))
+        study = studies.open_study("zone", studies.sqlite_url(tmp_path))
+        studies.sync_grid(study, expand(spec))
+        [(trial_id, _)] = studies.pop_batch(study, {t.key: t for t in expand(spec)}, 1)
+        assert studies._unbeaten_trial_ids(study, 60) == []
+        assert studies._unbeaten_trial_ids(study, -1) == [trial_id]
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
