@@ -84,3 +84,15 @@ def test_headroom_splits_a_lane_step_into_its_parts(capsys, monkeypatch):
     assert split.flops == 6 * mlp_weights * 128 * 4 and split.update_bytes == 28 * mlp_weights * 4
     out = capsys.readouterr().out
     assert "| K | step (ms) |" in out and "GFLOP/s = " in out and "GB/s = " in out
+
+
+def test_study_writes_times_both_ways_on_a_grid(capsys, monkeypatch):
+    """bench/study_writes.py: both ways write a grid's trials and are timed (no timing goal)."""
+    spec = importlib.util.spec_from_file_location("study_writes", BENCH.parent / "study_writes.py")
+    study_writes = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "study_writes", study_writes)
+    spec.loader.exec_module(study_writes)
+    seconds = study_writes.main(["--quick", "--sweep", str(BENCH.parents[1] / "configs/adam.yaml")])
+    assert set(seconds) == {"optsweep", "optuna"} and min(seconds.values()) > 0
+    out = capsys.readouterr().out
+    assert "8 grid points of" in out and "| optsweep, one transaction a batch |" in out
