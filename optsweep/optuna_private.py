@@ -128,19 +128,31 @@ def _dialect(executor: Any) -> str:
     return (getattr(executor, "dialect", None) or executor.get_bind().dialect).name
 
 
+def _upsert(
+    session: Any,
+    table: sqlalchemy.Table,
+    rows: list[dict[str, Any]],
+    unique: tuple[str, ...],
+    replaced: tuple[str, ...],
+) -> None:
+    """Insert ``rows``, replacing the ``replaced`` columns of a row whose ``unique`` columns
+    are taken, in one statement."""
+    if not rows:
+        return
+    insert = _UPSERTS[_dialect(session)](table).values(rows)
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[table.c[name] for name in unique],
+            set_={name: insert.excluded[name] for name in replaced},
+        )
+    )
+
+
 def upsert_attrs(session: Any, table: sqlalchemy.Table, rows: AttrRows) -> None:
     """Insert or replace ``(trial_id, key, value)`` rows of a trial attribute table in one
     statement (Optuna's ``set_trial_user_attr`` looks the trial up and commits, each)."""
     values = [{"trial_id": t, "key": k, "value_json": json.dumps(v)} for t, k, v in rows]
-    if not values:
-        return
-    insert = _UPSERTS[_dialect(session)](table).values(values)
-    session.execute(
-        insert.on_conflict_do_update(
-            index_elements=[table.c.trial_id, table.c.key],
-            set_={"value_json": insert.excluded.value_json},
-        )
-    )
+    _upsert(session, table, values, ("trial_id", "key"), ("value_json",))
 
 
 def locked_trials(session: Any, trial_ids: Iterable[int]) -> dict[int, models.TrialModel]:
@@ -223,17 +235,12 @@ def add_intermediate_values(session: Any, values: Mapping[int, float], step: int
                 "intermediate_value_type": kind,
             }
         )
-    if not rows:
-        return
-    insert = _UPSERTS[_dialect(session)](table).values(rows)
-    session.execute(
-        insert.on_conflict_do_update(
-            index_elements=[table.c.trial_id, table.c.step],
-            set_={
-                "intermediate_value": insert.excluded.intermediate_value,
-                "intermediate_value_type": insert.excluded.intermediate_value_type,
-            },
-        )
+    _upsert(
+        session,
+        table,
+        rows,
+        ("trial_id", "step"),
+        ("intermediate_value", "intermediate_value_type"),
     )
 
 
