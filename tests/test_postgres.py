@@ -93,6 +93,9 @@ def test_pop_hands_each_trial_to_exactly_one_of_8_processes(
     trials = expand(load_sweep(config))
     url = postgres.database()
     rounds = 3
+    for round_ in range(rounds):  # every round's study ready before the poppers load them
+        study = studies.open_study(f"pop{round_}", url, LIVENESS)
+        assert studies.sync_grid(study, trials).enqueued == 200
     poppers = [
         subprocess.Popen(
             [sys.executable, str(TESTS / "_popper.py"), url, str(config), str(tmp_path), *args],
@@ -105,8 +108,6 @@ def test_pop_hands_each_trial_to_exactly_one_of_8_processes(
     try:
         assert all(p.stdout.readline().strip() == "ready" for p in poppers)
         for round_ in range(rounds):
-            study = studies.open_study(f"pop{round_}", url, LIVENESS)
-            assert studies.sync_grid(study, trials).enqueued == 200
             (tmp_path / f"go{round_}").touch()
             popped = [json.loads(p.stdout.readline()) for p in poppers]
             numbers = [n for batch in popped for n in batch]
