@@ -550,18 +550,19 @@ def sync_grid(
             and t.key not in live
             and (retry_failed or latest.get(t.key, (0, "interrupted"))[1] == "interrupted")
         ]
-        with private.one_transaction(study) as session:
-            private.add_waiting_trials(
-                session,
-                private.study_id(study),
-                [
-                    (
-                        {"key": t.key, "batch_key": batch_key(t), "seed": t.seed},
-                        {"fixed_params": grid_params(t)},
-                    )
-                    for t in sorted(todo, key=batch_key)
-                ],
-            )
+        if todo:  # a worker's top-up mostly finds nothing: no lock on the study's row then
+            with private.one_transaction(study) as session:
+                private.add_waiting_trials(
+                    session,
+                    private.study_id(study),
+                    [
+                        (
+                            {"key": t.key, "batch_key": batch_key(t), "seed": t.seed},
+                            {"fixed_params": grid_params(t)},
+                        )
+                        for t in sorted(todo, key=batch_key)
+                    ],
+                )
     return SyncReport(
         total=len(trials),
         done=sum(1 for t in trials if t.key in done),
