@@ -488,8 +488,9 @@ class _Lane:
         self.groups = groups  # consecutive rows, one rule each
         self.index = index
         self.dropout = dropout
-        self.loss_sum = torch.zeros(k, device=device)  # this epoch's summed train loss
-        self.window_sum = torch.zeros(k, device=device)  # summed since the last logged step
+        # the losses are summed in float64, as the hyperparameters are stacked
+        self.loss_sum = torch.zeros(k, dtype=torch.float64, device=device)  # this epoch's
+        self.window_sum = torch.zeros_like(self.loss_sum)  # since the last logged step
         self.bad_step = torch.full((k,), -1, dtype=torch.long, device=device)
         self.logged: list[tuple[int, Tensor]] = []  # (step, per-row mean loss) not read back
 
