@@ -31,7 +31,9 @@ pytestmark = pytest.mark.soak
 def make_fleet(postgres, write_yaml, tmp_path):  # noqa: F811
     fleets: list[Fleet] = []
 
-    def make(name: str, train: int = 1024) -> Fleet:
+    # 2,048 images: with a batch's study writes one transaction, 1,024 let a sweep end after
+    # six of the sixteen kills (seed 1)
+    def make(name: str, train: int = 2048) -> Fleet:
         import subprocess
 
         config = write_yaml(KILLS_SWEEP.format(name=name, train=train), name=f"{name}.yaml")
