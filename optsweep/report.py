@@ -8,6 +8,7 @@ import html
 import json
 import math
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -637,10 +638,12 @@ def drawn_in_two_processes(drawings: Sequence[Drawing]) -> list[Path | None]:
 
     matplotlib lays out and rasterises in the interpreter, one core at a time; this machine
     has two. The child only draws and writes its files, then leaves without any exit handler
-    (the study's connections are this process's). Where ``fork`` is missing, with one core,
-    or when the child fails, every picture is drawn here.
+    (the study's connections are this process's). Off Linux, with one core, or when the
+    child fails, every picture is drawn here.
     """
-    if len(drawings) <= CHILD_DRAWS or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+    # Linux only: on macOS a forked child of a process that loaded Apple's frameworks (torch's
+    # MPS) may abort, and elsewhere there is no fork
+    if len(drawings) <= CHILD_DRAWS or sys.platform != "linux" or (os.cpu_count() or 1) < 2:
         return [p for draw in drawings for p in draw()]
     pyplot()  # imported once, before the fork: the child inherits it
     read, write = os.pipe()
