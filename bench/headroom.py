@@ -103,7 +103,7 @@ def measure(trials: int, repeats: int, batch: int) -> Split:
     _, lanes = engine._start(
         data, model, [template] * trials, train, torch.device("cpu"), data=DataSpec()
     )
-    lane = lanes[0].subset(list(range(trials))) if len(lanes) > 1 else lanes[0]
+    [lane] = lanes  # one intra-op thread (main): one lane
     order = torch.randperm(data.train_x.shape[0])
     counter = iter(range(10**9))
 

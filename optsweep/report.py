@@ -627,8 +627,9 @@ def draw_pictures(
 
 
 Drawing = Callable[[], Sequence[Path | None]]
-# How many drawings the child takes: the training curves (3 PNGs) and the tuning cost were
-# 0.65 + 0.16 s of a 160-point grid's 1.4 s of pictures, the others 0.76 s.
+# How many drawings the child takes: drawn one after another, the training curves (3 PNGs)
+# and the tuning cost took 0.61-0.76 s and 0.10-0.14 s of a 160-point grid's pictures, the
+# heatmap, lr sensitivity and sensitivity 0.68-0.71 s together.
 CHILD_DRAWS = 2
 
 

@@ -39,10 +39,9 @@ Print the table of deviations: ``python tests/test_optim_parity.py``.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -73,7 +72,7 @@ try:
     import schedulefree
 except ImportError:  # pragma: no cover - schedulefree is a test dependency
     schedulefree = None
-from test_optim_soap import ReferenceSOAP, reference_kwargs
+from test_optim_soap import ReferenceSOAP, default_dtype, reference_kwargs
 
 from optsweep.optim import (
     OPTIMIZERS,
@@ -167,17 +166,6 @@ PROBLEM = make_problem()
 
 def flat(params: list[Tensor]) -> Tensor:
     return torch.cat([p.detach().reshape(-1) for p in params])
-
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """torch.optim keeps scalar state (NAdam's mu_product) in the default dtype."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -481,12 +481,13 @@ def test_no_two_parameters_share_a_name(optimizer: str) -> None:
     assert len(written) == len(set(written)), sorted(written)
 
 
+@pytest.mark.parametrize("semantics", SEMANTICS)
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
-def test_the_registry_says_which_rules_evaluate_elsewhere_as_their_state_does(optimizer):
+def test_the_registry_says_which_rules_evaluate_elsewhere_as_their_state_does(optimizer, semantics):
     """`OptimizerInfo.evaluates_elsewhere` (what batching reads from a trial's spec) agrees
     with the state each rule builds (what evaluation reads)."""
     from optsweep.optim import build, evaluates_elsewhere
 
-    hp = resolve(optimizer, "torch", {})
-    state = build(optimizer, "torch", hp).init([torch.zeros(2, 3, 4), torch.zeros(2, 5)])
+    hp = resolve(optimizer, semantics, {})
+    state = build(optimizer, semantics, hp).init([torch.zeros(2, 3, 4), torch.zeros(2, 5)])
     assert OPTIMIZERS[optimizer].evaluates_elsewhere is evaluates_elsewhere(state)

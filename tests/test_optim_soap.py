@@ -359,10 +359,12 @@ def reference_kwargs(values: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def default_float64() -> Iterator[None]:
-    """The reference allocates its factors in the default dtype: float64 parameters need it."""
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """``dtype`` as torch's default for the block: the reference allocates its factors in the
+    default dtype (float64 parameters need it), torch.optim its scalar state (NAdam's
+    mu_product)."""
     old = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
+    torch.set_default_dtype(dtype)
     try:
         yield
     finally:
@@ -391,7 +393,7 @@ def gradient(params: list[Tensor], t: int) -> list[Tensor]:
 def run_reference(values: dict[str, Any], steps: int = STEPS) -> list[list[Tensor]]:
     """θ after every step, the reference stepped alone."""
     params = [p.clone().requires_grad_(True) for p in start()]
-    with default_float64():
+    with default_dtype(F64):
         opt = ReferenceSOAP(params, **reference_kwargs(values))
         out = []
         for t in range(steps):
