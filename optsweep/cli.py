@@ -17,6 +17,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from optsweep.painters import painting
+
 app = typer.Typer(
     help="Sweep and search gradient-descent optimizers on small vision models.",
     no_args_is_help=True,
@@ -414,24 +416,25 @@ def run(
             f"{len(trials)} trials{imports_note(spec)}", highlight=False, soft_wrap=True
         )
         return
-    from optsweep.runner import results_folder
-    from optsweep.study import StorageError, storage_url
-    from optsweep.worker import check_workers
+    with painting():  # forked before torch is imported: the painters warm up meanwhile
+        from optsweep.runner import results_folder
+        from optsweep.study import StorageError, storage_url
+        from optsweep.worker import check_workers
 
-    device_or_exit(spec.train.device)
-    liveness = liveness_or_exit(heartbeat, grace)
-    folder = results_folder(spec, out)
-    with nothing_left_if_refused(folder):
-        try:
-            if storage is not None:
-                storage_url(storage)  # a malformed URL fails here, before anything is written
-            check_workers(storage, workers)
-            folder.mkdir(parents=True, exist_ok=True)
-        except StorageError as error:
-            raise fail(str(error)) from None
-        except OSError as error:
-            raise fail(f"cannot create the results folder {folder}: {error.strerror}") from None
-        result = _run(spec, folder, storage, new, workers, quiet, out, liveness, smoke)
+        device_or_exit(spec.train.device)
+        liveness = liveness_or_exit(heartbeat, grace)
+        folder = results_folder(spec, out)
+        with nothing_left_if_refused(folder):
+            try:
+                if storage is not None:
+                    storage_url(storage)  # a malformed URL fails here, before anything is written
+                check_workers(storage, workers)
+                folder.mkdir(parents=True, exist_ok=True)
+            except StorageError as error:
+                raise fail(str(error)) from None
+            except OSError as error:
+                raise fail(f"cannot create the results folder {folder}: {error.strerror}") from None
+            result = _run(spec, folder, storage, new, workers, quiet, out, liveness, smoke)
     finish(result, spec, quiet, junit, fail_on_diverged, smoke)
 
 
@@ -533,18 +536,20 @@ def worker(
     from optsweep.progress import make_progress
     from optsweep.worker import work
 
-    liveness = liveness_or_exit(heartbeat, grace)
-    logging.basicConfig(format="optsweep worker: %(message)s", level=logging.WARNING)
-    progress = make_progress(out_console, quiet)
-    with one_line_errors("other workers go on"):
-        result = work(
-            storage,
-            study_name,
-            progress,
-            overrides=overrides_of(None, data_dir=data_dir, device=device),
-            liveness=liveness,
-            out=out,
-        )
+    # forked before torch is imported, the painters warm up meanwhile (a worker draws with --out)
+    with painting(out is not None):
+        liveness = liveness_or_exit(heartbeat, grace)
+        logging.basicConfig(format="optsweep worker: %(message)s", level=logging.WARNING)
+        progress = make_progress(out_console, quiet)
+        with one_line_errors("other workers go on"):
+            result = work(
+                storage,
+                study_name,
+                progress,
+                overrides=overrides_of(None, data_dir=data_dir, device=device),
+                liveness=liveness,
+                out=out,
+            )
     if not quiet:
         out_console.print(f"worker done: trained {result.trained} trials", highlight=False)
 
@@ -590,33 +595,34 @@ def search(
     With --storage postgresql://… the same command on several machines (or --workers N, or
     optsweep worker) shares one study and one budget of --trials.
     """
-    from optsweep.progress import make_progress
-    from optsweep.search import run_search, study_name
-    from optsweep.study import storage_url
-    from optsweep.worker import check_workers, search_with_workers
-
     overrides = overrides_of(set_, data_dir=data_dir, device=device)
     spec = load_or_exit(config, overrides, search=True)
     if smoke:
         spec = smoke_or_exit(config, overrides, spec, smoke_steps, search=True)
         trials = trials or 4
-    device_or_exit(spec.train.device)
-    liveness = liveness_or_exit(heartbeat, grace)
-    progress = make_progress(out_console, quiet, brief=smoke)
-    options = {"trials": trials, "out": out}
-    options |= {"new": new, "liveness": liveness}
-    folder = out if out is not None else Path("results") / study_name(spec)
-    with (
-        nothing_left_if_refused(folder),
-        one_line_errors(f"run the same command to continue: {same_command()}"),
-    ):
-        if storage is not None:
-            storage_url(storage)
-        check_workers(storage, workers)
-        if workers > 1:
-            result = search_with_workers(spec, progress, workers, storage=storage, **options)
-        else:
-            result = run_search(spec, progress, storage=storage, **options)
+    with painting():  # forked before torch is imported: the painters warm up meanwhile
+        from optsweep.progress import make_progress
+        from optsweep.search import run_search, study_name
+        from optsweep.study import storage_url
+        from optsweep.worker import check_workers, search_with_workers
+
+        device_or_exit(spec.train.device)
+        liveness = liveness_or_exit(heartbeat, grace)
+        progress = make_progress(out_console, quiet, brief=smoke)
+        options = {"trials": trials, "out": out}
+        options |= {"new": new, "liveness": liveness}
+        folder = out if out is not None else Path("results") / study_name(spec)
+        with (
+            nothing_left_if_refused(folder),
+            one_line_errors(f"run the same command to continue: {same_command()}"),
+        ):
+            if storage is not None:
+                storage_url(storage)
+            check_workers(storage, workers)
+            if workers > 1:
+                result = search_with_workers(spec, progress, workers, storage=storage, **options)
+            else:
+                result = run_search(spec, progress, storage=storage, **options)
     finish(result, spec, quiet, junit, fail_on_diverged, smoke)
 
 
@@ -661,7 +667,7 @@ def report(
     except StorageError as error:
         raise fail(str(error)) from None
     name = study.study_name
-    with one_line_errors("run it again"):
+    with painting(), one_line_errors("run it again"):
         records = write_results(study, folder, name, chosen)
     config = study.user_attrs.get("config")
     if chosen is None and isinstance(config, dict):

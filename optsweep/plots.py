@@ -26,11 +26,17 @@ def _colour(colours: Mapping[str, str], name: str, i: int) -> str:
     return colours.get(name, f"C{i % MAX_COLOURS}")
 
 
+CURVES = ("train_loss.png", "test_accuracy.png", "best_per_optimizer.png")
+
+
 def plot_curves(
-    records: Sequence[TrialRecord], folder: Path, colours: Mapping[str, str] | None = None
+    records: Sequence[TrialRecord],
+    folder: Path,
+    colours: Mapping[str, str] | None = None,
+    pictures: Sequence[str] = CURVES,
 ) -> list[Path]:
     """train_loss.png, test_accuracy.png and, with several optimizers (or conventions),
-    best_per_optimizer.png; returns the paths.
+    best_per_optimizer.png, those of them in ``pictures``; returns the paths.
 
     Every trial is drawn in the colour of its optimizer (several optimizers) or of its value
     of the parameter that takes the most values (one optimizer), with a legend; the best trial
@@ -69,6 +75,8 @@ def plot_curves(
             "lower right",
         ),
     ):
+        if name not in pictures:
+            continue
         fig, ax = plt.subplots(figsize=(8, 5))
         markers = 4 if curve is accuracy_curve else 0
         for i, (label, members) in enumerate(groups.items()):
@@ -97,7 +105,8 @@ def plot_curves(
     for r in done:
         if r.status == "complete":
             best_of.setdefault(f"{r.optimizer}/{r.semantics}", r)
-    if len(best_of) > 1:  # with one optimizer the best trial is already drawn above
+    # with one optimizer the best trial is already drawn above
+    if len(best_of) > 1 and "best_per_optimizer.png" in pictures:
         fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
         for i, (name, r) in enumerate(best_of.items()):
             left.plot(r.steps, r.step_losses, lw=1, color=_colour(colours, name, i), label=name)
@@ -367,15 +376,19 @@ def plot_sensitivity(summaries: Sequence[ConfigSummary], path: Path) -> Path | N
 MIN_IMPORTANCE_TRIALS = 20
 
 
-def plot_search(study: Any, folder: Path) -> list[Path]:
+def plot_search(trials: Sequence[Any], direction: Any, folder: Path) -> list[Path]:
     """Optuna's optimization history, and parameter importances from `MIN_IMPORTANCE_TRIALS`
-    completed trials up (searches)."""
+    completed trials up (searches), of a search's ``trials`` (`optuna.trial.FrozenTrial`)
+    toward its ``direction``: a copy of the study in memory, so that a painter (`painters`)
+    can draw them without the study's connection."""
     import warnings
 
     import optuna
     from optuna.visualization import matplotlib as optuna_plots
 
     pyplot()
+    study = optuna.create_study(direction=direction)
+    study.add_trials(trials)
     written = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import json
 import math
-import os
-import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +36,9 @@ from optsweep.measures import (
     speed_to_target,
     tuning_cost,
 )
+from optsweep.painters import Drawing, draw
 from optsweep.plots import (
+    CURVES,
     plot_curves,
     plot_heatmaps,
     plot_lr_sensitivity,
@@ -46,7 +46,6 @@ from optsweep.plots import (
     plot_search,
     plot_sensitivity,
     plot_tuning_cost,
-    pyplot,
     solver_colours,
 )
 from optsweep.records import (
@@ -607,67 +606,31 @@ def draw_pictures(
     search = study.user_attrs.get("mode") == "search"
     cost = measures["best_so_far"] if search else measures["tuning_cost"]
     sensitivity = measures["lr_sensitivity"]
-    pictures = drawn_in_two_processes(
-        [
-            lambda: plot_curves(records, folder, colours),
-            lambda: [plot_tuning_cost(cost, folder / "tuning_cost.png", search, colours)],
-            lambda: [plot_lr_sensitivity(sensitivity, folder / "lr_sensitivity.png", colours)],
-            lambda: (
-                [plot_mean_curves(summaries, folder / "mean_test_accuracy.png")]
-                if repeated(summaries)
-                else []
-            ),
-            lambda: plot_heatmaps(summaries, folder),
-            lambda: [plot_sensitivity(summaries, folder / "sensitivity.png")],
-        ]
+    shown: list[Drawing] = [  # in the report's order
+        *(partial(plot_curves, records, folder, colours, [name]) for name in CURVES),
+        partial(one, plot_tuning_cost, cost, folder / "tuning_cost.png", search, colours),
+        partial(one, plot_lr_sensitivity, sensitivity, folder / "lr_sensitivity.png", colours),
+    ]
+    if repeated(summaries):
+        mean_curves = folder / "mean_test_accuracy.png"
+        shown.append(partial(one, plot_mean_curves, summaries, mean_curves))
+    heatmaps = partial(plot_heatmaps, summaries, folder)
+    shown += [heatmaps, partial(one, plot_sensitivity, summaries, folder / "sensitivity.png")]
+    if search:
+        shown.append(partial(plot_search, study.trials, study.direction, folder))
+    # handed out longest first: the heatmaps' annotated panels in a constrained layout took
+    # 0.73 s of the 160-point grid's 1.9 s of drawing, the search's importances compute
+    order = sorted(
+        range(len(shown)), key=lambda i: shown[i].func not in (plot_heatmaps, plot_search)
     )
-    if search:  # reads the study, which only this process may touch
-        pictures += plot_search(study, folder)
+    drawn = dict(zip(order, draw([shown[i] for i in order]), strict=True))
+    pictures = [p for i in range(len(shown)) for p in drawn[i]]
     return [p for p in pictures if p is not None]
 
 
-Drawing = Callable[[], Sequence[Path | None]]
-# How many drawings the child takes: drawn one after another, the training curves (3 PNGs)
-# and the tuning cost took 0.61-0.76 s and 0.10-0.14 s of a 160-point grid's pictures, the
-# heatmap, lr sensitivity and sensitivity 0.68-0.71 s together.
-CHILD_DRAWS = 2
-
-
-def drawn_in_two_processes(drawings: Sequence[Drawing]) -> list[Path | None]:
-    """Every drawing's pictures, in order: the first two (the training curves, the largest,
-    and the tuning cost) drawn by a forked child while this process draws the others.
-
-    matplotlib lays out and rasterises in the interpreter, one core at a time; this machine
-    has two. The child only draws and writes its files, then leaves without any exit handler
-    (the study's connections are this process's). Off Linux, with one core, or when the
-    child fails, every picture is drawn here.
-    """
-    # Linux only: on macOS a forked child of a process that loaded Apple's frameworks (torch's
-    # MPS) may abort, and elsewhere there is no fork
-    if len(drawings) <= CHILD_DRAWS or sys.platform != "linux" or (os.cpu_count() or 1) < 2:
-        return [p for draw in drawings for p in draw()]
-    pyplot()  # imported once, before the fork: the child inherits it
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:
-        status = 1
-        try:
-            os.close(read)
-            with os.fdopen(write, "w") as pipe:
-                json.dump([p and str(p) for draw in drawings[:CHILD_DRAWS] for p in draw()], pipe)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write)
-    mine = [p for draw in drawings[CHILD_DRAWS:] for p in draw()]
-    with os.fdopen(read) as pipe:
-        said = pipe.read()
-    _, status = os.waitpid(child, 0)
-    if status == 0:
-        theirs = [p and Path(p) for p in json.loads(said)]
-    else:
-        theirs = [p for draw in drawings[:CHILD_DRAWS] for p in draw()]
-    return [*theirs, *mine]
+def one(plot: Callable[..., Path | None], *args: Any) -> list[Path | None]:
+    """A plot that draws one picture as a drawing (`painters.Drawing`)."""
+    return [plot(*args)]
 
 
 def html_table(header: list[str], rows: list[list[str]], css: str) -> str:

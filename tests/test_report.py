@@ -6,7 +6,6 @@ import csv
 import dataclasses
 import math
 import os
-import sys
 
 import pytest
 
@@ -16,7 +15,6 @@ from optsweep.plots import colour_groups, plot_curves, plot_lr_sensitivity, plot
 from optsweep.records import TrialRecord, ranked
 from optsweep.report import (
     DefaultValue,
-    drawn_in_two_processes,
     table_rows,
     write_history_csv,
     write_table_md,
@@ -252,7 +250,7 @@ def test_importances_are_drawn_from_20_completed_trials_up(tmp_path, complete, d
     assert MIN_IMPORTANCE_TRIALS == 20
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2 + t.suggest_float("y", 0, 1), complete)
-    names = {p.name for p in plot_search(study, tmp_path)}
+    names = {p.name for p in plot_search(study.trials, study.direction, tmp_path)}
     assert ("param_importances.png" in names) is drawn
     assert "optimization_history.png" in names
 
@@ -435,31 +433,3 @@ def test_a_tuning_cost_picture_says_when_it_stands_on_few_configurations(
     from optsweep.plots import few_note
 
     assert few_note(few, optimizers, search) == note
-
-
-@pytest.mark.parametrize("child_fails", [False, True], ids=["child draws", "child fails"])
-def test_pictures_are_drawn_in_two_processes_in_order(tmp_path, child_fails):
-    """The first drawings are the forked child's, the others this process's; the pictures come
-    back in the drawings' order, and a child that fails leaves its drawings to this process."""
-    parent = os.getpid()
-
-    def drawing(name: str, fails_in_child: bool = False):
-        def draw():
-            if fails_in_child and os.getpid() != parent:
-                raise RuntimeError("the child fails")
-            path = tmp_path / f"{name}.png"
-            path.write_text(str(os.getpid()))
-            return [path, None]
-
-        return draw
-
-    names = ["curves", "cost", "heatmaps", "sensitivity"]
-    drawings = [drawing(n, fails_in_child=child_fails and i < 2) for i, n in enumerate(names)]
-    pictures = drawn_in_two_processes(drawings)
-    assert pictures == [p for n in names for p in (tmp_path / f"{n}.png", None)]
-    drawers = [int((tmp_path / f"{n}.png").read_text()) for n in names]
-    assert drawers[2:] == [parent, parent]
-    if child_fails or sys.platform != "linux" or (os.cpu_count() or 1) < 2:
-        assert drawers[:2] == [parent, parent]
-    else:
-        assert drawers[0] == drawers[1] != parent
