@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import gc
 import json
 import os
 import shlex
@@ -867,8 +867,26 @@ def main() -> None:
     handle_stops()
     try:
         app()
-    finally:
-        # Every object alive now is left to the exit: the interpreter's last collections
-        # otherwise walk torch's and the study's objects, measured 0.85 s of the
-        # quickstart's 6 s after its last line (0.19 s frozen).
-        gc.freeze()
+    except SystemExit as stop:
+        leave(stop.code)
+
+
+def leave(code: object) -> None:
+    """Exit with ``code`` as `sys.exit` would, once the exit handlers have run, without the
+    interpreter's finalization: with torch loaded it tears down every module and library,
+    measured on `python -c "import torch"` at 0.3-0.6 s and 130 MB of peak memory (648 MB
+    against 519 MB). Every file is written and closed by then, the study's storage holds
+    what it was told (each write is a committed transaction), the painters are stopped, and
+    the exit handlers (logging's, multiprocessing's, temporary folders') run here."""
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # sys.exit("message")
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream
+            stream.flush()
+    os._exit(status)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -223,3 +225,25 @@ def test_help_keeps_its_defaults_and_names_what_options_take(command):
     assert not re.search(r" \.(\s|$)", text)  # a default markup swallowed left " ." behind
     assert "<bool>" not in text  # a flag takes no value
     assert not re.search(r"--[\w-]+ <", text)  # an option names its value (DIR, N, URL…)
+
+
+LEAVING = """\
+import atexit, sys
+from optsweep.cli import leave
+atexit.register(print, "the exit handler ran")
+print("x" * 100_000)
+leave({code!r})
+"""
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "said"),
+    [(None, 0, ""), (0, 0, ""), (3, 3, ""), ("a message", 1, "a message\n")],
+)
+def test_leave_exits_as_sys_exit_with_handlers_run_and_output_flushed(code, status, said):
+    done = subprocess.run(
+        [sys.executable, "-c", LEAVING.format(code=code)], capture_output=True, text=True
+    )
+    assert done.returncode == status
+    assert done.stdout == "x" * 100_000 + "\nthe exit handler ran\n"
+    assert done.stderr == said
