@@ -251,8 +251,11 @@ def choose_trials_per_batch(
     cap = int(max(1, min(waiting, fits, MAX_TRIALS_PER_BATCH)))
     if device.type == "cpu" and model.cpu_trial_chunk is not None:
         return min(cap, CHUNKED_TRIALS_PER_BATCH)
+    candidates = sorted({min(cap, MIN_TRIALS_PER_BATCH * 2**i) for i in range(9)})
+    if len(candidates) == 1:  # nothing to choose: measuring would only cost time and memory
+        return cap
     rates: dict[int, float] = {}
-    for k in sorted({min(cap, MIN_TRIALS_PER_BATCH * 2**i) for i in range(9)}):
+    for k in candidates:
         best = max(rates.values(), default=0.0)
         rates[k] = _step_rate(model, dataset, train, template, k, device)
         # Doubling K that gains less than the tolerance ends the walk: the larger K cost the

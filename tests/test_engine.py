@@ -241,6 +241,9 @@ def test_trials_per_batch_is_the_smallest_k_near_the_best_measured_rate(
     probed.clear()
     assert choose_trials_per_batch(net, data, spec.train, cpu, 200, trials[0]) == 8
     assert probed == [8, 16]
+    probed.clear()  # 6 waiting: one candidate, taken without measuring
+    assert choose_trials_per_batch(net, data, spec.train, cpu, 6, trials[0]) == 6
+    assert probed == []
 
 
 def host_reads_while_training(monkeypatch, n_train: int, optimizers: str, write_yaml) -> int:
