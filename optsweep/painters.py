@@ -22,10 +22,11 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing import get_context
-from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # multiprocessing is imported when painters start, not with the command line
+    from multiprocessing.connection import Connection
 
 # A drawing is picklable (a module-level function, or a `functools.partial` of one, with
 # picklable arguments: it crosses a pipe) and returns the pictures it wrote, None for one
@@ -54,6 +55,8 @@ def start(count: int = PAINTERS) -> list[Painter]:
     (1.2-1.5 s of CPU, measured, mostly imports) serves them all."""
     if not can_paint():
         return []
+    from multiprocessing import get_context
+
     context = get_context("fork")
     pipes = [context.Pipe() for _ in range(count)]
     mine = [end for end, _ in pipes]
@@ -109,6 +112,8 @@ def draw(drawings: Sequence[Drawing]) -> list[list[Path | None]]:
 
 def _drawn_by(painters: Sequence[Painter], drawings: Sequence[Drawing]) -> dict[int, list]:
     """The pictures of each drawing a painter drew, by index; those it could not are absent."""
+    from multiprocessing.connection import wait
+
     waiting = list(enumerate(drawings))
     busy: dict[Connection, int] = {}
     idle = [p for p in painters if p.process is None or p.process.is_alive()]
