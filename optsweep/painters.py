@@ -2,11 +2,12 @@
 
 matplotlib lays out and rasterises in the interpreter, one core at a time, and importing
 pyplot costs about as much as drawing a picture. A command that ends with a results folder
-starts its painters first (`painting`): forked while the process holds little more than the
-command line, each imports pyplot and draws a first throwaway figure on the other core while
-this process imports torch, then waits, idle, until the pictures are wanted. `draw` then
-hands each idle painter the next drawing, so the folder waits only for the drawing itself,
-split over the cores, and this process never imports matplotlib at all.
+starts its painters first (`painting`): the first, forked while the process holds little more
+than the command line, imports pyplot and draws a throwaway figure on the other core, at the
+lowest priority, while this process imports torch; then it forks the second, warm, and both
+wait, idle, until the pictures are wanted. `draw` hands each idle painter the next drawing, so
+the folder waits only for the drawing itself, split over the cores, and this process never
+imports matplotlib at all.
 
 Linux only, with two cores or more: a forked child of a process that loaded Apple's
 frameworks (torch's MPS) may abort, and elsewhere there is no fork; there, or when a painter
@@ -183,11 +184,13 @@ def _draw_until_closed(connection: Connection, held: Sequence[Connection]) -> No
         except EOFError:
             return
         try:
-            pictures = [p and str(p) for p in drawing()]
+            answer = ("drawn", [p and str(p) for p in drawing()])
         except Exception as error:  # the parent draws it again and so raises it itself
-            connection.send(("failed", repr(error)))
-        else:
-            connection.send(("drawn", pictures))
+            answer = ("failed", repr(error))
+        try:
+            connection.send(answer)
+        except OSError:  # the parent stopped waiting (interrupted, or gone)
+            return
 
 
 def _warm_up() -> None:
