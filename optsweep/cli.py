@@ -877,7 +877,9 @@ def leave(code: object) -> None:
     measured on `python -c "import torch"` at 0.3-0.6 s and 130 MB of peak memory (648 MB
     against 519 MB). Every file is written and closed by then, the study's storage holds
     what it was told (each write is a committed transaction), the painters are stopped, and
-    the exit handlers (logging's, multiprocessing's, temporary folders') run here."""
+    the exit handlers (logging's, multiprocessing's, temporary folders') run here. A thread
+    still at work ends with the process rather than being waited for: the data decoding of a
+    sweep that found nothing left to train."""
     if code is None:
         status = 0
     elif isinstance(code, int):
