@@ -2,14 +2,16 @@
 
 The handler raises ``KeyboardInterrupt`` where the program is (or where a ``held`` block
 ends). When that is inside a garbage collector's callback (a SQLAlchemy weakref finaliser,
-seen in the SIGTERM test), Python prints "Exception ignored" and carries on: the stop would be
-lost. So the handler also records it, and the training loop calls ``check`` at its
-read-backs, which raises it again there.
+seen in the SIGTERM test), Python prints "Exception ignored" and a traceback, and carries on:
+the stop would be lost. So the handler also records it, and the training loop calls ``check``
+at its read-backs, which raises it again there; and what Python would print of a recorded stop
+it swallowed is left out (`_unraisable`): the stop is not lost, nothing went wrong.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -46,6 +48,15 @@ def handle_stops() -> None:
     and both are recorded for ``check``."""
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
+    sys.unraisablehook = _unraisable
+
+
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """Python's report of an exception it could not raise (in a finaliser), but for a stop
+    this module recorded: it is raised again at the next ``check``, not an error."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _requested:
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def check() -> None:

@@ -101,6 +101,35 @@ def test_a_sigterm_swallowed_on_its_way_is_raised_again(monkeypatch):
         interrupts.check()
 
 
+@pytest.mark.parametrize(
+    ("raised", "requested", "printed"),
+    [
+        (KeyboardInterrupt, True, False),  # a stop swallowed in a finaliser: raised again later
+        (KeyboardInterrupt, False, True),  # not one of ours
+        (ValueError, True, True),
+    ],
+    ids=["recorded stop", "unrecorded interrupt", "another error"],
+)
+def test_python_reports_every_exception_it_swallows_but_a_recorded_stop(
+    monkeypatch, capsys, raised, requested, printed
+):
+    import gc
+
+    from optsweep import interrupts
+
+    monkeypatch.setattr(interrupts, "_requested", requested)
+    monkeypatch.setattr(sys, "unraisablehook", interrupts._unraisable)
+
+    class Finalised:
+        def __del__(self):
+            raise raised("in a finaliser")
+
+    Finalised()
+    gc.collect()
+    said = capsys.readouterr().err
+    assert ("Traceback" in said and "in a finaliser" in said) is printed, said
+
+
 def test_a_stop_in_a_held_block_is_raised_when_it_ends(monkeypatch):
     from optsweep import interrupts
 
