@@ -30,7 +30,7 @@ format:  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix optsweep tests bench examples
 	$(BIN)/ruff format optsweep tests bench examples
 
-bench:  ## print throughput (optsweep vs the conventional loop, a plain in-memory loop, the torch.func ensemble, Keras fit), an MLP step against the machine's limits, the study's writes batched vs Optuna's calls, command-line start-up, your own model and optimizer step figures; DATA=path to datasets
+bench:  ## print throughput (optsweep vs the conventional loop, a plain in-memory loop, the torch.func ensemble, Keras fit), an MLP step against the machine's limits, the study's writes batched vs Optuna's calls, command-line start-up and the quickstart's wall time and peak memory, your own model and optimizer step figures; DATA=path to datasets
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/throughput.py --data-dir $(DATA) --sweep configs/adam.yaml
 	$(BIN)/python bench/headroom.py
