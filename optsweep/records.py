@@ -202,19 +202,18 @@ def resolved_params(
     try:
         canonical = registry.canonicalize(optimizer, params)
         resolved = registry.resolve(optimizer, semantics, canonical)
+        written = registry.written_names(optimizer)
     except ValueError:  # a name the registry no longer knows (an older study): what was given
-        resolved = {}
+        resolved, written = {}, {}
     out: dict[str, tuple[Any, bool]] = {}
     for name in names:
         if name in params:
             out[name] = (params[name], False)
             continue
-        try:
-            (found,) = registry.resolve_name(optimizer, name)
-        except ValueError:  # not this optimizer's (sgd has no beta_1), or a pair name
-            continue
-        if found in resolved:
-            out[name] = (resolved[found], True)
+        # none: not this optimizer's (sgd has no beta_1); two: a pair name (betas)
+        found = written.get(name, ())
+        if len(found) == 1 and found[0] in resolved:
+            out[name] = (resolved[found[0]], True)
     return out
 
 
