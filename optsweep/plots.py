@@ -387,6 +387,8 @@ def plot_search(trials: Sequence[Any], direction: Any, folder: Path) -> list[Pat
     from optuna.visualization import matplotlib as optuna_plots
 
     pyplot()
+    # a painter forked before the command quietened Optuna would log the copy's creation
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction=direction)
     study.add_trials(trials)
     written = []

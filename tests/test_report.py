@@ -6,6 +6,8 @@ import csv
 import dataclasses
 import math
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -253,6 +255,26 @@ def test_importances_are_drawn_from_20_completed_trials_up(tmp_path, complete, d
     names = {p.name for p in plot_search(study.trials, study.direction, tmp_path)}
     assert ("param_importances.png" in names) is drawn
     assert "optimization_history.png" in names
+
+
+def test_a_searchs_pictures_are_drawn_without_a_word_from_optuna(tmp_path):
+    """Drawn in a fresh process (as in a painter forked before the command quietened Optuna):
+    the in-memory copy of the study is not announced on the terminal."""
+    code = (
+        "import sys, optuna\n"
+        "from pathlib import Path\n"
+        "from optsweep.plots import plot_search\n"
+        "trials = [optuna.trial.create_trial(params={'x': x}, "
+        "distributions={'x': optuna.distributions.FloatDistribution(0, 1)}, value=x) "
+        "for x in (0.1, 0.5, 0.9)]\n"
+        "print(len(plot_search(trials, optuna.study.StudyDirection.MAXIMIZE, Path(sys.argv[1]))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"  # the optimization history
+    assert "study created" not in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize(
