@@ -231,18 +231,18 @@ def test_trials_per_batch_is_the_smallest_k_near_the_best_measured_rate(
     monkeypatch.setattr(engine, "K_TOLERANCE", 0.04)
     cpu = torch.device("cpu")
     # 64 gains under 4% on 32 (197 < 1.04 x 193): the walk ends there, and 0.96 x 197 = 189:
-    # K = 32 is the smallest within 4% of the best measured
+    # K = 32 is the smallest within 4% of the best measured; K = 8 is never measured
     assert choose_trials_per_batch(net, data, spec.train, cpu, 200, trials[0]) == 32
-    assert probed == [8, 16, 32, 64]
+    assert probed == [16, 32, 64]
     probed.clear()
     assert choose_trials_per_batch(net, data, spec.train, cpu, 20, trials[0]) == 16  # 152 x 0.96
-    assert probed == [8, 16, 20]
-    measured[16] = 90.0  # slower than 8: the walk ends at once
+    assert probed == [16, 20]
+    measured[32] = 140.0  # slower than 16: the walk ends at once
     probed.clear()
-    assert choose_trials_per_batch(net, data, spec.train, cpu, 200, trials[0]) == 8
-    assert probed == [8, 16]
-    probed.clear()  # 6 waiting: one candidate, taken without measuring
-    assert choose_trials_per_batch(net, data, spec.train, cpu, 6, trials[0]) == 6
+    assert choose_trials_per_batch(net, data, spec.train, cpu, 200, trials[0]) == 16
+    assert probed == [16, 32]
+    probed.clear()  # 12 waiting: one candidate, all of them, taken without measuring
+    assert choose_trials_per_batch(net, data, spec.train, cpu, 12, trials[0]) == 12
     assert probed == []
 
 

@@ -157,7 +157,7 @@ class TrainSpec:
         "how many compatible trials train together (results do not depend on it)",
         meaning=NOTHING,
         default_text=(
-            "null: within what half the free memory holds, K = 8, 16, 32, … measured "
+            "null: within what half the free memory holds, K = 16, 32, 64, … measured "
             "(training step, update included) while doubling gains 3%, and the smallest within "
             "3% of the best rate taken; 8 for conv nets on CPU, which run trial by trial there"
         ),
