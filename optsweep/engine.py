@@ -157,8 +157,9 @@ def _stacked(tensors: Sequence[Tensor], k: int, device: torch.device) -> list[Te
 
 # K is chosen between these when train.trials_per_batch is not set. Not from 8: on the
 # 160-point MLP grid one probe in ten read K = 8 as fast as 16 and the grid trained in 41 s of
-# batches against 28 s at K = 32 (steady state, 2 cores: K = 8 233-271k trial-samples/s, 16 to
-# 64 297-378k, their order lost in the machine's noise); fewer waiting trials all train at once.
+# batches against 28 s at K = 32 (steady state, 2 cores, median steps: K = 8 197-271k
+# trial-samples/s, 16 to 64 268-378k, their order lost in the machine's noise); fewer
+# waiting trials all train at once.
 MIN_TRIALS_PER_BATCH, MAX_TRIALS_PER_BATCH = 16, 256
 # K for models that run trial by trial on this device (conv nets on CPU, see models.py):
 # their throughput is flat in K but their stacked state is not small (2c2d: 13 MB a trial
