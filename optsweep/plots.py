@@ -300,13 +300,18 @@ def plot_heatmaps(summaries: Sequence[ConfigSummary], folder: Path) -> list[Path
     written = []
     for title, x, y, facet, panels, xs, ys in heatmap_data(summaries):
         plt = pyplot()
+        width, height = 3.2 * len(panels) + 1.5, 3.8
         fig, axes = plt.subplots(
-            1,
-            len(panels),
-            figsize=(3.2 * len(panels) + 1.5, 3.8),
-            squeeze=False,
-            sharey=True,
-            layout="constrained",
+            1, len(panels), figsize=(width, height), squeeze=False, sharey=True
+        )
+        # margins in inches, for any number of panels: a constrained layout measured 0.37-0.47 s
+        # of the 160-point grid's heatmap, these 0.23-0.28 s (its longest picture)
+        fig.subplots_adjust(
+            left=0.85 / width,
+            right=1 - 0.1 / width,
+            bottom=0.5 / height,
+            top=1 - 0.6 / height,
+            wspace=0.08,
         )
         vmin = np.nanmin([np.nanmin(g) if not np.all(np.isnan(g)) else 1 for g in panels.values()])
         for ax, (value, grid) in zip(axes[0], panels.items(), strict=True):
@@ -329,7 +334,11 @@ def plot_heatmaps(summaries: Sequence[ConfigSummary], folder: Path) -> list[Path
             ax.set(xlabel=x, title=f"{facet}={fmt(value)}" if facet else title)
         axes[0][0].set_ylabel(y)
         fig.colorbar(
-            image, ax=axes[0].tolist(), label="final test accuracy (best, mean over seeds)"
+            image,
+            ax=axes[0].tolist(),
+            label="final test accuracy (best, mean over seeds)",
+            fraction=0.9 / width,
+            pad=0.15 / width,
         )
         fig.suptitle(f"{title}: {y} × {x}", fontsize=10)
         name = f"heatmap_{title.replace('/', '_')}_{x}_{y}.png"
