@@ -620,8 +620,8 @@ def draw_pictures(
     ]
     if search:
         shown.append(partial(plot_search, study.trials, study.direction, folder))
-    # handed out longest first: the heatmaps' annotated panels in a constrained layout took
-    # 0.65-0.79 s of the 160-point grid's 1.8-1.9 s of drawing, the search's importances compute
+    # the heatmaps (one drawing for every optimizer's) and the search's importances (computed)
+    # handed out first: on the 160-point grid, drawings of 0.10-0.30 s, its heatmap 0.26 s
     order = sorted(
         range(len(shown)), key=lambda i: shown[i].func not in (plot_heatmaps, plot_search)
     )
