@@ -70,11 +70,11 @@ class ModelEntry:
             separate calls; 3c3d K=8: 0.69 s against 0.43 s; the MLP gains from batching
             (2.3x). Off the CPU all K trials run in one call.
         cpu_channels_last: whether a CPU batch enters the model channels-last (NHWC), which
-            the convs, BatchNorm and max-pools after it keep. Measured on 2 AVX-512 cores,
-            CIFAR-10 shapes, B=128, one trial's forward+backward: 3c3d 117-123 ms against
-            72-75 ms (its 3x3/2 max-pools: 330 ms of 942 in the NCHW profile, 31 ms in NHWC);
-            resnet20 224-284 ms against 198-202 ms. Off for the one-channel nets, where an NHWC
-            batch is the same tensor (cnn, 2c2d: equal timings), and for a user's module, whose
+            the convs, BatchNorm and max-pools after it keep (NCHW max-pools were 35% of
+            3c3d's step in a profile: 330 ms of 942, NHWC 31 ms). One trial's forward +
+            backward, B=128, 2 AVX-512 cores, three runs each, NCHW against NHWC: cnn 97-113
+            against 92-99 ms, 2c2d 58-76 against 54-61, 3c3d 127-151 against 72-81, resnet20
+            225-308 against 190-205 (CIFAR-10 shapes). Not for a user's module, whose
             ``x.view(B, -1)`` after a conv would fail on an NHWC tensor.
     """
 
@@ -89,9 +89,15 @@ MODEL_TABLE: dict[str, ModelEntry] = {
     "logreg": ModelEntry("logistic regression", {"init": "torch"}, 1, None),
     "mlp": ModelEntry("ReLU MLP", {"hidden": (128,), "init": "torch"}, 1, None),
     "cnn": ModelEntry(
-        "PyTorch's MNIST example net", {"dropout": True, "init": "torch"}, 6, cpu_trial_chunk=1
+        "PyTorch's MNIST example net",
+        {"dropout": True, "init": "torch"},
+        6,
+        cpu_trial_chunk=1,
+        cpu_channels_last=True,
     ),
-    "2c2d": ModelEntry("DeepOBS Fashion-MNIST net", {"init": "torch"}, 1, cpu_trial_chunk=1),
+    "2c2d": ModelEntry(
+        "DeepOBS Fashion-MNIST net", {"init": "torch"}, 1, cpu_trial_chunk=1, cpu_channels_last=True
+    ),
     "3c3d": ModelEntry(
         "DeepOBS CIFAR-10 net", {"init": "torch"}, 9, cpu_trial_chunk=1, cpu_channels_last=True
     ),

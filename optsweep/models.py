@@ -13,7 +13,7 @@ trials and returns logits ``(K, B, num_classes)``. The layers are batched by han
 On CPU the conv models run the trials in chunks of ``cpu_trial_chunk`` (1): there, grouped
 convs over many trials are memory-bound and slower than one trial at a time (measured;
 see ``catalog.ModelEntry.cpu_trial_chunk``). The result is the same either way. There the
-CIFAR nets (3c3d, the ResNets) take the batch channels-last, NHWC: 1.1-1.6x faster
+conv nets take the batch channels-last, NHWC: 1.1-1.6x faster
 (``catalog.ModelEntry.cpu_channels_last``), the same result to rounding.
 
 Dropout masks are drawn from ``generator`` with a shape that does not depend on K (one
@@ -92,6 +92,12 @@ class BatchedModel:
     buffers: tuple[ParamSpec, ...] = ()
     # Whether a CPU batch enters channels-last (NHWC); see catalog.ModelEntry.
     cpu_channels_last: bool = False
+    # The last seed's parameters as drawn: a sweep's batches start from the same seed, and
+    # 2c2d's truncated normals took 0.11-0.13 s a draw (four batches and the K probe's
+    # memory count drew them five times in a 32-trial run)
+    _drawn_last: dict[int, list[Tensor]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -115,7 +121,10 @@ class BatchedModel:
         Depends only on ``seed``; draws in the reference module's construction order, so
         torch-default models equal ``torch.manual_seed(seed); Module()`` exactly.
         """
-        return _drawn(self.params, seed)
+        if seed not in self._drawn_last:
+            self._drawn_last.clear()
+            self._drawn_last[seed] = _drawn(self.params, seed)
+        return [t.clone() for t in self._drawn_last[seed]]
 
     def init_buffers(self, seed: int) -> list[Tensor]:
         """One trial's buffers as the reference module starts them (seed ``seed``), CPU."""
@@ -141,8 +150,8 @@ class BatchedModel:
 
         ``params[i]`` is ``(K, *param_shapes[i])``. With ``train=True`` dropout (cnn) draws
         its masks from ``generator`` (on ``x``'s device), one mask per sample for all K.
-        On CPU, conv models run ``cpu_trial_chunk`` trials per call, and the CIFAR nets take
-        the batch channels-last (``cpu_channels_last``): the same result to rounding, faster.
+        On CPU, conv models run ``cpu_trial_chunk`` trials per call and take the batch
+        channels-last (``cpu_channels_last``): the same result to rounding, faster.
         ``buffers[i]`` is ``(K, *buffers[i].shape)``; a training forward updates them in place.
         """
         if len(params) != len(self.params) or len(buffers) != len(self.buffers):
@@ -159,7 +168,7 @@ class BatchedModel:
         k = params[0].shape[0]
         chunk = self.cpu_trial_chunk if x.device.type == "cpu" else None
         if self.cpu_channels_last and x.device.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = _channels_last(x)
         if chunk is None or chunk >= k:
             return self._forward([*params, *buffers], x, masks)
         # split (not slicing) so the backward pass concatenates the chunks' gradients once;
@@ -183,6 +192,16 @@ def _drawn(specs: Sequence[ParamSpec], seed: int) -> list[Tensor]:
 
 
 # ---------------------------------------------------------------------------------- batched layers
+
+
+def _channels_last(x: Tensor) -> Tensor:
+    """``x`` ``(B, C, H, W)`` with NHWC strides, which the convs after it then keep. One
+    channel (MNIST) is the same memory either way, so `Tensor.contiguous` leaves its NCHW
+    strides, and a conv on them runs NCHW: it gets NHWC strides over the same memory."""
+    if x.shape[1] == 1:
+        _, _, height, width = x.shape
+        return x.contiguous().as_strided(x.shape, (height * width, 1, width, 1))
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def _first_linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
