@@ -434,7 +434,7 @@ def test_resnet_trials_equal_the_plain_module_training_and_evaluating(init: str)
     ],
 )
 def test_the_conv_nets_convolve_a_channels_last_batch_on_cpu(
-    name: str, shape: tuple[int, int, int], nhwc: bool, monkeypatch: pytest.MonkeyPatch
+    name: str, shape: tuple[int, int, int], nhwc: bool | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`cpu_channels_last`: the first conv of every conv net gets the batch NHWC, one channel
     (MNIST) included, where `Tensor.contiguous` would leave it NCHW (None: no conv)."""
