@@ -544,6 +544,14 @@ def _plan(
     with studies.study_lock(study):
         studies.mark_alive(study)
         _requeue(study, studies.reap_stale(study))
+        # Held beyond the pending repeats: asked by an attempt of this round that the database
+        # cut short (`again` retries the whole round). Never trained, they would stay RUNNING
+        # under this worker's heartbeat while every worker waited on them: handed back.
+        waits = {asked.trial_id for asked in pending}
+        orphans = [i for i in holding.trial_ids if i not in waits]
+        _requeue(study, [i for i in orphans if _fail_interrupted(study, i, own=True)])
+        for trial_id in orphans:
+            holding.discard(trial_id)
         trials = study.get_trials(deepcopy=False)
         by_id = {private.trial_id(t): t for t in trials}
         for asked in pending:
