@@ -549,7 +549,7 @@ def _plan(
         # under this worker's heartbeat while every worker waited on them: handed back.
         waits = {asked.trial_id for asked in pending}
         orphans = [i for i in holding.trial_ids if i not in waits]
-        _requeue(study, [i for i in orphans if _fail_interrupted(study, i, own=True)])
+        _handed_back(study, orphans, own=True)
         for trial_id in orphans:
             holding.discard(trial_id)
         trials = study.get_trials(deepcopy=False)
@@ -721,8 +721,12 @@ def _hand_back(study: optuna.Study, trial_ids: Sequence[int], *, own: bool = Tru
     (``own``: recorded as its, since one stopped between ask and suggest has no other
     record), or those a killed run left on a SQLite study."""
     with studies.study_lock(study):
-        stopped = [i for i in trial_ids if _fail_interrupted(study, i, own)]
-        _requeue(study, stopped)
+        _handed_back(study, trial_ids, own=own)
+
+
+def _handed_back(study: optuna.Study, trial_ids: Sequence[int], *, own: bool) -> None:
+    """`_hand_back` with the study lock already held (a round of `_plan`)."""
+    _requeue(study, [i for i in trial_ids if _fail_interrupted(study, i, own)])
 
 
 def _fail_interrupted(study: optuna.Study, trial_id: int, own: bool) -> bool:
